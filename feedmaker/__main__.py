@@ -1,0 +1,3 @@
+from feedmaker.cli import main
+
+raise SystemExit(main())

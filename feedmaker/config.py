@@ -1,0 +1,325 @@
+"""The untrusted boundary: TOML files -> validated, frozen SiteConfig and Settings.
+
+config/feedmaker.toml holds global settings and combined feeds; config/sites/*.toml holds one site
+each (its id is the file stem). Every problem is a ConfigError naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Selectors are compiled here so that a typo is a config error at load time, not an empty feed later.
+from selectolax.lexbor import LexborHTMLParser, SelectolaxError
+
+from feedmaker.errors import ConfigError
+
+SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_PROBE = LexborHTMLParser("<p></p>")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def check_selector(css: str) -> str:
+    try:
+        _PROBE.css(css)
+    except SelectolaxError as exc:
+        raise ValueError(f"invalid CSS selector {css!r}") from exc
+    return css
+
+
+def check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
+    return pattern
+
+
+def check_http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return url
+
+
+class FieldSpec(_Frozen):
+    """One way to read one field: the first node matching `css`, its text or `attr`."""
+
+    css: str
+    attr: str | None = None  # read this attribute instead of the text
+    format: str | None = None  # strptime format, for dates printed in a site's own way
+    all: bool = False  # join the text of every match (e.g. several authors)
+    regex: str | None = None  # keep group 1 (or the whole match) of this pattern
+
+    _css = field_validator("css")(classmethod(lambda cls, v: check_selector(v)))
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        return None if v is None else check_regex(v)
+
+
+def _to_chain(value: Any) -> Any:
+    """A field is a CSS string, a table, or a list of either tried in order."""
+    if isinstance(value, str | dict):
+        value = [value]
+    if isinstance(value, list):
+        return tuple({"css": v} if isinstance(v, str) else v for v in value)
+    return value
+
+
+FieldChain = Annotated[tuple[FieldSpec, ...], BeforeValidator(_to_chain), Field(min_length=1)]
+
+
+class ArticleSelectors(_Frozen):
+    """Fields read on the article page behind each new item's link."""
+
+    headline: FieldChain | None = None
+    date: FieldChain | None = None
+    author: FieldChain | None = None
+    summary: FieldChain | None = None
+    image: FieldChain | None = None
+    content: FieldChain | None = None
+
+
+class ListSelectors(ArticleSelectors):
+    """Fields read on the listing page, inside each `item` node."""
+
+    item: str
+    link: FieldChain = (FieldSpec(css="a[href]", attr="href"),)
+    next: FieldChain | None = None  # link to the next listing page (pagination)
+
+    _item = field_validator("item")(classmethod(lambda cls, v: check_selector(v)))
+
+
+class Canonical(_Frozen):
+    strip: tuple[str, ...] = ()  # site-specific regexes removed before the canonical key is made
+
+    @field_validator("strip")
+    @classmethod
+    def _patterns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_regex(p) for p in v)
+
+
+class Filters(_Frozen):
+    """Keep an item only if it matches some `include` (when given) and no `exclude` (regex, any case)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _patterns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_regex(p) for p in v)
+
+
+_EVERY = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Schedule(_Frozen):
+    """`every 30m` (s, m, h, d) or a five-field cron line."""
+
+    text: str
+    interval: int | None = None  # seconds, for `every ...`
+    cron: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Schedule:
+        text = text.strip()
+        if m := _EVERY.match(text):
+            seconds = int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            if seconds < 1:
+                raise ValueError("interval must be at least 1 s")
+            return cls(text=text, interval=seconds)
+        if len(text.split()) == 5:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(text)
+            except ValueError as exc:
+                raise ValueError(f"invalid cron line {text!r}: {exc}") from exc
+            return cls(text=text, cron=text)
+        raise ValueError(f"schedule {text!r} is neither 'every N(s|m|h|d)' nor a five-field cron line")
+
+
+def _schedule(value: Any) -> Any:
+    return Schedule.parse(value) if isinstance(value, str) else value
+
+
+class SiteConfig(_Frozen):
+    id: str
+    path: str = ""
+    name: str
+    home: str | None = None  # the site's front page, for the feed's alternate link
+    start_urls: tuple[str, ...] = Field(min_length=1)
+    timezone: str = "UTC"  # applied only to dates printed without an offset
+    language: str | None = None
+    schedule: Annotated[Schedule, BeforeValidator(_schedule)] = Schedule(text="every 1h", interval=3600)
+    max_pages: int = Field(default=1, ge=1, le=50)  # listing pages followed via list.next
+    max_items: int = Field(default=50, ge=1, le=1000)  # items taken per run
+    max_articles: int = Field(default=20, ge=0, le=500)  # article pages followed per run (new items only)
+    delay: float | None = Field(default=None, ge=0)  # per-host gap in seconds; None = global default
+    allow_private_network: bool = False  # let this site reach loopback/private addresses (intranets, tests)
+    list: ListSelectors
+    article: ArticleSelectors | None = None
+    canonical: Canonical = Canonical()
+    filters: Filters = Filters()
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not SITE_ID.match(v):
+            raise ValueError(f"site id {v!r} must be lowercase letters, digits, '-' or '_' (it is the file name)")
+        return v
+
+    @field_validator("start_urls")
+    @classmethod
+    def _urls(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_http_url(u) for u in v)
+
+    @field_validator("home")
+    @classmethod
+    def _home(cls, v: str | None) -> str | None:
+        return None if v is None else check_http_url(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def home_url(self) -> str:
+        return self.home or self.start_urls[0]
+
+
+class FetchSettings(_Frozen):
+    user_agent: str = "feedmaker/0.1 (+https://github.com/feedmaker/feedmaker)"
+    timeout: float = Field(default=30.0, gt=0)  # total deadline per fetch, body included
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=20.0, gt=0)
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # decoded body cap
+    delay: float = Field(default=1.0, ge=0)  # minimum gap between requests to one host
+    retries: int = Field(default=2, ge=0, le=10)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    concurrency: int = Field(default=16, ge=1, le=256)  # requests in flight over all hosts
+    obey_robots: bool = True
+    allow_private_networks: tuple[str, ...] = ()  # CIDRs or hosts reachable despite the private-address guard
+
+
+class ServerSettings(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    base_url: str | None = None  # public URL of the server, for feed self links and OPML
+
+
+class CombinedFeed(_Frozen):
+    id: str
+    title: str
+    sites: tuple[str, ...] = Field(min_length=1)
+
+    _id = field_validator("id")(classmethod(lambda cls, v: SiteConfig._id(v)))  # type: ignore[operator]
+
+
+class Settings(_Frozen):
+    path: str = ""
+    output_dir: Path = Path("output")
+    state_dir: Path = Path("state")
+    feed_size: int = Field(default=50, ge=1, le=10_000)  # newest N entries per feed
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    fetch: FetchSettings = FetchSettings()
+    server: ServerSettings = ServerSettings()
+    feed: tuple[CombinedFeed, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_feeds(self) -> Settings:
+        ids = [f.id for f in self.feed]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"feed ids must be unique, got {ids}")
+        return self
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"TOML syntax: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from exc
+
+
+def _config_error(path: Path, exc: ValidationError) -> ConfigError:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        problems.append((key, msg))
+    key, msg = problems[0]
+    more = f" (and {len(problems) - 1} more: " + "; ".join(f"{k}: {m}" for k, m in problems[1:]) + ")" if len(problems) > 1 else ""
+    return ConfigError(str(path), key, msg + more)
+
+
+def load_site(path: Path) -> SiteConfig:
+    data = _read_toml(path)
+    for reserved in ("id", "path"):
+        if reserved in data:
+            raise ConfigError(str(path), reserved, "is set from the file name; remove it")
+    try:
+        return SiteConfig.model_validate({**data, "id": path.stem, "path": str(path)})
+    except ValidationError as exc:
+        raise _config_error(path, exc) from exc
+
+
+def load_sites(directory: Path) -> list[SiteConfig]:
+    """Every `*.toml` in `directory`, sorted by id. Raises on the first bad file."""
+    return [load_site(p) for p in sorted(directory.glob("*.toml"))]
+
+
+def load_settings(path: Path) -> Settings:
+    """Global settings; a missing file means all defaults. Relative dirs are relative to the config's parent."""
+    data = _read_toml(path) if path.exists() else {}
+    try:
+        settings = Settings.model_validate({**data, "path": str(path)})
+    except ValidationError as exc:
+        raise _config_error(path, exc) from exc
+    root = path.parent.parent if path.parent.name == "config" else path.parent
+    return settings.model_copy(
+        update={
+            "output_dir": settings.output_dir if settings.output_dir.is_absolute() else root / settings.output_dir,
+            "state_dir": settings.state_dir if settings.state_dir.is_absolute() else root / settings.state_dir,
+        }
+    )
+
+
+def load_all(config_dir: Path) -> tuple[Settings, list[SiteConfig]]:
+    """Settings plus sites, with cross-checks: combined feeds name existing sites and no id clashes."""
+    settings = load_settings(config_dir / "feedmaker.toml")
+    sites = load_sites(config_dir / "sites")
+    ids = {s.id for s in sites}
+    for i, feed in enumerate(settings.feed):
+        if feed.id in ids:
+            raise ConfigError(settings.path, f"feed.{i}.id", f"{feed.id!r} is also a site id")
+        missing = [s for s in feed.sites if s not in ids]
+        if missing:
+            raise ConfigError(settings.path, f"feed.{i}.sites", f"unknown site(s) {missing}; known: {sorted(ids)}")
+    return settings, sites

@@ -1,0 +1,59 @@
+"""The one exception tree of feedmaker.
+
+* FeedmakerError           the CLI prints these without a traceback; anything else is a bug
+  - ConfigError            path + key (or line:col from tomllib) + problem
+  - FetchError             url + reason
+    · Blocked              robots.txt disallows, private address refused, or 401/403/429 after retries
+    · TooLarge             body over the decoded-size cap (checked while streaming)
+  - ExtractError           url + selector that matched nothing
+  - StoreError             the database refused a read or write
+  - FeedError              a feed could not be built or written
+  - LockedError            another feedmaker process holds the state directory
+
+Expected outcomes are values, not exceptions (`NotModified`, `Duplicate`).
+"""
+
+from __future__ import annotations
+
+
+class FeedmakerError(Exception):
+    """Base of every error feedmaker raises on purpose."""
+
+
+class ConfigError(FeedmakerError):
+    def __init__(self, path: str, key: str, problem: str) -> None:
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where}: {problem}")
+        self.path, self.key, self.problem = path, key, problem
+
+
+class FetchError(FeedmakerError):
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url, self.reason = url, reason
+
+
+class Blocked(FetchError):
+    """Robots.txt, the address guard or the server refused us; retrying now will not help."""
+
+
+class TooLarge(FetchError):
+    """The decoded body passed the size cap."""
+
+
+class ExtractError(FeedmakerError):
+    def __init__(self, url: str, selector: str, problem: str = "matched nothing") -> None:
+        super().__init__(f"{url}: selector {selector!r} {problem}")
+        self.url, self.selector, self.problem = url, selector, problem
+
+
+class StoreError(FeedmakerError):
+    pass
+
+
+class FeedError(FeedmakerError):
+    pass
+
+
+class LockedError(FeedmakerError):
+    pass

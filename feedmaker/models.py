@@ -1,0 +1,137 @@
+"""Frozen data passed between stages: fetch -> extract -> store -> feed, and the reports about them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Validators:
+    """What to send next time for a conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page:
+    """fetch -> extract."""
+
+    url: str  # final URL after redirects: the base for relative links
+    body: bytes
+    encoding: str | None  # charset from Content-Type; extract decides the fallback
+    validators: Validators = field(default_factory=Validators)
+    fetched_at: datetime = field(default_factory=utcnow)  # always tz-aware (UTC)
+    status: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class NotModified:
+    """A 304 is a result, not an error."""
+
+    url: str
+
+
+FetchResult = Page | NotModified
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Article:
+    """extract -> store: absolute URLs, stripped text, parsed tz-aware dates."""
+
+    site: str
+    url: str
+    headline: str
+    published: datetime | None = None
+    author: str | None = None
+    summary: str | None = None
+    image: str | None = None
+    content: str | None = None  # sanitised HTML
+    # Where each value came from: ("headline", "selector:h1"), ("date", "json-ld"), ...
+    origins: tuple[tuple[str, str], ...] = ()
+
+    def origin(self, name: str) -> str | None:
+        return next((where for field_name, where in self.origins if field_name == name), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listing:
+    """What a listing page yields: the items on it and the next page to follow, if any."""
+
+    url: str
+    items: tuple[Article, ...]
+    next_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """store -> feed: an Article plus the identity the store gave it."""
+
+    id: str  # minted once at first sight; never recomputed from mutable fields
+    key: str  # canonical headline (canon.py)
+    article: Article
+    first_seen: datetime
+    updated: datetime
+    sources: tuple[str, ...] = ()  # other URLs (other sites) the same story was seen at
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    entry: Entry
+
+
+@dataclass(frozen=True, slots=True)
+class Updated:
+    """A known story whose fields changed (e.g. an edited headline found via its canonical URL)."""
+
+    entry: Entry
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """The story is already stored (same canonical key or URL); this sighting was recorded as a source."""
+
+    entry: Entry
+    source_url: str
+
+
+AddResult = Added | Updated | Duplicate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedMeta:
+    id: str  # feed id: site id or combined feed id
+    title: str
+    link: str  # the site's home (alternate link)
+    self_url: str | None = None  # where the feed is served, if known
+    subtitle: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteReport:
+    """crawl -> cli/schedule/serve: what one run of one site did."""
+
+    site: str
+    started: datetime
+    finished: datetime
+    pages: int = 0
+    items: int = 0
+    new: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    not_modified: int = 0
+    errors: tuple[str, ...] = ()  # one line each, naming the URL or selector at fault
+    warnings: tuple[str, ...] = ()  # drift and empty fields: the run worked but something rots
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
