@@ -243,7 +243,7 @@ class CombinedFeed(_Frozen):
     title: str
     sites: tuple[str, ...] = Field(min_length=1)
 
-    _id = field_validator("id")(classmethod(lambda cls, v: SiteConfig._id(v)))  # type: ignore[operator]
+    _id = field_validator("id")(classmethod(lambda cls, v: SiteConfig._id(v)))
 
 
 class Settings(_Frozen):
