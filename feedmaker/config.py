@@ -264,38 +264,57 @@ class Settings(_Frozen):
         return self
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        text = path.read_text(encoding="utf-8")
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"TOML syntax: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"not UTF-8 text: {exc}") from exc
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from exc
 
 
-def _config_error(path: Path, exc: ValidationError) -> ConfigError:
+def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """Best-effort line of a key: walk its path through [section] headers and `key =` lines."""
+    lines = text.splitlines()
+    names = [p for p in loc if isinstance(p, str)]
+    pos, found = 0, None
+    for depth, name in enumerate(names):
+        header = ".".join(names[: depth + 1])
+        hit = next((i for i, line in enumerate(lines) if line.strip() in (f"[{header}]", f"[[{header}]]")), None)
+        if hit is None:
+            pattern = re.compile(rf"(^|[\s{{,]){re.escape(name)}\s*=")
+            hit = next((i for i in range(pos, len(lines)) if pattern.search(lines[i])), None)
+        if hit is None:
+            break
+        pos = found = hit
+    return None if found is None else found + 1
+
+
+def _config_error(path: Path, exc: ValidationError, text: str = "") -> ConfigError:
     problems = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+        key = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         problems.append((key, msg))
     key, msg = problems[0]
     more = f" (and {len(problems) - 1} more: " + "; ".join(f"{k}: {m}" for k, m in problems[1:]) + ")" if len(problems) > 1 else ""
-    return ConfigError(str(path), key, msg + more)
+    return ConfigError(str(path), key, msg + more, line=_line_of(text, exc.errors()[0]["loc"]))
 
 
 def load_site(path: Path) -> SiteConfig:
-    data = _read_toml(path)
+    data, text = _read_toml(path)
     for reserved in ("id", "path"):
         if reserved in data:
             raise ConfigError(str(path), reserved, "is set from the file name; remove it")
     try:
         return SiteConfig.model_validate({**data, "id": path.stem, "path": str(path)})
     except ValidationError as exc:
-        raise _config_error(path, exc) from exc
+        raise _config_error(path, exc, text) from exc
 
 
 def load_sites(directory: Path) -> list[SiteConfig]:
@@ -305,11 +324,11 @@ def load_sites(directory: Path) -> list[SiteConfig]:
 
 def load_settings(path: Path) -> Settings:
     """Global settings; a missing file means all defaults. Relative dirs are relative to the config's parent."""
-    data = _read_toml(path) if path.exists() else {}
+    data, text = _read_toml(path) if path.exists() else ({}, "")
     try:
         settings = Settings.model_validate({**data, "path": str(path)})
     except ValidationError as exc:
-        raise _config_error(path, exc) from exc
+        raise _config_error(path, exc, text) from exc
     root = path.parent.parent if path.parent.name == "config" else path.parent
     return settings.model_copy(
         update={

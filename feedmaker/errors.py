@@ -21,10 +21,11 @@ class FeedmakerError(Exception):
 
 
 class ConfigError(FeedmakerError):
-    def __init__(self, path: str, key: str, problem: str) -> None:
-        where = f"{path}: {key}" if key else path
+    def __init__(self, path: str, key: str, problem: str, *, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line else path
+        where = f"{where}: {key}" if key else where
         super().__init__(f"{where}: {problem}")
-        self.path, self.key, self.problem = path, key, problem
+        self.path, self.key, self.problem, self.line = path, key, problem, line
 
 
 class FetchError(FeedmakerError):

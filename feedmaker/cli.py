@@ -1,0 +1,279 @@
+"""Command line: args -> library call -> exit code.
+
+  feedmaker run [--once]          crawl every site (once, or as a daemon serving the feeds)
+  feedmaker check SITE            dry run: what each selector extracts, item by item
+  feedmaker validate              lint every config file
+  feedmaker suggest URL|FILE      propose a site config for a listing page
+
+Exit codes: 0 ok, 1 a site or command failed, 2 a config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from feedmaker import __version__
+from feedmaker.config import Settings, SiteConfig, load_all, load_settings, load_site
+from feedmaker.errors import ConfigError, ExtractError, FeedmakerError
+from feedmaker.models import Article, NotModified, Page, SiteReport
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("headline", "url", "published", "author", "summary", "image", "content")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feedmaker", description="Turn web pages into Atom feeds.")
+    parser.add_argument("--version", action="version", version=f"feedmaker {__version__}")
+    parser.add_argument("--config", type=Path, default=Path("config"), help="config directory (default: ./config)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="crawl every site; without --once, run as a daemon serving the feeds")
+    run.add_argument("--once", action="store_true", help="crawl every site once, write the feeds and exit")
+    run.add_argument("--site", action="append", default=[], help="only this site (repeatable)")
+
+    check = sub.add_parser("check", help="dry run of one site's selectors; stores nothing")
+    check.add_argument("site", help="site id (config/sites/<id>.toml) or path to a site file")
+    source = check.add_mutually_exclusive_group()
+    source.add_argument("--html", type=Path, help="read the listing page from this file")
+    source.add_argument("--url", help="fetch this URL instead of the first start URL")
+    check.add_argument("--article", action="store_true", help="also follow the first item to its article page")
+
+    sub.add_parser("validate", help="lint every config file")
+
+    suggest = sub.add_parser("suggest", help="propose a site config for a listing page")
+    suggest.add_argument("source", help="URL or HTML file of a listing page")
+    suggest.add_argument("--name", help="site name to put in the config")
+    return parser
+
+
+def _setup_logging(level: str, verbose: int, *, daemon: bool = False) -> None:
+    chosen = "DEBUG" if verbose >= 2 else ("INFO" if verbose == 1 else level)
+    logging.basicConfig(level=chosen, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    # httpx logs every request at INFO; the crawler logs what matters per site.
+    for noisy in ("httpx", "httpcore", "apscheduler"):
+        logging.getLogger(noisy).setLevel("DEBUG" if verbose >= 2 and not daemon else "WARNING")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            if not args.once:
+                from feedmaker.daemon import run_daemon
+
+                return run_daemon(args.config, verbose=args.verbose)
+            return _run_once(args.config, args.site, args.verbose)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "validate":
+            return _validate(args.config)
+        if args.command == "suggest":
+            return _suggest(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except FeedmakerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(args.command)
+
+
+def _selected(sites: list[SiteConfig], wanted: list[str]) -> list[SiteConfig]:
+    if not wanted:
+        return sites
+    known = {s.id for s in sites}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise ConfigError("--site", "", f"unknown site(s) {unknown}; known: {sorted(known)}")
+    return [s for s in sites if s.id in wanted]
+
+
+class Progress:
+    """One line per finished site on a terminal, so a long run shows it is alive."""
+
+    def __init__(self, total: int, out: TextIO) -> None:
+        self.total, self.done, self.out = total, 0, out
+
+    def __call__(self, report: SiteReport) -> None:
+        self.done += 1
+        if self.out.isatty():
+            state = "ok" if report.ok else "FAILED"
+            print(f"[{self.done}/{self.total}] {report.site}: {state} new={report.new} ({report.seconds:.1f} s)", file=self.out)
+
+
+def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
+    from feedmaker.crawl import crawl_all
+    from feedmaker.daemon import state_lock
+    from feedmaker.feed import clean_stale_temp
+    from feedmaker.fetch import Fetcher
+    from feedmaker.store import Store
+
+    settings, all_sites = load_all(config_dir)
+    sites = _selected(all_sites, wanted)
+    _setup_logging(settings.log_level, verbose)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+
+    async def go() -> list[SiteReport]:
+        async with Fetcher(settings.fetch) as fetcher:
+            return await crawl_all(settings, sites, fetcher=fetcher, store=store, on_done=Progress(len(sites), sys.stderr))
+
+    with state_lock(settings.state_dir), Store(settings.state_dir / "feedmaker.db") as store:
+        clean_stale_temp(settings.output_dir)
+        reports = asyncio.run(go())
+    _print_summary(reports, settings)
+    failed = [r.site for r in reports if not r.ok]
+    if failed:
+        print(f"failed sites: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_summary(reports: list[SiteReport], settings: Settings) -> None:
+    rows = [("site", "status", "pages", "items", "new", "upd", "dup", "secs")]
+    for r in reports:
+        status = "ok" if r.ok else "FAILED"
+        rows.append((r.site, status, str(r.pages), str(r.items), str(r.new), str(r.updated), str(r.duplicates), f"{r.seconds:.1f}"))
+    _table(rows, sys.stdout)
+    for r in reports:
+        for err in r.errors:
+            print(f"  {r.site}: error: {err}")
+        for warning in r.warnings:
+            print(f"  {r.site}: warning: {warning}")
+    print(f"feeds written to {settings.output_dir}")
+
+
+def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out)
+
+
+def _validate(config_dir: Path) -> int:
+    settings, sites = load_all(config_dir)
+    for site in sites:
+        print(f"ok  {site.path}  ({site.name}, {len(site.start_urls)} start URL(s), schedule {site.schedule.text})")
+    print(f"{len(sites)} site(s), {len(settings.feed)} combined feed(s): all valid")
+    return 0
+
+
+def _load_check_site(config_dir: Path, ref: str) -> SiteConfig:
+    path = Path(ref)
+    if path.suffix == ".toml" or path.exists():
+        return load_site(path)
+    candidate = config_dir / "sites" / f"{ref}.toml"
+    if not candidate.exists():
+        raise ConfigError(str(candidate), "", "no such site file")
+    return load_site(candidate)
+
+
+def _shorten(value: object, width: int = 70) -> str:
+    text = "" if value is None else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _show_article(article: Article, out: TextIO) -> None:
+    for name in FIELDS:
+        value = getattr(article, name)
+        origin = article.origin(name if name != "published" else "date") or article.origin(name) or ""
+        shown = _shorten(value) if value else "-- empty --"
+        print(f"    {name:<9} {shown}" + (f"   [{origin}]" if origin and value else ""), file=out)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from feedmaker.extract import extract_article, extract_listing
+    from feedmaker.fetch import Fetcher
+
+    settings = load_settings(args.config / "feedmaker.toml")
+    site = _load_check_site(args.config, args.site)
+    _setup_logging(settings.log_level, args.verbose)
+    out = sys.stdout
+
+    async def fetch(url: str) -> Page:
+        async with Fetcher(settings.fetch) as fetcher:
+            result = await fetcher.fetch(url, allow_private=site.allow_private_network)
+        assert not isinstance(result, NotModified)  # no validators sent, so no 304
+        return result
+
+    if args.html:
+        page = Page(url=args.url or site.start_urls[0], body=args.html.read_bytes(), encoding=None)
+    else:
+        page = asyncio.run(fetch(args.url or site.start_urls[0]))
+    print(f"site {site.id} ({site.path}), page {page.url}", file=out)
+    try:
+        listing = extract_listing(page, site)
+    except ExtractError as exc:
+        print(f"error: {exc}: 0 items; fix list.item", file=out)
+        return 1
+    items = listing.items
+    print(f"{len(items)} item(s) from list.item {site.list.item!r}", file=out)
+    for n, item in enumerate(items, 1):
+        print(f"  #{n}", file=out)
+        _show_article(item, out)
+    warnings = _empty_field_warnings(site, items)
+    if listing.next_url:
+        print(f"next page: {listing.next_url}", file=out)
+    elif site.list.next:
+        warnings.append(f"list.next {site.list.next[0].css!r} matched nothing")
+    if args.article and items:
+        article_page = page if args.html else asyncio.run(fetch(items[0].url))
+        if args.html:
+            print("(--article with --html: the article page is not fetched; showing listing page fallbacks)", file=out)
+        full = extract_article(article_page, site, items[0])
+        print(f"article page {article_page.url}", file=out)
+        _show_article(full, out)
+    for warning in warnings:
+        print(f"warning: {warning}", file=out)
+    return 0
+
+
+def _empty_field_warnings(site: SiteConfig, items: Sequence[Article]) -> list[str]:
+    names = {"headline": "headline", "date": "published", "author": "author", "summary": "summary", "image": "image", "content": "content"}
+    warnings = []
+    for key, attr in names.items():
+        chain = getattr(site.list, key)
+        if not chain:
+            continue
+        empty = sum(1 for i in items if not getattr(i, attr))
+        if empty:
+            css = " / ".join(spec.css for spec in chain)
+            warnings.append(f"list.{key} {css!r} is empty in {empty}/{len(items)} item(s)")
+    return warnings
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from feedmaker.suggest import suggest
+
+    source: str = args.source
+    if source.startswith(("http://", "https://")):
+        from feedmaker.extract import decode_html
+        from feedmaker.fetch import Fetcher
+
+        settings = load_settings(args.config / "feedmaker.toml")
+
+        async def fetch() -> Page:
+            async with Fetcher(settings.fetch) as fetcher:
+                result = await fetcher.fetch(source)
+            assert not isinstance(result, NotModified)
+            return result
+
+        page = asyncio.run(fetch())
+        html, url = decode_html(page.body, page.encoding), page.url
+    else:
+        from feedmaker.extract import decode_html
+
+        html, url = decode_html(Path(source).read_bytes(), None), "https://example.com/"
+    suggestion = suggest(html, url)
+    print(suggestion.to_toml(args.name or "New site"))
+    return 0

@@ -1,0 +1,240 @@
+"""The orchestrator: SiteConfig -> fetch -> extract -> canon -> store -> SiteReport, and store -> feed files.
+
+The only module that knows every stage. One broken site never stops the others: crawl_site catches
+FeedmakerError and records it in the SiteReport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from feedmaker.canon import canonical_key, canonical_url
+from feedmaker.config import Settings, SiteConfig
+from feedmaker.errors import ExtractError, FeedmakerError, FetchError
+from feedmaker.extract import extract_article, extract_listing
+from feedmaker.feed import render_atom, write_feed
+from feedmaker.fetch import Fetcher
+from feedmaker.models import Added, Article, Duplicate, FeedMeta, NotModified, SiteReport, Updated, utcnow
+from feedmaker.store import Store
+
+log = logging.getLogger(__name__)
+
+# Fields whose fill rate is watched for drift, with the config key that feeds them.
+WATCHED = ("headline", "published", "author", "summary", "image")
+SELECTOR_KEY = {"headline": "headline", "published": "date", "author": "author", "summary": "summary", "image": "image"}
+# A field that was filled in at least this share of items in the last good run and now in none has drifted.
+DRIFT_BEFORE = 0.5
+
+
+def fill_rates(articles: Sequence[Article]) -> dict[str, float]:
+    if not articles:
+        return {}
+    return {
+        name: sum(1 for a in articles if getattr(a, name)) / len(articles)
+        for name in WATCHED
+    }
+
+
+def _selector_for(site: SiteConfig, name: str) -> str:
+    key = SELECTOR_KEY[name]
+    for section, selectors in (("list", site.list), ("article", site.article)):
+        chain = getattr(selectors, key, None) if selectors is not None else None
+        if chain:
+            return f"{section}.{key} {' / '.join(spec.css for spec in chain)!r}"
+    return f"{key} (fallbacks only)"
+
+
+async def _read_listings(site: SiteConfig, fetcher: Fetcher, store: Store) -> tuple[list[Article], int, int]:
+    """Fetch every start URL and follow `list.next` up to max_pages. Returns items, pages parsed, 304s."""
+    items: list[Article] = []
+    pages = not_modified = 0
+    for start in site.start_urls:
+        url: str | None = start
+        seen: set[str] = set()
+        while url and url not in seen and len(seen) < site.max_pages:
+            seen.add(url)
+            result = await fetcher.fetch(
+                url, known=store.validators(url), allow_private=site.allow_private_network, delay=site.delay
+            )
+            if isinstance(result, NotModified):
+                # Unchanged listing: its items are stored already, and later pages are unchanged too.
+                not_modified += 1
+                break
+            listing = extract_listing(result, site)
+            pages += 1
+            # Save validators only after a good parse, so that a broken page is not hidden by a 304 next time.
+            store.save_validators(url, result.validators)
+            items.extend(listing.items)
+            url = listing.next_url
+    unique: dict[str, Article] = {}
+    for item in items:
+        unique.setdefault(canonical_url(item.url), item)
+    return list(unique.values())[: site.max_items], pages, not_modified
+
+
+async def _complete(site: SiteConfig, item: Article, fetcher: Fetcher, warnings: list[str]) -> Article | None:
+    """Follow a new item's link for its article-page fields; keep the listing item if that fails."""
+    try:
+        result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay)
+        if isinstance(result, NotModified):
+            return item
+        return extract_article(result, site, item)
+    except FeedmakerError as exc:
+        warnings.append(f"article page skipped: {exc}")
+        log.warning("site=%s article failed url=%s reason=%s", site.id, item.url, exc)
+        return item if item.headline else None
+
+
+async def crawl_site(
+    site: SiteConfig,
+    *,
+    settings: Settings,
+    fetcher: Fetcher,
+    store: Store,
+    now: Callable[[], datetime] = utcnow,
+) -> SiteReport:
+    """One run of one site. Never raises FeedmakerError: failures are in the report, which is also stored."""
+    started = now()
+    errors: list[str] = []
+    warnings: list[str] = []
+    counts = {"new": 0, "updated": 0, "duplicates": 0}
+    pages = not_modified = 0
+    articles: list[Article] = []
+    try:
+        items, pages, not_modified = await _read_listings(site, fetcher, store)
+        known = store.known_urls(site.id, [canonical_url(i.url) for i in items])
+        fresh = [i for i in items if canonical_url(i.url) not in known]
+        # Known items still go through the store (listing fields only): an edited headline updates its entry.
+        completed: list[Article | None] = [i for i in items if canonical_url(i.url) in known]
+        follow = site.article is not None or any(not i.headline for i in fresh)
+        todo = fresh[: site.max_articles] if follow else []
+        completed += await asyncio.gather(*(_complete(site, i, fetcher, warnings) for i in todo))
+        completed += fresh[len(todo) :]
+        for article in completed:
+            if article is None:
+                continue
+            if not article.headline:
+                warnings.append(f"{article.url}: no headline found; item skipped")
+                continue
+            articles.append(article)
+            key = canonical_key(article.headline, strip=site.canonical.strip, site_names=(site.name,))
+            outcome = store.add(article, key=key, url_key=canonical_url(article.url))
+            if isinstance(outcome, Added):
+                counts["new"] += 1
+            elif isinstance(outcome, Updated):
+                counts["updated"] += 1
+            elif isinstance(outcome, Duplicate):
+                counts["duplicates"] += 1
+        warnings.extend(_drift(site, store, articles))
+    except FetchError as exc:
+        errors.append(f"fetch failed: {exc}")
+    except ExtractError as exc:
+        last = store.last_good_run(site.id)
+        hint = f" (last good run found {last.items} items)" if last and last.items else ""
+        errors.append(f"extract failed: {exc}{hint}")
+    except FeedmakerError as exc:
+        errors.append(str(exc))
+    report = SiteReport(
+        site=site.id,
+        started=started,
+        finished=now(),
+        pages=pages,
+        items=counts["new"] + counts["updated"] + counts["duplicates"],
+        new=counts["new"],
+        updated=counts["updated"],
+        duplicates=counts["duplicates"],
+        not_modified=not_modified,
+        errors=tuple(errors),
+        warnings=tuple(warnings),
+    )
+    store.record_run(report, fill=fill_rates(articles))
+    _log_report(report)
+    return report
+
+
+def _drift(site: SiteConfig, store: Store, articles: Sequence[Article]) -> list[str]:
+    """A field that was usually filled and now is never filled means its selector rotted."""
+    last = store.last_good_run(site.id)
+    if not articles or last is None:
+        return []
+    now_fill = fill_rates(articles)
+    return [
+        f"drift: {name} found in {before:.0%} of items last good run, now in none; check {_selector_for(site, name)}"
+        for name, before in last.fill.items()
+        if name in now_fill and before >= DRIFT_BEFORE and now_fill[name] == 0
+    ]
+
+
+def _log_report(r: SiteReport) -> None:
+    ms = int(r.seconds * 1000)
+    if r.ok:
+        log.info(
+            "site=%s run ok pages=%d items=%d new=%d updated=%d dup=%d not_modified=%d warnings=%d ms=%d",
+            r.site, r.pages, r.items, r.new, r.updated, r.duplicates, r.not_modified, len(r.warnings), ms,
+        )
+    else:
+        log.warning("site=%s run failed pages=%d new=%d ms=%d reason=%s", r.site, r.pages, r.new, ms, "; ".join(r.errors))
+    for warning in r.warnings:
+        log.warning("site=%s %s", r.site, warning)
+
+
+def feed_ids(settings: Settings, sites: Sequence[SiteConfig]) -> list[tuple[str, str]]:
+    """(id, title) of every feed: one per site, then the combined feeds."""
+    return [(s.id, s.name) for s in sites] + [(f.id, f.title) for f in settings.feed]
+
+
+def feed_path(settings: Settings, feed_id: str) -> Path:
+    return settings.output_dir / f"{feed_id}.atom"
+
+
+def _self_url(settings: Settings, feed_id: str) -> str | None:
+    base = settings.server.base_url
+    return f"{base.rstrip('/')}/feeds/{feed_id}.atom" if base else None
+
+
+def publish(settings: Settings, sites: Sequence[SiteConfig], store: Store, *, only: set[str] | None = None) -> list[Path]:
+    """Render every feed touching `only` (site ids; None = all) and write those whose bytes changed."""
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    by_id = {s.id: s for s in sites}
+    plans: list[tuple[FeedMeta, tuple[str, ...]]] = [
+        (FeedMeta(id=s.id, title=s.name, link=s.home_url, self_url=_self_url(settings, s.id)), (s.id,)) for s in sites
+    ]
+    for combined in settings.feed:
+        first = by_id.get(combined.sites[0])
+        link = first.home_url if first else "about:blank"
+        meta = FeedMeta(id=combined.id, title=combined.title, link=link, self_url=_self_url(settings, combined.id))
+        plans.append((meta, combined.sites))
+    written = []
+    for meta, site_ids in plans:
+        if only is not None and not only.intersection(site_ids):
+            continue
+        data = render_atom(meta, store.entries(site_ids, settings.feed_size))
+        path = feed_path(settings, meta.id)
+        if write_feed(path, data):
+            written.append(path)
+    return written
+
+
+async def crawl_all(
+    settings: Settings,
+    sites: Sequence[SiteConfig],
+    *,
+    fetcher: Fetcher,
+    store: Store,
+    on_done: Callable[[SiteReport], None] | None = None,
+) -> list[SiteReport]:
+    """Crawl every site concurrently (the fetcher keeps per-host politeness), then publish all feeds."""
+
+    async def one(site: SiteConfig) -> SiteReport:
+        report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store)
+        if on_done:
+            on_done(report)
+        return report
+
+    reports = await asyncio.gather(*(one(s) for s in sites))
+    publish(settings, sites, store)
+    return list(reports)

@@ -1,0 +1,61 @@
+"""A real HTTP server on 127.0.0.1 serving fixture sites, and config directories pointing at it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+TESTS = Path(__file__).parent
+PAGES = TESTS / "pages"
+SHARED = TESTS.parent.parent / "shared"
+CORPORA = SHARED / "corpora"
+SCHEMA = CORPORA / "atom-schema" / "atom-rfc4287.rng"
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    """Static files with Last-Modified and If-Modified-Since -> 304 (from the stdlib), and a request log."""
+
+    requests: list[str]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        self.server.requests.append(self.path)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def serve_dir(root: Path) -> Iterator[tuple[str, list[str]]]:
+    """Serve `root` on 127.0.0.1 (port picked by the OS); yields the base URL and the request log."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietFiles, directory=str(root)))
+    server.requests = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", server.requests  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def write_config(directory: Path, sites: dict[str, str], *, extra: str = "") -> Path:
+    """A config dir with fast, loopback-allowed fetch settings and the given site files."""
+    (directory / "sites").mkdir(parents=True, exist_ok=True)
+    (directory / "feedmaker.toml").write_text(
+        f"""output_dir = "{directory.parent / 'output'}"
+state_dir = "{directory.parent / 'state'}"
+[fetch]
+delay = 0.0
+retries = 0
+timeout = 10.0
+allow_private_networks = ["127.0.0.0/8"]
+{extra}
+""",
+        encoding="utf-8",
+    )
+    for name, text in sites.items():
+        (directory / "sites" / f"{name}.toml").write_text(text, encoding="utf-8")
+    return directory

@@ -1,0 +1,181 @@
+"""End to end: site configs -> crawl over a real local server -> canonical dedup -> SQLite -> valid Atom."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import feedparser
+import pytest
+from lxml import etree
+
+from feedmaker.cli import main
+from tests.sites import CORPORA, PAGES, SCHEMA, serve_dir, write_config
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+STORY = "mobile launch vehicles"
+
+
+def site_toml(name: str, base: str, path: str, *, extra: str = "") -> str:
+    return f"""name = "{name}"
+start_urls = ["{base}/{path}"]
+timezone = "Asia/Seoul"
+[list]
+item = "article.post"
+link = "h2 a"
+headline = "h2"
+summary = "p.excerpt"
+[article]
+headline = "h1.headline"
+date = [{{ css = "time", attr = "datetime" }}, {{ css = ".date", format = "Date:%Y-%m-%d %H:%M:%S" }}]
+author = {{ css = ".byline", regex = "^By (.+)$" }}
+image = {{ css = "meta[property='og:image']", attr = "content" }}
+content = "div.body"
+{extra}"""
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "site").symlink_to(PAGES / "pipeline")
+    (root / "corpora").symlink_to(CORPORA)
+    with serve_dir(root) as served:
+        yield served
+
+
+@pytest.fixture
+def config(tmp_path: Path, web: tuple[str, list[str]]) -> Path:
+    base = web[0]
+    return write_config(
+        tmp_path / "config",
+        {
+            "wire": site_toml("Wire Service", base, "site/wire/index.html"),
+            "farm": site_toml(
+                "GrowthSphere Strategies", base, "site/farm/index.html",
+                extra='[canonical]\nstrip = ["^Indexbit Exchange:\\\\s*"]\n',
+            ),
+            "mirror": site_toml("Poinbank", base, "site/mirror/index.html"),
+        },
+        extra='\n[[feed]]\nid = "all"\ntitle = "Everything"\nsites = ["wire", "farm", "mirror"]\n',
+    )
+
+
+def run_once(config: Path) -> int:
+    return main(["--config", str(config), "run", "--once"])
+
+
+def feed_files(config: Path) -> dict[str, bytes]:
+    return {p.stem: p.read_bytes() for p in sorted((config.parent / "output").glob("*.atom"))}
+
+
+def test_seed_story_under_three_headlines_is_one_entry(config: Path) -> None:
+    """The wire story, the farm's prefixed/suffixed copy and an upper-cased mirror are one entry."""
+    assert run_once(config) == 0
+    combined = feedparser.parse(feed_files(config)["all"])
+    titles = [e.title for e in combined.entries]
+    assert sum(STORY in t.lower() for t in titles) == 1, titles
+    assert len(titles) == 4  # kim + court + dogs + vatican
+    with sqlite3.connect(config.parent / "state" / "feedmaker.db") as db:
+        [count] = db.execute("SELECT count(*) FROM entries").fetchone()
+    assert count == 4
+
+
+def test_second_run_adds_nothing_and_rewrites_identical_feeds(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_once(config) == 0
+    first = feed_files(config)
+    mtimes = {p: p.stat().st_mtime_ns for p in (config.parent / "output").glob("*.atom")}
+    capsys.readouterr()
+    assert run_once(config) == 0
+    out = capsys.readouterr().out
+    assert feed_files(config) == first
+    assert {p: p.stat().st_mtime_ns for p in (config.parent / "output").glob("*.atom")} == mtimes
+    rows = [line.split() for line in out.splitlines() if line.startswith(("wire ", "farm ", "mirror "))]
+    assert rows, out
+    assert all(row[4] == "0" for row in rows), out  # column "new"
+
+
+def test_every_feed_validates_against_rfc4287_and_feedparser(config: Path) -> None:
+    assert run_once(config) == 0
+    schema = etree.RelaxNG(etree.parse(str(SCHEMA)))
+    files = feed_files(config)
+    assert set(files) == {"wire", "farm", "mirror", "all"}
+    for name, data in files.items():
+        doc = etree.fromstring(data)
+        assert schema.validate(doc), (name, schema.error_log)
+        parsed = feedparser.parse(data)
+        assert parsed.bozo == 0, (name, parsed.get("bozo_exception"))
+
+
+def test_entries_carry_article_page_fields_and_no_script(config: Path) -> None:
+    assert run_once(config) == 0
+    wire = feedparser.parse(feed_files(config)["wire"])
+    kim = next(e for e in wire.entries if STORY in e.title.lower())
+    assert kim.author == "Kim Tong-Hyung"
+    assert kim.published.startswith("2025-04-08T16:29:11")
+    assert kim.link.endswith("/site/wire/kim.html")
+    assert kim.id.startswith("urn:uuid:")
+    raw = feed_files(config)["wire"].decode()
+    assert "alert(" not in raw
+    assert "javascript:" not in raw.lower()
+
+
+def test_zoneless_farm_date_uses_site_timezone(config: Path) -> None:
+    assert run_once(config) == 0
+    farm = feedparser.parse(feed_files(config)["farm"])
+    vatican = next(e for e in farm.entries if "Vatican" in e.title)
+    assert vatican.published.startswith("2025-04-08T18:10:00")  # 03:10 Asia/Seoul
+
+
+def test_entry_ids_never_change_across_runs(config: Path) -> None:
+    assert run_once(config) == 0
+    ids = {e.id for e in feedparser.parse(feed_files(config)["all"]).entries}
+    for _ in range(3):
+        assert run_once(config) == 0
+    assert {e.id for e in feedparser.parse(feed_files(config)["all"]).entries} == ids
+
+
+def test_unchanged_listing_costs_a_304_on_the_next_run(config: Path, web: tuple[str, list[str]]) -> None:
+    assert run_once(config) == 0
+    requests = web[1]
+    articles_before = sum(1 for r in requests if not r.endswith("index.html") and "robots" not in r)
+    assert run_once(config) == 0
+    articles_after = sum(1 for r in requests if not r.endswith("index.html") and "robots" not in r)
+    assert articles_after == articles_before  # known items are never re-fetched
+
+
+def test_failing_site_is_named_and_others_still_publish(
+    tmp_path: Path, config: Path, web: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (config / "sites" / "gone.toml").write_text(site_toml("Gone", web[0], "site/nowhere/index.html"))
+    assert run_once(config) == 1
+    captured = capsys.readouterr()
+    assert "failed sites: gone" in captured.err
+    assert re.search(r"gone: error: fetch failed: .*/site/nowhere/index.html: HTTP 404", captured.out), captured.out
+    assert {"wire", "farm", "mirror", "all"} <= set(feed_files(config))
+
+
+def test_example_configs_extract_their_corpus_pages(tmp_path: Path, web: tuple[str, list[str]]) -> None:
+    """The shipped example configs work on the saved pages of those sites, served locally."""
+    base = web[0]
+    shipped = Path(__file__).parent.parent / "config" / "sites"
+    pages = {
+        "nuxt-releases": "corpora/listings/html2rss/nuxt-releases.html",
+        "apple-security": "corpora/listings/html2rss/apple_support_security_releases.html",
+    }
+    sites = {}
+    for name, path in pages.items():
+        text = (shipped / f"{name}.toml").read_text()
+        sites[name] = re.sub(r"start_urls = \[.*\]", f'start_urls = ["{base}/{path}"]', text)
+    config = write_config(tmp_path / "cfg", sites)
+    assert run_once(config) == 0
+    nuxt = feedparser.parse(feed_files(config)["nuxt-releases"])
+    assert len(nuxt.entries) == 10
+    assert nuxt.entries[0].title == "v2.10.2"
+    assert nuxt.entries[0].link == "https://github.com/nuxt/nuxt.js/releases/tag/v2.10.2"
+    assert nuxt.entries[0].published.startswith("2019-10-21T21:18:53")
+    apple = feedparser.parse(feed_files(config)["apple-security"])
+    assert len(apple.entries) >= 50
+    assert all(e.link.startswith("https://support.apple.com/") for e in apple.entries if "link" in e)
