@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     suggest = sub.add_parser("suggest", help="propose a site config for a listing page")
     suggest.add_argument("source", help="URL or HTML file of a listing page")
     suggest.add_argument("--name", help="site name to put in the config")
+    suggest.add_argument("--url", help="with a FILE: the page's real address (links resolve against it)")
     return parser
 
 
@@ -273,7 +274,12 @@ def _suggest(args: argparse.Namespace) -> int:
     else:
         from feedmaker.extract import decode_html
 
-        html, url = decode_html(Path(source).read_bytes(), None), "https://example.com/"
+        if not args.url:
+            raise ConfigError("suggest", "--url", "give the page's address with a FILE: links resolve against it")
+        try:
+            html, url = decode_html(Path(source).read_bytes(), None), args.url
+        except OSError as exc:
+            raise ConfigError(source, "", f"cannot read: {exc.strerror}") from exc
     suggestion = suggest(html, url)
-    print(suggestion.to_toml(args.name or "New site"))
+    print(suggestion.to_toml(args.name))
     return 0

@@ -85,7 +85,30 @@ def _to_chain(value: Any) -> Any:
     return value
 
 
+def _link_chain(value: Any) -> Any:
+    """`link = "h2 a"` means the href: a link's text is never what a user wants there."""
+    chain = _to_chain(value)
+    if isinstance(chain, tuple):
+        return tuple({**v, "attr": v.get("attr") or "href"} if isinstance(v, dict) else v for v in chain)
+    return chain
+
+
+def _image_chain(value: Any) -> Any:
+    """`image = "img.lead"` means its src; `image = "meta[property=og:image]"` means its content."""
+    chain = _to_chain(value)
+    if isinstance(chain, tuple):
+        return tuple(
+            {**v, "attr": v.get("attr") or ("content" if str(v.get("css", "")).lstrip().startswith("meta") else "src")}
+            if isinstance(v, dict)
+            else v
+            for v in chain
+        )
+    return chain
+
+
 FieldChain = Annotated[tuple[FieldSpec, ...], BeforeValidator(_to_chain), Field(min_length=1)]
+LinkChain = Annotated[tuple[FieldSpec, ...], BeforeValidator(_link_chain), Field(min_length=1)]
+ImageChain = Annotated[tuple[FieldSpec, ...], BeforeValidator(_image_chain), Field(min_length=1)]
 
 
 class ArticleSelectors(_Frozen):
@@ -95,7 +118,7 @@ class ArticleSelectors(_Frozen):
     date: FieldChain | None = None
     author: FieldChain | None = None
     summary: FieldChain | None = None
-    image: FieldChain | None = None
+    image: ImageChain | None = None
     content: FieldChain | None = None
 
 
@@ -103,8 +126,8 @@ class ListSelectors(ArticleSelectors):
     """Fields read on the listing page, inside each `item` node."""
 
     item: str
-    link: FieldChain = (FieldSpec(css="a[href]", attr="href"),)
-    next: FieldChain | None = None  # link to the next listing page (pagination)
+    link: LinkChain = (FieldSpec(css="a[href]", attr="href"),)
+    next: LinkChain | None = None  # link to the next listing page (pagination)
 
     _item = field_validator("item")(classmethod(lambda cls, v: check_selector(v)))
 

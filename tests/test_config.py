@@ -107,3 +107,16 @@ def test_shipped_configs_are_valid() -> None:
     settings, sites = load_all(Path(__file__).parent.parent / "config")
     assert len(sites) >= 2
     assert {s for f in settings.feed for s in f.sites} <= {s.id for s in sites}
+
+
+def test_link_and_image_strings_mean_href_src_and_meta_content(tmp_path: Path) -> None:
+    text = GOOD.replace('summary = "p.excerpt"', 'summary = "p.excerpt"\nimage = "img.lead"\nnext = "a.next"')
+    site = load_site(write(tmp_path, text))
+    assert site.list.link[0].attr == "href"
+    assert site.list.next is not None
+    assert site.list.next[0].attr == "href"
+    assert site.list.image is not None
+    assert site.list.image[0].attr == "src"
+    assert site.article is not None
+    assert site.article.image is not None
+    assert site.article.image[0].attr == "content"

@@ -1,0 +1,274 @@
+"""Publishing: FeedMeta + Entries -> Atom bytes (RFC 4287) -> a feed file replaced atomically.
+
+The only module importing feedgen. Rendering is deterministic: the same input gives the same bytes (a
+stable ETag), so nothing here reads the clock. The feed's `updated` is the newest entry's `updated`;
+an empty feed says 1970-01-01T00:00:00Z (EPOCH), which is the truth "nothing has happened yet" and does
+not change from run to run.
+
+Every string passes `xml_text` before it reaches feedgen (XML 1.0 forbids C0 controls other than tab,
+newline and carriage return, U+FFFE, U+FFFF and lone surrogates; lxml raises on them), and every URL
+passes `feed_url` (http, https and mailto only), so the output always validates against the RFC 4287
+schema whatever the extractor let through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from feedgen.feed import FeedEntry, FeedGenerator
+
+from feedmaker import __version__
+from feedmaker.errors import FeedError
+from feedmaker.models import Entry, FeedMeta
+
+log = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+UNTITLED = "(untitled)"
+GENERATOR_URI = "https://github.com/feedmaker/feedmaker"
+# Feed ids are uuid5 names of the feed id in this namespace: stable when the host or the server's
+# base URL changes (a URL-based id would turn every subscriber's feed into a new one), and a real,
+# registered URN scheme (tag: would need an authority and a date that we do not own).
+FEED_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, GENERATOR_URI)
+TEMP_SUFFIX = ".feedmaker-tmp"
+_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+# Decided by extension, not by the mimetypes module, whose answers depend on the host's /etc/mime.types.
+_IMAGE_TYPES = {
+    ".avif": "image/avif",
+    ".bmp": "image/bmp",
+    ".gif": "image/gif",
+    ".ico": "image/vnd.microsoft.icon",
+    ".jpe": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".webp": "image/webp",
+}
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# ASCII a URL must not carry raw (RFC 3986): percent-encoded rather than dropping the link. Other
+# non-ASCII text stays as it is: Atom hrefs are IRIs.
+_URL_UNSAFE = re.compile('[\x00-\x20\x7f"<>\\\\^`{|}]')
+_URL_WHITESPACE = str.maketrans("", "", "\t\n\r")
+_MIN_UTC = datetime.min.replace(tzinfo=UTC)
+_MAX_UTC = datetime.max.replace(tzinfo=UTC)
+
+
+def xml_text(value: str | None) -> str:
+    """`value` without the characters XML 1.0 forbids (None -> "")."""
+    if not value:
+        return ""
+    return _NOT_XML.sub("", value)
+
+
+def feed_url(value: str | None) -> str | None:
+    """An http, https or mailto URL fit for an href, or None. Spaces and other characters that are not
+    allowed raw in a URL are percent-encoded; anything else (javascript:, data:, relative) is dropped."""
+    # Browsers drop tab and newline anywhere in a URL ("java\tscript:"); check what they would follow.
+    text = xml_text(value).strip().translate(_URL_WHITESPACE)
+    if not text:
+        return None
+    text = _URL_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in _URL_SCHEMES:
+        return None
+    if parts.scheme.lower() == "mailto":
+        return text if parts.path else None
+    return text if parts.hostname else None
+
+
+def _title(value: str | None) -> str:
+    return " ".join(xml_text(value).split()) or UNTITLED
+
+
+def _utc(moment: datetime) -> datetime:
+    """Tz-aware UTC, whole seconds. Naive datetimes are taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        moment = _MIN_UTC if moment.year == 1 else _MAX_UTC
+    return moment.replace(microsecond=0)
+
+
+def _image_type(url: str) -> str | None:
+    path = urlsplit(url).path.lower()
+    dot = path.rfind(".")
+    return _IMAGE_TYPES.get(path[dot:]) if dot > path.rfind("/") else None
+
+
+class _EntryLinks:
+    """Entry links other than the alternate one, as a feedgen entry extension.
+
+    feedgen 1.0's FeedEntry drops the rel and type of every entry link (the loop variable is rebound
+    to the new element before its attributes are read), which would turn an image enclosure into a
+    second alternate link. Its extension hook writes our elements as they are.
+    """
+
+    def __init__(self) -> None:
+        self.links: list[dict[str, str]] = []
+
+    def extend_atom(self, entry: Any) -> Any:
+        for attributes in self.links:
+            # No namespace: feedgen builds un-namespaced elements under a literal xmlns attribute.
+            entry.append(entry.makeelement("link", attributes))
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        return item
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+
+def _entry(entry: Entry) -> FeedEntry:
+    article = entry.article
+    item = FeedEntry()
+    item.register_extension("feedmaker_links", _EntryLinks, atom=True, rss=False)
+    extra: list[dict[str, str]] = item.feedmaker_links.links
+    item.id(xml_text(entry.id).strip() or f"urn:uuid:{uuid.uuid5(FEED_NAMESPACE, xml_text(article.url))}")
+    title = _title(article.headline)
+    item.title(title)
+    item.updated(_utc(entry.updated))
+    item.published(_utc(article.published or entry.first_seen))
+    link = feed_url(article.url)
+    if link:
+        # Written without rel by feedgen (see _EntryLinks), which RFC 4287 reads as rel="alternate".
+        item.link(href=link, rel="alternate")
+    author = " ".join(xml_text(article.author).split())
+    if author:
+        item.author(name=author)
+    summary = xml_text(article.summary).strip()
+    if summary:
+        item.summary(summary)
+    content = xml_text(article.content).strip()
+    if content:
+        item.content(content, type="html")
+    elif not link:
+        # RFC 4287 4.1.1.1: an entry without an alternate link must carry content.
+        item.content(summary or title, type="text")
+    image = feed_url(article.image)
+    if image:
+        image_type = _image_type(image)
+        extra.append({"rel": "enclosure", "href": image, **({"type": image_type} if image_type else {})})
+    for source in dict.fromkeys(filter(None, map(feed_url, entry.sources))):
+        if source != link:
+            extra.append({"rel": "related", "href": source})
+    return item
+
+
+def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    """Atom bytes for `entries` in the order given (the store gives them newest first)."""
+    generator = FeedGenerator()
+    title = _title(meta.title)
+    generator.id(f"urn:uuid:{uuid.uuid5(FEED_NAMESPACE, xml_text(meta.id))}")
+    generator.title(title)
+    # Atom needs an author on the feed or on every entry; entries name their own when they know it.
+    generator.author(name=title)
+    home = feed_url(meta.link)
+    if home:
+        generator.link(href=home, rel="alternate", type="text/html")
+    self_url = feed_url(meta.self_url)
+    if self_url:
+        generator.link(href=self_url, rel="self", type="application/atom+xml")
+    subtitle = xml_text(meta.subtitle).strip()
+    if subtitle:
+        generator.subtitle(subtitle)
+    generator.generator("feedmaker", version=__version__, uri=GENERATOR_URI)
+    generator.updated(max((_utc(e.updated) for e in entries), default=EPOCH))
+    try:
+        for entry in entries:
+            generator.add_entry(_entry(entry), order="append")
+        data: bytes = generator.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    except (ValueError, TypeError) as exc:
+        raise FeedError(f"feed {meta.id}: cannot render: {exc}") from exc
+    return data
+
+
+def write_feed(path: Path, data: bytes) -> bool:
+    """Replace `path` with `data` atomically; False (file untouched) when it holds these bytes already.
+
+    A reader sees the old file or the new one, never a mix: the bytes go to a temp file in the same
+    directory, are fsynced, renamed over `path`, and the directory is fsynced so the rename survives
+    a power cut.
+    """
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise FeedError(f"{path}: cannot read: {exc.strerror}") from exc
+    directory = path.parent
+    try:
+        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as exc:
+        raise FeedError(f"{path}: cannot create a temp file: {exc.strerror}") from exc
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            # mkstemp makes 0600; a feed is public and usually served by another user.
+            os.fchmod(out.fileno(), 0o644)
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise FeedError(f"{path}: cannot write: {exc.strerror}") from exc
+    _fsync_directory(directory)
+    log.debug("feed written path=%s bytes=%d", path, len(data))
+    return True
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory; the rename itself is still atomic
+    finally:
+        os.close(fd)
+
+
+def clean_stale_temp(directory: Path) -> int:
+    """Remove temp files a crashed write_feed left in `directory`; returns how many.
+
+    Call it at start-up, before any writer runs (the daemon holds the state lock then).
+    """
+    removed = 0
+    try:
+        leftovers = sorted(directory.glob(f".*{TEMP_SUFFIX}"))
+    except OSError as exc:
+        raise FeedError(f"{directory}: cannot list: {exc.strerror}") from exc
+    for leftover in leftovers:
+        try:
+            leftover.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise FeedError(f"{leftover}: cannot remove stale temp file: {exc.strerror}") from exc
+        removed += 1
+        log.info("removed stale temp file path=%s", leftover)
+    return removed

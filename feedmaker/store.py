@@ -1,0 +1,509 @@
+"""State: sqlite3. Article -> AddResult (Added | Updated | Duplicate), stored Entry rows -> feed.
+
+One file (or ":memory:") holds the entries, the other sites' sightings of each story (sources), the
+upstream conditional-GET validators and the run history used for drift and failure detection.
+
+Durability: WAL with synchronous=FULL. NORMAL survives a killed process but may lose the last commits on
+power loss; a lost entry would be minted again with a new id after the feed that published the old id
+was fsynced to disk, so readers would see the story twice. An fsync per add costs a few ms, and a run
+adds at most a few hundred articles.
+
+Migrations: `PRAGMA user_version` counts the steps applied. Each step runs in one BEGIN IMMEDIATE ...
+COMMIT transaction (sqlite DDL is transactional) that also sets the version, and rolls back on any
+error, so a crash leaves a whole version and never half of one. The version is re-read inside the
+transaction, so two processes opening a new file at once apply each step once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from feedmaker.errors import StoreError
+from feedmaker.models import (
+    Added,
+    AddResult,
+    Article,
+    Duplicate,
+    Entry,
+    SiteReport,
+    Updated,
+    Validators,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+RUNS_KEPT = 500  # run records kept per site; enough for drift and failure history
+
+# Each step is applied in one transaction together with `PRAGMA user_version = <its index + 1>`.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE entries (
+            id TEXT PRIMARY KEY,
+            site TEXT NOT NULL,
+            key TEXT NOT NULL,
+            url_key TEXT NOT NULL UNIQUE,
+            url TEXT NOT NULL,
+            headline TEXT NOT NULL,
+            published TEXT,
+            author TEXT,
+            summary TEXT,
+            image TEXT,
+            content TEXT,
+            origins TEXT NOT NULL DEFAULT '[]',
+            first_seen TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )""",
+        "CREATE INDEX entries_key ON entries (key, first_seen)",
+        "CREATE INDEX entries_site_newest ON entries (site, coalesce(published, first_seen) DESC, id)",
+        """CREATE TABLE sources (
+            url_key TEXT PRIMARY KEY,
+            entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            site TEXT NOT NULL,
+            first_seen TEXT NOT NULL
+        )""",
+        "CREATE INDEX sources_entry ON sources (entry_id, first_seen)",
+        "CREATE INDEX sources_site ON sources (site, entry_id)",
+        """CREATE TABLE validators (
+            url TEXT PRIMARY KEY,
+            etag TEXT,
+            last_modified TEXT,
+            saved TEXT NOT NULL
+        )""",
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            site TEXT NOT NULL,
+            ok INTEGER NOT NULL,
+            started TEXT NOT NULL,
+            finished TEXT NOT NULL,
+            pages INTEGER NOT NULL,
+            items INTEGER NOT NULL,
+            new INTEGER NOT NULL,
+            updated INTEGER NOT NULL,
+            duplicates INTEGER NOT NULL,
+            not_modified INTEGER NOT NULL,
+            errors TEXT NOT NULL,
+            warnings TEXT NOT NULL,
+            fill TEXT NOT NULL
+        )""",
+        "CREATE INDEX runs_site ON runs (site, id)",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Fields merged on a re-sighting of the same URL: a new non-None value overwrites the stored one.
+_MERGED = ("url", "headline", "published", "author", "summary", "image", "content", "origins")
+_ENTRY_COLUMNS = (
+    "id, site, key, url_key, url, headline, published, author, summary, image, content, origins, first_seen, updated"
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_MIN_UTC = datetime.min.replace(tzinfo=UTC)
+_MAX_UTC = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    """A stored SiteReport plus the share of items in which each watched field was filled."""
+
+    site: str
+    started: datetime
+    finished: datetime
+    pages: int = 0
+    items: int = 0
+    new: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    not_modified: int = 0
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    fill: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+
+def _iso(moment: datetime) -> str:
+    """Fixed-width UTC text, so that text order is time order. Naive datetimes are taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        moment = _MIN_UTC if moment.year == 1 else _MAX_UTC
+    return moment.isoformat(timespec="microseconds")
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else _iso(moment)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _text(value: str) -> str:
+    # Lone surrogates cannot be encoded as UTF-8; they only come from broken input, so keep the rest.
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def _text_or_none(value: str | None) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Store:
+    """The feedmaker database. Every method is atomic and safe to call from one thread at a time or
+    several (a lock serialises them); other processes may use the same file concurrently."""
+
+    def __init__(self, path: str | Path, *, now: Callable[[], datetime] = utcnow) -> None:
+        self.path = str(path)
+        self._now = now
+        self._lock = threading.RLock()
+        try:
+            # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open database: {exc}") from exc
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if self.path != ":memory:":
+                mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"{self.path}: cannot switch to WAL journal (got {mode!r})")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"{self.path}: cannot prepare database: {exc}") from exc
+        except BaseException:
+            self._db.close()
+            raise
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            with self._write(f"migrate to schema version {version}") as db:
+                current = db.execute("PRAGMA user_version").fetchone()[0]
+                if current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path}: schema version {current} is newer than this feedmaker ({SCHEMA_VERSION})"
+                    )
+                if current >= version:
+                    continue
+                for statement in statements:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version}")
+
+    @contextlib.contextmanager
+    def _read(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One read transaction: the queries inside see one snapshot (entries and their sources)."""
+        with self._transaction("BEGIN", action) as db:
+            yield db
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction. IMMEDIATE takes the write lock up front, so the busy timeout applies
+        and a read-then-write never fails halfway with SQLITE_BUSY."""
+        with self._transaction("BEGIN IMMEDIATE", action) as db:
+            yield db
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str, action: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute(begin)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {action}: {exc}") from exc
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    # The original error says more; sqlite rolls back on close anyway.
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"{self.path}: {action}: {exc}") from exc
+                raise
+
+    # -- entries -------------------------------------------------------------------------------------
+
+    def add(self, article: Article, *, key: str, url_key: str) -> AddResult:
+        """Store one sighting of a story, committed before returning. In order:
+
+        1. `url_key` is a stored entry's URL, seen by the same site: merge (new non-None fields win;
+           empty origins keep the stored ones). A changed field gives Updated (updated = now, key = the
+           new key); otherwise Duplicate. Seen by another site: Duplicate, unchanged.
+        2. `url_key` was already recorded as another sighting (source) of an entry: Duplicate of that
+           entry, unchanged (first-seen wins, even if this copy's headline was edited since).
+        3. An entry has `key`: Duplicate; the first-seen entry keeps its id and fields, and this URL and
+           site are recorded once as a source.
+        4. Otherwise Added, with an id minted here once ("urn:uuid:<uuid4>").
+        """
+        key, url_key = _text(key), _text(url_key)
+        now = _iso(self._now())
+        with self._write(f"add {article.url!r}") as db:
+            row = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE url_key = ?", (url_key,)).fetchone()
+            if row is not None:
+                if row[1] != _text(article.site):
+                    # Another site lists the same URL: first-seen wins, or two sites' extractions of
+                    # one page would overwrite each other on every run.
+                    return Duplicate(self._entry_by_id(db, row[0]), article.url)
+                return self._merge(db, row, article, key=key, now=now)
+            source = db.execute("SELECT entry_id FROM sources WHERE url_key = ?", (url_key,)).fetchone()
+            if source is not None:
+                return Duplicate(self._entry_by_id(db, source[0]), article.url)
+            row = db.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid LIMIT 1", (key,)
+            ).fetchone()
+            if row is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO sources (url_key, entry_id, url, site, first_seen) VALUES (?, ?, ?, ?, ?)",
+                    (url_key, row[0], _text(article.url), _text(article.site), now),
+                )
+                log.debug("site=%s duplicate of entry=%s url=%s", article.site, row[0], article.url)
+                return Duplicate(self._entry_by_id(db, row[0]), article.url)
+            entry_id = f"urn:uuid:{uuid.uuid4()}"
+            db.execute(
+                f"INSERT INTO entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry_id, _text(article.site), key, url_key, *_article_values(article), now, now),
+            )
+            log.debug("site=%s added entry=%s url=%s", article.site, entry_id, article.url)
+            return Added(self._entry_by_id(db, entry_id))
+
+    def _merge(self, db: sqlite3.Connection, row: tuple[Any, ...], article: Article, *, key: str, now: str) -> AddResult:
+        stored = dict(zip(_MERGED, row[4:12], strict=True))
+        fresh = dict(zip(_MERGED, _article_values(article), strict=True))
+        if fresh["origins"] == "[]":
+            fresh["origins"] = None
+        changes = {name: value for name, value in fresh.items() if value is not None and value != stored[name]}
+        entry_id = row[0]
+        if changes:
+            assignments = ", ".join(f"{name} = ?" for name in changes)
+            db.execute(
+                f"UPDATE entries SET {assignments}, key = ?, updated = ? WHERE id = ?",
+                (*changes.values(), key, now, entry_id),
+            )
+            log.debug("site=%s updated entry=%s fields=%s", article.site, entry_id, ",".join(changes))
+            return Updated(self._entry_by_id(db, entry_id))
+        if key != row[2]:
+            # A new canonical key for unchanged fields (the canon rules changed): follow it silently, so a
+            # canon upgrade does not mark every stored entry as updated.
+            db.execute("UPDATE entries SET key = ? WHERE id = ?", (key, entry_id))
+        return Duplicate(self._entry_by_id(db, entry_id), article.url)
+
+    def _entry_by_id(self, db: sqlite3.Connection, entry_id: str) -> Entry:
+        row = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        return _entry(row, self._sources(db, [entry_id]).get(entry_id, ()))
+
+    def _sources(self, db: sqlite3.Connection, entry_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks(entry_ids):
+            marks = ", ".join("?" * len(chunk))
+            for entry_id, url in db.execute(
+                f"SELECT entry_id, url FROM sources WHERE entry_id IN ({marks}) ORDER BY first_seen, url", chunk
+            ):
+                found.setdefault(entry_id, []).append(url)
+        return {entry_id: tuple(urls) for entry_id, urls in found.items()}
+
+    def known_urls(self, site: str, url_keys: Iterable[str]) -> set[str]:
+        """Which of these canonical URLs are stored already, as an entry or a source, from any site."""
+        keys = sorted({_text(k) for k in url_keys})
+        known: set[str] = set()
+        with self._read(f"look up known URLs for site {site}") as db:
+            for chunk in _chunks(keys):
+                marks = ", ".join("?" * len(chunk))
+                known.update(
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT url_key FROM entries WHERE url_key IN ({marks}) "
+                        f"UNION SELECT url_key FROM sources WHERE url_key IN ({marks})",
+                        (*chunk, *chunk),
+                    )
+                )
+        return known
+
+    def entries(self, sites: Sequence[str], limit: int) -> list[Entry]:
+        """The newest `limit` entries first seen on these sites or seen there later as a source (so a
+        site's own feed never misses a story another site had first), by coalesce(published, first_seen)
+        desc, then id. Each story appears once, with the id it got at first sight."""
+        if not sites or limit <= 0:
+            return []
+        marks = ", ".join("?" * len(sites))
+        with self._read(f"read entries of {', '.join(sites)}") as db:
+            rows = db.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE site IN ({marks}) "
+                f"OR id IN (SELECT entry_id FROM sources WHERE site IN ({marks})) "
+                "ORDER BY coalesce(published, first_seen) DESC, id LIMIT ?",
+                (*sites, *sites, limit),
+            ).fetchall()
+            sources = self._sources(db, [r[0] for r in rows])
+        return [_entry(r, sources.get(r[0], ())) for r in rows]
+
+    def entry_count(self, site: str | None = None) -> int:
+        with self._read("count entries") as db:
+            if site is None:
+                row = db.execute("SELECT count(*) FROM entries").fetchone()
+            else:
+                row = db.execute("SELECT count(*) FROM entries WHERE site = ?", (site,)).fetchone()
+        return int(row[0])
+
+    # -- conditional GET state -----------------------------------------------------------------------
+
+    def validators(self, url: str) -> Validators:
+        with self._read(f"read validators of {url!r}") as db:
+            row = db.execute("SELECT etag, last_modified FROM validators WHERE url = ?", (_text(url),)).fetchone()
+        return Validators() if row is None else Validators(etag=row[0], last_modified=row[1])
+
+    def save_validators(self, url: str, v: Validators) -> None:
+        with self._write(f"save validators of {url!r}") as db:
+            if v.etag is None and v.last_modified is None:
+                db.execute("DELETE FROM validators WHERE url = ?", (_text(url),))
+            else:
+                db.execute(
+                    "INSERT INTO validators (url, etag, last_modified, saved) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, "
+                    "last_modified = excluded.last_modified, saved = excluded.saved",
+                    (_text(url), _text_or_none(v.etag), _text_or_none(v.last_modified), _iso(self._now())),
+                )
+
+    # -- run history ---------------------------------------------------------------------------------
+
+    def record_run(self, report: SiteReport, *, fill: Mapping[str, float] = MappingProxyType({})) -> None:
+        """Append one run of one site; keeps the newest RUNS_KEPT runs per site."""
+        with self._write(f"record run of site {report.site}") as db:
+            db.execute(
+                "INSERT INTO runs (site, ok, started, finished, pages, items, new, updated, duplicates, "
+                "not_modified, errors, warnings, fill) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    report.site,
+                    int(report.ok),
+                    _iso(report.started),
+                    _iso(report.finished),
+                    report.pages,
+                    report.items,
+                    report.new,
+                    report.updated,
+                    report.duplicates,
+                    report.not_modified,
+                    json.dumps(list(report.errors)),
+                    json.dumps(list(report.warnings)),
+                    json.dumps(dict(sorted(fill.items()))),
+                ),
+            )
+            db.execute(
+                "DELETE FROM runs WHERE site = ? AND id <= "
+                "(SELECT id FROM runs WHERE site = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (report.site, report.site, RUNS_KEPT),
+            )
+
+    def last_run(self, site: str) -> RunRecord | None:
+        return self._run(site, "")
+
+    def last_good_run(self, site: str) -> RunRecord | None:
+        return self._run(site, "AND ok = 1")
+
+    def _run(self, site: str, condition: str) -> RunRecord | None:
+        with self._read(f"read runs of site {site}") as db:
+            row = db.execute(
+                "SELECT site, started, finished, pages, items, new, updated, duplicates, not_modified, "
+                f"errors, warnings, fill FROM runs WHERE site = ? {condition} ORDER BY id DESC LIMIT 1",
+                (site,),
+            ).fetchone()
+        if row is None:
+            return None
+        return RunRecord(
+            site=row[0],
+            started=_time(row[1]),
+            finished=_time(row[2]),
+            pages=row[3],
+            items=row[4],
+            new=row[5],
+            updated=row[6],
+            duplicates=row[7],
+            not_modified=row[8],
+            errors=tuple(json.loads(row[9])),
+            warnings=tuple(json.loads(row[10])),
+            fill=MappingProxyType({str(k): float(v) for k, v in json.loads(row[11]).items()}),
+        )
+
+    def consecutive_failures(self, site: str) -> int:
+        """Failed runs since the last good one (all of them if none was good)."""
+        with self._read(f"count failures of site {site}") as db:
+            row = db.execute(
+                "SELECT count(*) FROM runs WHERE site = ? AND ok = 0 AND id > "
+                "coalesce((SELECT max(id) FROM runs WHERE site = ? AND ok = 1), 0)",
+                (site, site),
+            ).fetchone()
+        return int(row[0])
+
+
+def _article_values(article: Article) -> tuple[str | None, ...]:
+    """The merged fields of an article, in _MERGED order, as stored."""
+    return (
+        _text(article.url),
+        _text(article.headline),
+        _iso_or_none(article.published),
+        _text_or_none(article.author),
+        _text_or_none(article.summary),
+        _text_or_none(article.image),
+        _text_or_none(article.content),
+        json.dumps([list(pair) for pair in article.origins]),
+    )
+
+
+def _entry(row: tuple[Any, ...], sources: tuple[str, ...]) -> Entry:
+    (entry_id, site, key, _url_key, url, headline, published, author, summary, image, content, origins,
+     first_seen, updated) = row  # fmt: skip
+    article = Article(
+        site=site,
+        url=url,
+        headline=headline,
+        published=None if published is None else _time(published),
+        author=author,
+        summary=summary,
+        image=image,
+        content=content,
+        origins=tuple((str(name), str(where)) for name, where in json.loads(origins)),
+    )
+    return Entry(
+        id=entry_id, key=key, article=article, first_seen=_time(first_seen), updated=_time(updated), sources=sources
+    )

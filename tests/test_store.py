@@ -1,0 +1,439 @@
+"""store.py: add/duplicate/update rules, stable ids, migrations, run history, crash safety, concurrency."""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feedmaker import store as store_module
+from feedmaker.errors import StoreError
+from feedmaker.models import Added, Article, Duplicate, SiteReport, Updated, Validators
+from feedmaker.store import SCHEMA_VERSION, RunRecord, Store
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Clock:
+    """A fake clock that moves one minute per reading."""
+
+    def __init__(self) -> None:
+        self.moment = T0
+
+    def __call__(self) -> datetime:
+        self.moment += timedelta(minutes=1)
+        return self.moment
+
+
+@pytest.fixture(params=["memory", "file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    path = ":memory:" if request.param == "memory" else tmp_path / "state.db"
+    with Store(path, now=Clock()) as opened:
+        yield opened
+
+
+def article(n: int = 1, *, site: str = "wire", **fields: object) -> Article:
+    values: dict[str, object] = {"url": f"https://{site}.example/story/{n}", "headline": f"Story number {n}"}
+    values.update(fields)
+    return Article(site=site, **values)  # type: ignore[arg-type]
+
+
+def add(store: Store, item: Article, key: str | None = None) -> Added | Updated | Duplicate:
+    return store.add(item, key=key or item.headline.lower(), url_key=item.url.lower())
+
+
+def raw(path: Path) -> closing[sqlite3.Connection]:
+    return closing(sqlite3.connect(path))
+
+
+def integrity(path: Path) -> str:
+    with raw(path) as db:
+        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+# -- add rules -----------------------------------------------------------------------------------------
+
+
+def test_first_sighting_is_added_with_a_minted_urn_uuid(store: Store):
+    result = add(store, article(1, author="Ada", origins=(("headline", "selector:h1"),)))
+    assert isinstance(result, Added)
+    entry = result.entry
+    assert entry.id.startswith("urn:uuid:")
+    assert len(entry.id) == len("urn:uuid:") + 36
+    assert entry.first_seen == entry.updated == T0 + timedelta(minutes=1)
+    assert entry.key == "story number 1"
+    assert entry.article == article(1, author="Ada", origins=(("headline", "selector:h1"),))
+    assert store.entry_count() == 1
+
+
+def test_id_never_changes_over_ten_re_adds(store: Store):
+    first = add(store, article(1)).entry
+    results = [add(store, article(1)) for _ in range(10)]
+    assert all(isinstance(r, Duplicate) for r in results)
+    assert {r.entry.id for r in results} == {first.id}
+    assert all(r.entry.updated == first.updated for r in results)
+    assert store.entry_count() == 1
+
+
+def test_edited_headline_on_the_same_url_updates_and_keeps_the_id(store: Store):
+    first = add(store, article(1, author="Ada", summary="old")).entry
+    result = add(store, article(1, headline="Story number 1, updated", summary="new"))
+    assert isinstance(result, Updated)
+    entry = result.entry
+    assert entry.id == first.id
+    assert entry.key == "story number 1, updated"
+    assert entry.article.headline == "Story number 1, updated"
+    assert entry.article.summary == "new"
+    assert entry.article.author == "Ada"  # None in the new sighting keeps the stored value
+    assert entry.first_seen == first.first_seen
+    assert entry.updated > first.updated
+    assert isinstance(add(store, article(1, headline="Story number 1, updated")), Duplicate)
+
+
+def test_the_same_url_listed_by_another_site_does_not_overwrite_the_entry(store: Store):
+    """Two sites extracting one page differently must not flip the entry back and forth every run."""
+    first = add(store, article(1, site="wire", summary="wire summary")).entry
+    other = Article(site="aggregator", url=first.article.url, headline="STORY NUMBER 1 | Aggregator", summary="agg")
+    for _ in range(3):
+        result = store.add(other, key="story number 1 aggregator", url_key=first.article.url.lower())
+        assert isinstance(result, Duplicate)
+        assert result.entry.article == first.article
+        assert result.entry.updated == first.updated
+    assert isinstance(add(store, article(1, site="wire", summary="wire summary")), Duplicate)
+
+
+def test_a_new_key_for_unchanged_fields_is_followed_without_an_update(store: Store):
+    """A canon upgrade must not mark every stored entry as updated."""
+    first = add(store, article(1)).entry
+    result = store.add(article(1), key="new canon", url_key=article(1).url.lower())
+    assert isinstance(result, Duplicate)
+    assert result.entry.key == "new canon"
+    assert result.entry.updated == first.updated
+
+
+def test_same_story_from_another_site_keeps_the_first_and_records_the_source_once(store: Store):
+    first = add(store, article(1, site="wire", author="Wire desk")).entry
+    copy = article(7, site="farm", headline="Story number 1", author="Farm bot", image="https://farm.example/a.jpg")
+    results = [add(store, copy, key="story number 1") for _ in range(10)]
+    assert all(isinstance(r, Duplicate) for r in results)
+    assert all(r.entry.id == first.id for r in results)
+    dup = results[0]
+    assert isinstance(dup, Duplicate)
+    assert dup.source_url == copy.url
+    assert dup.entry.article == first.article  # first-seen wins: nothing of the copy leaks in
+    assert dup.entry.sources == (copy.url,)
+    assert store.entry_count() == 1
+    assert store.entries(["wire"], 10)[0].sources == (copy.url,)
+    assert store.known_urls("farm", [copy.url.lower(), "https://farm.example/new"]) == {copy.url.lower()}
+
+
+def test_a_recorded_source_edited_later_stays_a_duplicate_of_the_first_entry(store: Store):
+    first = add(store, article(1, site="wire")).entry
+    add(store, article(7, site="farm", headline="Story number 1"), key="story number 1")
+    result = add(store, article(7, site="farm", headline="SHOCKING: story number 1 (video)"), key="shocking")
+    assert isinstance(result, Duplicate)
+    assert result.entry.id == first.id
+    assert store.entry_count() == 1
+
+
+def test_published_none_stays_none_and_sorting_falls_back_to_first_seen(store: Store):
+    dated_old = add(store, article(1, published=T0 - timedelta(days=3))).entry
+    undated = add(store, article(2)).entry  # first_seen T0 + 2 min
+    dated_new = add(store, article(3, published=T0 + timedelta(days=1))).entry
+    other_site = add(store, article(4, site="other", published=T0 + timedelta(days=9))).entry
+    assert undated.article.published is None
+    listed = store.entries(["wire"], 10)
+    assert [e.id for e in listed] == [dated_new.id, undated.id, dated_old.id]
+    assert listed[1].article.published is None
+    assert [e.id for e in store.entries(["wire", "other"], 2)] == [other_site.id, dated_new.id]
+    assert store.entries([], 10) == []
+    assert store.entry_count("wire") == 3
+    assert store.entry_count("other") == 1
+    assert store.entry_count() == 4
+
+
+def test_dates_come_back_as_the_same_instant_in_utc(store: Store):
+    from datetime import timezone
+
+    published = datetime(2024, 1, 2, 3, 4, 5, 678, tzinfo=timezone(timedelta(hours=-5)))
+    entry = add(store, article(1, published=published)).entry
+    assert entry.article.published == published
+    assert entry.article.published is not None
+    assert entry.article.published.utcoffset() == timedelta(0)
+
+
+def test_same_timestamp_ties_are_broken_by_id(tmp_path: Path):
+    with Store(tmp_path / "s.db", now=lambda: T0) as db:
+        ids = [add(db, article(n)).entry.id for n in range(5)]
+        assert [e.id for e in db.entries(["wire"], 10)] == sorted(ids)
+
+
+def test_known_urls_looks_up_many_keys_at_once(store: Store):
+    for n in range(3):
+        add(store, article(n))
+    wanted = [article(n).url.lower() for n in range(1200)]
+    assert store.known_urls("wire", wanted) == {article(n).url.lower() for n in range(3)}
+    assert store.known_urls("wire", []) == set()
+
+
+def test_lone_surrogates_are_stored_as_replacement_characters(store: Store):
+    entry = add(store, article(1, headline="bad \ud800 text")).entry
+    assert entry.article.headline == "bad \ufffd text"
+
+
+# -- validators and runs -------------------------------------------------------------------------------
+
+
+def test_validators_round_trip_overwrite_and_clear(store: Store):
+    url = "https://wire.example/"
+    assert store.validators(url) == Validators()
+    store.save_validators(url, Validators(etag='"v1"', last_modified="Wed, 01 May 2024 12:00:00 GMT"))
+    assert store.validators(url) == Validators(etag='"v1"', last_modified="Wed, 01 May 2024 12:00:00 GMT")
+    store.save_validators(url, Validators(etag='"v2"'))
+    assert store.validators(url) == Validators(etag='"v2"')
+    store.save_validators(url, Validators())
+    assert store.validators(url) == Validators()
+
+
+def report(
+    site: str = "wire", *, errors: tuple[str, ...] = (), minute: int = 0, items: int = 0, new: int = 0,
+    duplicates: int = 0, pages: int = 0,
+) -> SiteReport:
+    started = T0 + timedelta(minutes=minute)
+    return SiteReport(
+        site=site, started=started, finished=started + timedelta(seconds=3), errors=errors, items=items, new=new,
+        duplicates=duplicates, pages=pages,
+    )
+
+
+def test_run_history_keeps_counts_fill_rates_and_failures(store: Store):
+    assert store.last_run("wire") is None
+    assert store.last_good_run("wire") is None
+    assert store.consecutive_failures("wire") == 0
+    store.record_run(report(items=10, new=4, duplicates=6, pages=2), fill={"headline": 1.0, "author": 0.8})
+    good = store.last_good_run("wire")
+    assert good == RunRecord(
+        site="wire", started=T0, finished=T0 + timedelta(seconds=3), pages=2, items=10, new=4, duplicates=6,
+        fill={"author": 0.8, "headline": 1.0},
+    )
+    assert good is not None
+    assert good.ok
+    assert good.seconds == 3.0
+    for minute in (1, 2, 3):
+        store.record_run(report(errors=("fetch failed: https://wire.example/: timed out",), minute=minute))
+    store.record_run(report("other", errors=("boom",)))
+    last = store.last_run("wire")
+    assert last is not None
+    assert not last.ok
+    assert last.errors == ("fetch failed: https://wire.example/: timed out",)
+    assert store.last_good_run("wire") == good
+    assert store.consecutive_failures("wire") == 3
+    assert store.consecutive_failures("other") == 1
+    store.record_run(report(minute=4))
+    assert store.consecutive_failures("wire") == 0
+
+
+def test_run_history_is_pruned_per_site(store: Store, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(store_module, "RUNS_KEPT", 3)
+    for minute in range(6):
+        store.record_run(report(minute=minute, items=minute))
+    store.record_run(report("other"))
+    last = store.last_run("wire")
+    assert last is not None
+    assert last.items == 5
+    kept = store._db.execute("SELECT items FROM runs WHERE site = 'wire' ORDER BY id").fetchall()
+    assert kept == [(3,), (4,), (5,)]
+    assert store.last_run("other") is not None
+
+
+# -- migrations, reopening, errors ---------------------------------------------------------------------
+
+
+def test_migration_from_an_empty_file_and_reopen_keep_data(tmp_path: Path):
+    path = tmp_path / "state.db"
+    path.touch()
+    with Store(path) as db:
+        entry_id = add(db, article(1)).entry.id
+        db.save_validators("https://wire.example/", Validators(etag='"x"'))
+    with raw(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with Store(path) as db:
+        assert [e.id for e in db.entries(["wire"], 5)] == [entry_id]
+        assert db.validators("https://wire.example/") == Validators(etag='"x"')
+        assert isinstance(add(db, article(1)), Duplicate)
+    assert integrity(path) == "ok"
+
+
+def test_a_failing_migration_step_rolls_back_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "state.db"
+    Store(path).close()
+    broken = ("CREATE TABLE half_done (x INTEGER)", "INSERT INTO no_such_table VALUES (1)")
+    monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, broken))
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError, match=r"migrate to schema version 2.*no such table") as caught:
+        Store(path)
+    assert isinstance(caught.value.__cause__, sqlite3.Error)
+    with raw(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "half_done" not in tables
+
+
+def test_a_database_from_a_newer_feedmaker_is_refused(tmp_path: Path):
+    path = tmp_path / "state.db"
+    with raw(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this feedmaker"):
+        Store(path)
+
+
+def test_a_file_that_is_not_a_database_raises_store_error(tmp_path: Path):
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match=r"state\.db.*not a database") as caught:
+        Store(path)
+    assert isinstance(caught.value.__cause__, sqlite3.Error)
+
+
+def test_a_closed_store_raises_store_error(tmp_path: Path):
+    db = Store(tmp_path / "state.db")
+    db.close()
+    with pytest.raises(StoreError, match="closed"):
+        db.entry_count()
+
+
+def test_integrity_check_passes_after_use(tmp_path: Path):
+    path = tmp_path / "state.db"
+    with Store(path) as db:
+        for n in range(50):
+            add(db, article(n, published=T0))
+            add(db, article(n + 100, site="farm", headline=f"Story number {n}"), key=f"story number {n}")
+        db.record_run(report(), fill={"headline": 1.0})
+    assert integrity(path) == "ok"
+
+
+# -- crash safety and concurrency ------------------------------------------------------------------------
+
+CHILD = """
+import sys
+from feedmaker.models import Article, SiteReport, Validators
+from feedmaker.store import Store
+from datetime import UTC, datetime
+
+path, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = Store(path)
+n = 0
+while count == 0 or n < count:
+    n += 1
+    url = f"https://{tag}.example/story/{n}"
+    result = store.add(Article(site="crash", url=url, headline=f"{tag} story {n}"), key=f"{tag} {n}", url_key=url)
+    sys.stdout.write(result.entry.id + "\\n")
+    sys.stdout.flush()
+    if n % 10 == 0:
+        now = datetime.now(UTC)
+        store.record_run(SiteReport(site=tag, started=now, finished=now, new=10), fill={"headline": 1.0})
+        store.save_validators(url, Validators(etag=str(n)))
+store.close()
+"""
+
+
+def spawn(path: Path, tag: str, count: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), tag, str(count)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )
+
+
+def test_sigkill_at_random_moments_loses_no_committed_entry(tmp_path: Path):
+    """20 children adding in a loop are SIGKILLed at random moments (some mid-migration, most mid-add)."""
+    path = tmp_path / "state.db"
+    seed = random.randrange(2**32)
+    chance = random.Random(seed)
+    committed: set[str] = set()
+    for round_ in range(20):
+        child = spawn(path, f"k{round_}", 0)
+        time.sleep(chance.uniform(0.05, 0.45))
+        child.kill()
+        out, err = child.communicate()
+        assert child.returncode == -9, err
+        # Only whole lines: the child prints an id after its commit returned.
+        committed.update(line for line in out.split("\n")[:-1] if line)
+    assert committed, f"seed={seed}: no child got to commit anything"
+    assert integrity(path) == "ok", f"seed={seed}"
+    with Store(path) as db:
+        stored = {e.id for e in db.entries(["crash"], 1_000_000)}
+    assert committed <= stored, f"seed={seed}: lost {len(committed - stored)} committed entries"
+
+
+def test_two_writer_processes_and_a_reader_never_see_database_is_locked(tmp_path: Path):
+    path = tmp_path / "state.db"
+    Store(path).close()  # migrate first, as the daemon does at start
+    writers = [spawn(path, f"w{n}", 150) for n in range(2)]
+    failures: list[BaseException] = []
+    reads = 0
+    with Store(path) as reader:
+        while any(w.poll() is None for w in writers):
+            try:
+                reader.entries(["crash"], 50)
+                reader.entry_count("crash")
+                reader.known_urls("crash", ["https://w0.example/story/1"])
+                reads += 1
+            except StoreError as exc:
+                failures.append(exc)
+        results = [w.communicate() for w in writers]
+        count = reader.entry_count("crash")
+    assert [w.returncode for w in writers] == [0, 0], [err for _, err in results]
+    assert not failures
+    assert reads > 0
+    assert count == 300
+    assert integrity(path) == "ok"
+
+
+def test_one_store_shared_by_threads_serialises_calls(tmp_path: Path):
+    failures: list[BaseException] = []
+    with Store(tmp_path / "state.db") as db:
+
+        def work(tag: str) -> None:
+            try:
+                for n in range(40):
+                    add(db, article(n, site=tag, headline=f"{tag} story {n}"))
+                    db.entries([tag], 10)
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work, args=(f"t{n}",)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not failures
+        assert db.entry_count() == 160
+
+
+def test_a_site_feed_includes_stories_it_saw_second_once_with_the_first_id() -> None:
+    """Site B's feed shows the story site A had first, under A's id; the combined feed shows it once."""
+    from datetime import UTC, datetime
+
+    from feedmaker.models import Added, Article, Duplicate
+    from feedmaker.store import Store
+
+    with Store(":memory:", now=lambda: datetime(2025, 4, 9, tzinfo=UTC)) as store:
+        first = store.add(Article(site="a", url="https://a.example/1", headline="Kim orders"), key="kim", url_key="https://a.example/1")
+        again = store.add(Article(site="b", url="https://b.example/x", headline="KIM ORDERS"), key="kim", url_key="https://b.example/x")
+        assert isinstance(first, Added)
+        assert isinstance(again, Duplicate)
+        assert [e.id for e in store.entries(["b"], 10)] == [first.entry.id]
+        assert [e.id for e in store.entries(["a", "b"], 10)] == [first.entry.id]
