@@ -86,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `feedmaker check … | head`: the reader left; say nothing more.
+        sys.stderr.close()
+        return 0
     raise AssertionError(args.command)
 
 
@@ -222,7 +226,7 @@ def _check(args: argparse.Namespace) -> int:
     for n, item in enumerate(items, 1):
         print(f"  #{n}", file=out)
         _show_article(item, out)
-    warnings = _empty_field_warnings(site, items)
+    warnings = _field_summary(site, items, out)
     if listing.next_url:
         print(f"next page: {listing.next_url}", file=out)
     elif site.list.next:
@@ -239,17 +243,22 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _empty_field_warnings(site: SiteConfig, items: Sequence[Article]) -> list[str]:
-    names = {"headline": "headline", "date": "published", "author": "author", "summary": "summary", "image": "image", "content": "content"}
+def _field_summary(site: SiteConfig, items: Sequence[Article], out: TextIO) -> list[str]:
+    """A table per field: its selector, how many items it filled and where the values came from.
+    Returns a warning for each configured selector that left items empty."""
+    keys = {"headline": "headline", "link": "url", "date": "published", "author": "author", "summary": "summary", "image": "image", "content": "content"}
+    rows = [("field", "list selector", "filled", "from")]
     warnings = []
-    for key, attr in names.items():
+    for key, attr in keys.items():
         chain = getattr(site.list, key)
-        if not chain:
-            continue
-        empty = sum(1 for i in items if not getattr(i, attr))
-        if empty:
-            css = " / ".join(spec.css for spec in chain)
-            warnings.append(f"list.{key} {css!r} is empty in {empty}/{len(items)} item(s)")
+        css = " / ".join(spec.css + (f"@{spec.attr}" if spec.attr else "") for spec in chain) if chain else "-"
+        filled = [i for i in items if getattr(i, attr)]
+        origin_key = "date" if key == "date" else attr
+        origins = sorted({(i.origin(origin_key) or i.origin(attr) or "?").split(":")[0] for i in filled})
+        rows.append((key, css, f"{len(filled)}/{len(items)}", ",".join(origins) or "-"))
+        if chain and len(filled) < len(items):
+            warnings.append(f"list.{key} {css!r} is empty in {len(items) - len(filled)}/{len(items)} item(s)")
+    _table(rows, out)
     return warnings
 
 
