@@ -1,0 +1,461 @@
+"""Date text -> tz-aware UTC datetime, or None. Pure: no clock, no I/O (`now` is an argument).
+
+Tried in order: the site's strptime `format`, Unix timestamps, ISO 8601, RFC 2822, CJK numeric forms
+(2019年3月5日, 2019.03.05), relative phrases ("3 hours ago", "yesterday", "vor 2 Stunden"), then dateutil's
+fuzzy parser over the text with foreign month names translated to English. The site's time zone is
+applied only to values printed without one. A date before 1995 or more than a day after `now` is
+rejected: a wrong date is worse than none, and nothing is ever filled in from today's date.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import warnings
+from datetime import UTC, datetime, timedelta, tzinfo
+from email.utils import parsedate_to_datetime
+from zoneinfo import ZoneInfo
+
+from dateutil import parser as dateutil_parser
+
+EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)
+MAX_AHEAD = timedelta(days=1)
+_MAX_LENGTH = 300  # a date is short; long text is a byline or a paragraph, and fuzzy parsing it is guessing
+
+_NEW_YORK = ZoneInfo("America/New_York")
+_CHICAGO = ZoneInfo("America/Chicago")
+_DENVER = ZoneInfo("America/Denver")
+_LOS_ANGELES = ZoneInfo("America/Los_Angeles")
+
+
+def _fixed(hours: float) -> tzinfo:
+    from datetime import timezone
+
+    return timezone(timedelta(hours=hours))
+
+
+# Zone abbreviations dateutil cannot know; "ET" etc. follow daylight saving, "EST" etc. do not.
+ZONE_ABBREVIATIONS: dict[str, tzinfo] = {
+    "ET": _NEW_YORK,
+    "EST": _fixed(-5),
+    "EDT": _fixed(-4),
+    "CT": _CHICAGO,
+    "CST": _fixed(-6),
+    "CDT": _fixed(-5),
+    "MT": _DENVER,
+    "MST": _fixed(-7),
+    "MDT": _fixed(-6),
+    "PT": _LOS_ANGELES,
+    "PST": _fixed(-8),
+    "PDT": _fixed(-7),
+    "AKST": _fixed(-9),
+    "AKDT": _fixed(-8),
+    "HST": _fixed(-10),
+    "GMT": UTC,
+    "UTC": UTC,
+    "UT": UTC,
+    "Z": UTC,
+    "BST": _fixed(1),
+    "CET": _fixed(1),
+    "CEST": _fixed(2),
+    "MEZ": _fixed(1),
+    "MESZ": _fixed(2),
+    "EET": _fixed(2),
+    "EEST": _fixed(3),
+    "WET": UTC,
+    "WEST": _fixed(1),
+    "JST": _fixed(9),
+    "KST": _fixed(9),
+    "AEST": _fixed(10),
+    "AEDT": _fixed(11),
+}
+
+_MONTHS = {
+    1: "january jan januar janvier janv enero ene gennaio genn gen janeiro januari",
+    2: "february feb februar février fevrier févr fevr febrero febbraio fevereiro fev februari",
+    3: "march mar märz maerz mars marzo março marco maart mrt",
+    4: "april apr avril avr abril abr aprile",
+    5: "may mai mayo maggio mag maio mei",
+    6: "june jun juni juin junio giugno giu junho",
+    7: "july jul juli juillet juil julio luglio lug julho",
+    8: "august aug août aout agosto ago augustus",
+    9: "september sep sept septembre septiembre settembre set setembro",
+    10: "october oct oktober okt octobre octubre ottobre ott outubro out",
+    11: "november nov novembre noviembre novembro",
+    12: "december dec dezember dez décembre decembre déc diciembre dic dicembre dezembro",
+}
+_ENGLISH_MONTHS = ("", "January", "February", "March", "April", "May", "June", "July", "August",
+                   "September", "October", "November", "December")  # fmt: skip
+MONTH_NAMES: dict[str, int] = {name: month for month, names in _MONTHS.items() for name in names.split()}
+
+# Weekdays and filler words in the supported languages; removed so they cannot be read as months or zones.
+_NOISE_WORDS = frozenset(
+    [
+        "montag",
+        "dienstag",
+        "mittwoch",
+        "donnerstag",
+        "freitag",
+        "samstag",
+        "sonntag",
+        "mo",
+        "di",
+        "mi",
+        "do",
+        "fr",
+        "sa",
+        "so",
+        "um",
+        "uhr",
+        "am",
+        "den",
+        "lundi",
+        "mardi",
+        "mercredi",
+        "jeudi",
+        "vendredi",
+        "samedi",
+        "dimanche",
+        "le",
+        "à",
+        "h",
+        "lunes",
+        "martes",
+        "miércoles",
+        "miercoles",
+        "jueves",
+        "viernes",
+        "sábado",
+        "sabado",
+        "domingo",
+        "de",
+        "del",
+        "las",
+        "los",
+        "lunedì",
+        "lunedi",
+        "martedì",
+        "martedi",
+        "mercoledì",
+        "mercoledi",
+        "giovedì",
+        "giovedi",
+        "venerdì",
+        "venerdi",
+        "sabato",
+        "il",
+        "alle",
+        "ore",
+        "segunda",
+        "terça",
+        "terca",
+        "quarta",
+        "quinta",
+        "sexta",
+        "feira",
+        "às",
+        "as",
+        "maandag",
+        "dinsdag",
+        "woensdag",
+        "donderdag",
+        "vrijdag",
+        "zaterdag",
+        "zondag",
+        "om",
+        "updated",
+        "published",
+        "posted",
+        "last",
+        "modified",
+        "date",
+        "dated",
+        "on",
+        "created",
+    ]
+)
+
+_WORD = re.compile(r"[^\W\d_]+\.?", re.UNICODE)
+_TIMESTAMP = re.compile(r"^\s*(\d{9,10}|\d{12,13})(?:\.\d+)?\s*$")
+_ISO = re.compile(
+    r"(?<!\d)(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T\s]+(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
+    r"\s*(Z|z|UTC|GMT|[+-](?:\d{2}:?\d{2}|\d{3}|\d{1,2}))?(?![\d:])"
+)
+_CJK = re.compile(
+    r"(?<!\d)(\d{4})\s*(?:[年년]|[./-](?=\s*\d{1,2}\s*[./-]))\s*(\d{1,2})\s*[月월./-]\s*(\d{1,2})(?!\d)\s*[日일]?"
+    r"(?:[^\d]{0,12}?(午前|午後|오전|오후|上午|下午|AM|PM|am|pm)?\s*(\d{1,2})\s*[:時时시]\s*(\d{1,2})?\s*[分분]?"
+    r"(?:\s*[:]?\s*(\d{1,2})\s*[秒초]?)?\s*(午前|午後|오전|오후|AM|PM|am|pm)?)?"
+)
+_RELATIVE = re.compile(
+    r"\b(?:(\d{1,5}|an?|one)\s+(second|sec|minute|min|hour|hr|day|week|month|year)s?\s+ago"
+    r"|vor\s+(\d{1,5}|einer?|einem)\s+(Sekunde|Minute|Stunde|Tag|Woche|Monat|Jahr)(?:n|en|e|s)?)\b",
+    re.IGNORECASE,
+)
+_DAY_WORD = re.compile(
+    r"\b(just now|today|yesterday|heute|gestern|aujourd'hui|hier|hoy|ayer|oggi|ieri)\b", re.IGNORECASE
+)
+_CLOCK = re.compile(r"(?<!\d)(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([ap]\.?m\.?)?", re.IGNORECASE)
+_UNIT = {"sec": "second", "min": "minute", "hr": "hour", "sekunde": "second", "minute": "minute",
+         "stunde": "hour", "tag": "day", "woche": "week", "monat": "month", "jahr": "year"}  # fmt: skip
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
+                 "month": 30 * 86400, "year": 365 * 86400}  # fmt: skip
+_DEFAULTS = (datetime(2001, 1, 1), datetime(2002, 2, 2))
+
+
+def parse_date(text: str, *, tz: ZoneInfo, fmt: str | None = None, now: datetime) -> datetime | None:
+    """Parse a date as printed on a page into tz-aware UTC; None when unsure or out of range."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    if not text or len(text) > _MAX_LENGTH:
+        return None
+    try:
+        found = _parse(text, tz, fmt, now)
+    except OverflowError:  # "9999 years ago", a timestamp past year 9999
+        return None
+    if found is None:
+        return None
+    if found.tzinfo is None:
+        found = found.replace(tzinfo=tz)
+    found = found.astimezone(UTC)
+    if found < EARLIEST or found > now.astimezone(UTC) + MAX_AHEAD:
+        return None
+    return found
+
+
+def _parse(text: str, tz: ZoneInfo, fmt: str | None, now: datetime) -> datetime | None:
+    dayfirst = False
+    if fmt:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            d, m = fmt.find("%d"), fmt.find("%m")
+            dayfirst = 0 <= d < m
+    for parse in (_timestamp, _iso, _rfc2822, _cjk):
+        found = parse(text)
+        if found is not None:
+            return found
+    relative = _relative(text, tz, now)
+    if relative is not None:
+        return relative
+    return _fuzzy(text, dayfirst=dayfirst)
+
+
+def _timestamp(text: str) -> datetime | None:
+    m = _TIMESTAMP.match(text)
+    if not m:
+        return None
+    value = int(m.group(1))
+    if len(m.group(1)) > 10:
+        value //= 1000
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _iso(text: str) -> datetime | None:
+    m = _ISO.search(text)
+    if not m:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    try:
+        found = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0")[:6].ljust(6, "0")),
+        )
+    except ValueError:
+        return None
+    if zone:
+        found = found.replace(tzinfo=_offset(zone))
+    elif hour is not None:
+        # A zone may follow a space as a name ("2016-12-09 09:13 EST").
+        rest = text[m.end() :].split()
+        if rest and rest[0].upper() in ZONE_ABBREVIATIONS:
+            found = _with_zone(found, ZONE_ABBREVIATIONS[rest[0].upper()])
+    return found
+
+
+def _offset(zone: str) -> tzinfo:
+    if zone.upper() in ("Z", "UTC", "GMT"):
+        return UTC
+    sign = -1 if zone[0] == "-" else 1
+    digits = zone[1:].replace(":", "")
+    if len(digits) == 3:  # "-500": an hour without its leading zero
+        digits = "0" + digits
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    return _fixed(sign * (hours + minutes / 60))
+
+
+def _with_zone(naive: datetime, zone: tzinfo) -> datetime:
+    return naive.replace(tzinfo=zone)
+
+
+def _rfc2822(text: str) -> datetime | None:
+    if not re.match(r"^(?:[A-Za-z]{3},\s*)?\d{1,2}\s+[A-Za-z]{3}\s+\d{2,4}\s+\d{1,2}:\d{2}", text):
+        return None
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _cjk(text: str) -> datetime | None:
+    m = _CJK.search(text)
+    if not m:
+        return None
+    year, month, day, before, hour, minute, second, after = m.groups()
+    h = int(hour or 0)
+    marker = (before or after or "").upper()
+    if marker in ("午後", "오후", "下午", "PM") and h < 12:
+        h += 12
+    elif marker in ("午前", "오전", "上午", "AM") and h == 12:
+        h = 0
+    try:
+        return datetime(int(year), int(month), int(day), h, int(minute or 0), int(second or 0))
+    except ValueError:
+        return None
+
+
+def _relative(text: str, tz: ZoneInfo, now: datetime) -> datetime | None:
+    now = now.astimezone(UTC)
+    m = _RELATIVE.search(text)
+    if m:
+        amount_text = (m.group(1) or m.group(3)).lower()
+        unit = (m.group(2) or m.group(4)).lower()
+        amount = int(amount_text) if amount_text.isdigit() else 1
+        seconds = _UNIT_SECONDS[_UNIT.get(unit, unit)]
+        return now - timedelta(seconds=amount * seconds)
+    m = _DAY_WORD.search(text)
+    if not m:
+        return None
+    word = m.group(1).lower()
+    if word == "just now":
+        return now
+    local_day = now.astimezone(tz).date()
+    if word in ("yesterday", "gestern", "hier", "ayer", "ieri"):
+        local_day -= timedelta(days=1)
+    hour = minute = second = 0
+    clock = _CLOCK.search(text)
+    if clock:
+        hour, minute, second = int(clock.group(1)), int(clock.group(2)), int(clock.group(3) or 0)
+        meridiem = (clock.group(4) or "").lower().replace(".", "")
+        if meridiem == "pm" and hour < 12:
+            hour += 12
+        elif meridiem == "am" and hour == 12:
+            hour = 0
+    try:
+        return datetime(local_day.year, local_day.month, local_day.day, hour, minute, second, tzinfo=tz)
+    except ValueError:
+        return None
+
+
+def _translate(text: str) -> str:
+    """Foreign month names -> English; weekday names and labels dropped (dateutil knows English only)."""
+
+    def word(m: re.Match[str]) -> str:
+        raw = m.group(0)
+        key = raw.lower().rstrip(".")
+        month = MONTH_NAMES.get(key)
+        if month is not None:
+            return f" {_ENGLISH_MONTHS[month]} "
+        if key in _NOISE_WORDS:
+            return " "
+        return raw
+
+    text = _WORD.sub(word, text)
+    # "9. Dezember" and "9 de diciembre de 2016" leave stray dots and ordinals dateutil trips on.
+    return re.sub(r"(?<=\d)\.(?=\s)", " ", text)
+
+
+_MONTH_RE = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
+_TIME_RE = r"\d{1,2}(?::\d{2}){1,2}(?:\s*[AaPp]\.?[Mm]\.?)?(?:\s*(?:[A-Z]{2,5}\b|[+-]\d{2}:?\d{2}))?"
+# The date inside a longer line ("Written by X in Y on 1 June 2019 at 08:34 PM EDT. 51 Comments"),
+# with a time printed before or after it; other numbers on the line would confuse dateutil.
+_WINDOW = re.compile(
+    rf"(?:{_TIME_RE}\s*[,-]?\s*)?(?:[A-Z][a-z]{{2,8}}\.?,?\s+)?"
+    rf"(?:\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH_RE},?\s+\d{{4}}|{_MONTH_RE}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
+    rf"|\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{4}})"
+    rf"(?:\s*(?:at|@|,|-|\u2013|\|)?\s*{_TIME_RE})?"
+)
+
+
+_SIMPLE = re.compile(
+    r"^(?:[A-Z][a-z]{2,8}\.?,?\s+)?(?:(?P<d1>\d{1,2})(?:st|nd|rd|th)?\s+(?P<m1>[A-Za-z]{3,9})\.?,?|(?P<m2>[A-Za-z]{3,9})\.?\s+(?P<d2>\d{1,2})(?:st|nd|rd|th)?,?)"
+    r"\s+(?P<y>\d{4})(?:,?\s+(?:at\s+)?(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?\s*(?P<ap>[AaPp]\.?[Mm]\.?)?)?$"
+)
+
+
+def _simple(translated: str) -> datetime | None:
+    """ "24 Mar 2026", "March 24, 2026 4:19 pm": the common zone-less forms, without dateutil's cost."""
+    m = _SIMPLE.match(translated)
+    if not m:
+        return None
+    month = MONTH_NAMES.get((m.group("m1") or m.group("m2")).lower())
+    if month is None:
+        return None
+    hour = int(m.group("h") or 0)
+    meridiem = (m.group("ap") or "").lower().replace(".", "")
+    if meridiem == "pm" and hour < 12:
+        hour += 12
+    elif meridiem == "am" and hour == 12:
+        hour = 0
+    try:
+        return datetime(
+            int(m.group("y")),
+            month,
+            int(m.group("d1") or m.group("d2")),
+            hour,
+            int(m.group("mi") or 0),
+            int(m.group("s") or 0),
+        )
+    except ValueError:
+        return None
+
+
+def _fuzzy(text: str, *, dayfirst: bool) -> datetime | None:
+    translated = " ".join(_translate(text).split())
+    simple = _simple(translated)
+    if simple is not None:
+        return simple
+    window = _WINDOW.search(translated)
+    if window:
+        found = _dateutil(window.group(0), dayfirst=dayfirst)
+        if found is not None:
+            return found
+    return _dateutil(translated, dayfirst=dayfirst)
+
+
+def _all_parts_printed(found: datetime, first_default: datetime) -> bool:
+    """No date part equals the first default's, so none of them can have come from it."""
+    return (
+        found.year != first_default.year
+        and found.month != first_default.month
+        and found.day != first_default.day
+    )
+
+
+def _dateutil(translated: str, *, dayfirst: bool) -> datetime | None:
+    results: list[datetime] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unknown zone names; we reject those results below anyway
+        for default in _DEFAULTS:
+            if results and _all_parts_printed(results[0], _DEFAULTS[0]):
+                return results[0]
+            try:
+                found = dateutil_parser.parse(
+                    translated,
+                    default=default,
+                    fuzzy=True,
+                    dayfirst=dayfirst,
+                    tzinfos=ZONE_ABBREVIATIONS,
+                )
+            except (ValueError, OverflowError, TypeError, LookupError):
+                return None
+            results.append(found)
+    first, second = results
+    # dateutil fills missing parts from `default`: differing results mean a part was never printed.
+    if first.date() != second.date():
+        return None
+    return first

@@ -1,0 +1,853 @@
+"""Page + SiteConfig -> Listing / Article. Pure; the only stage that imports selectolax.
+
+A page is decoded once (`decode_html`) and parsed once. Each field is read through its FieldChain
+(the first spec that yields a usable value wins); where a site gives no selector, or its selectors
+match nothing, the page's own metadata fills in: JSON-LD, OpenGraph / article:*, meta author,
+Twitter cards, <time datetime>, <link rel=canonical>, <title>. Every value records where it came
+from in Article.origins. Metadata is only read when a fallback is needed.
+
+All text is NFC, whitespace-collapsed and free of characters XML 1.0 forbids; links are absolute
+http(s) (or mailto); `content` is sanitised HTML (nh3).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+from charset_normalizer import from_bytes
+from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
+
+from feedmaker.config import FieldSpec, SiteConfig
+from feedmaker.dates import parse_date
+from feedmaker.errors import ExtractError
+from feedmaker.models import Article, Listing, Page
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["text", "link", "image", "date", "content"]
+Value = str | datetime
+
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_URL_INVISIBLE = re.compile("[\t\n\r]")
+_PLAIN_ABSOLUTE = re.compile(
+    r"^https?://[^\x00-\x20/?#\\@]+(?:[/?#][^\x00-\x1f\x7f\ufffe\uffff\ud800-\udfff]*)?$", re.IGNORECASE
+)
+_PLAIN_ROOTED = re.compile(r"^/(?![/\\])[^\x00-\x20\\\x7f\ufffe\uffff\ud800-\udfff]*$")
+_C0_AND_SPACE = "".join(chr(i) for i in range(0x21))
+_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+_IMAGE_SCHEMES = frozenset({"http", "https"})
+
+ARTICLE_TYPES = frozenset(
+    {
+        "Article", "NewsArticle", "BlogPosting", "ReportageNewsArticle", "AnalysisNewsArticle",
+        "OpinionNewsArticle", "ReviewNewsArticle", "BackgroundNewsArticle", "AskPublicNewsArticle",
+        "TechArticle", "ScholarlyArticle", "Report", "SatiricalArticle", "SocialMediaPosting",
+        "LiveBlogPosting", "DiscussionForumPosting", "Posting", "Blog", "MedicalScholarlyArticle",
+    }
+)  # fmt: skip
+
+# Meta keys (name=, property= or itemprop=, lowercased) tried for each field, in order.
+_META_HEADLINE = ("og:title", "twitter:title")
+_META_DATE = (
+    "article:published_time", "og:published_time", "og:article:published_time", "datepublished",
+    "publishdate", "publish-date", "pubdate", "parsely-pub-date", "sailthru.date", "dc.date.issued",
+    "dcterms.created", "dc.date", "date", "article.published", "published-date", "cxenseparse:recs:publishtime",
+)  # fmt: skip
+_META_AUTHOR = ("author", "article:author", "dc.creator", "parsely-author", "sailthru.author", "byl")
+_AUTHOR_NODES = (
+    ('[itemprop="author"] [itemprop="name"]', "content"),
+    ('[itemprop="author"]', "content"),
+    ('a[rel="author"]', ""),
+    (".byline .author, .byline__author, .author-name, .author a", ""),
+)
+_META_IMAGE = ("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
+_META_SUMMARY = ("og:description", "description", "twitter:description")
+_TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-\u2013\u2014\u00b7\u2022»:]|::)\s+")
+_BYLINE_PREFIX = re.compile(r"^(?:(?i:by|von|par|por|door)[\s:]+|By(?=[A-Z][a-z]))")
+
+# ---------------------------------------------------------------------------------------- text
+
+
+def clean_text(value: str) -> str:
+    """NFC, whitespace collapsed, characters XML 1.0 forbids removed."""
+    value = _XML_FORBIDDEN.sub("", value)
+    return unicodedata.normalize("NFC", " ".join(value.split()))
+
+
+def _clean_html(value: str) -> str:
+    return unicodedata.normalize("NFC", _XML_FORBIDDEN.sub("", value)).strip()
+
+
+# ------------------------------------------------------------------------------------ decoding
+
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_META_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:\-]+)", re.IGNORECASE)
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:\-]+)", re.IGNORECASE)
+# WHATWG Encoding: labels browsers decode as a superset, so bytes the page really uses are not lost.
+_SUPERSETS = {
+    "latin_1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252", "iso8859-9": "cp1254",
+    "iso8859-11": "cp874", "shift_jis": "cp932", "euc_kr": "cp949", "gb2312": "gb18030", "gbk": "gb18030",
+    "utf-16": "utf-8", "utf-16-le": "utf-8", "utf-16-be": "utf-8",  # a <meta> cannot truly say UTF-16
+}  # fmt: skip
+_ALIASES = {"x-sjis": "shift_jis", "windows-31j": "cp932", "x-euc-jp": "euc_jp", "tis-620": "cp874"}
+
+
+def _codec(label: str) -> str | None:
+    label = label.strip().strip("\"'").lower()
+    try:
+        name = codecs.lookup(_ALIASES.get(label, label)).name
+    except LookupError:
+        return None
+    return _SUPERSETS.get(name, name)
+
+
+def decode_html(body: bytes, declared: str | None) -> str:
+    """Bytes -> text: BOM, then the HTTP charset, then <meta> in the first 4 KiB, then detection.
+
+    One deviation from WHATWG order: a body that decodes as strict UTF-8 is UTF-8, whatever the header
+    or <meta> says. Text in cp1252, Shift_JIS, EUC-* etc. is practically never valid UTF-8 once it has
+    a non-ASCII byte, while stale labels on re-encoded pages are common (every non-UTF-8 <meta> in the
+    postlight corpus labels UTF-8 bytes). So a UTF-8 label that fails strict decoding falls through,
+    and the check costs nothing: most pages are UTF-8 and are decoded exactly once.
+    """
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(name, errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    candidates: list[str] = []
+    if declared:
+        m = _HEADER_CHARSET.search(declared)
+        candidates.append(m.group(1) if m else declared)
+    m_meta = _META_CHARSET.search(body[:4096])
+    if m_meta:
+        candidates.append(m_meta.group(1).decode("ascii", "replace"))
+    for label in candidates:
+        codec = _codec(label)
+        if codec is None:
+            continue
+        if codec == "utf-8":
+            continue  # it was not: strict UTF-8 failed above
+        return body.decode(codec, errors="replace")
+    best = from_bytes(body).best()
+    if best is not None and best.encoding:
+        codec = _codec(best.encoding) or "utf-8"
+        return body.decode(codec, errors="replace")
+    return body.decode("utf-8", errors="replace")
+
+
+# ---------------------------------------------------------------------------------------- URLs
+
+
+def _absolute(raw: str, base: str, schemes: frozenset[str]) -> str | None:
+    """An absolute URL with an allowed scheme, or None. Tabs and newlines are dropped first, as
+    browsers do, so "java\\tscript:" is seen for what it is."""
+    if _PLAIN_ABSOLUTE.match(raw):  # the common cases, without urljoin's cost
+        return unicodedata.normalize("NFC", raw).replace(" ", "%20")
+    if _PLAIN_ROOTED.match(raw) and "/." not in raw and _PLAIN_ABSOLUTE.match(base) and "http" in schemes:
+        slash = base.find("/", base.index("//") + 2)
+        return unicodedata.normalize("NFC", (base if slash < 0 else base[:slash]) + raw)
+    raw = _URL_INVISIBLE.sub("", raw).strip(_C0_AND_SPACE)
+    if not raw:
+        return None
+    try:
+        url = urljoin(base, raw)
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in schemes:
+        return None
+    if parts.scheme.lower() != "mailto" and not parts.netloc:
+        return None
+    return unicodedata.normalize("NFC", _XML_FORBIDDEN.sub("", url)).replace(" ", "%20")
+
+
+def sanitize_html(html: str, base_url: str) -> str:
+    """Untrusted HTML -> safe HTML: no script/style/iframe/on*/javascript:; relative URLs made absolute."""
+
+    # ammonia parses URLs as browsers do (tabs, newlines, entities, case), so "jav&#x09;ascript:" is
+    # seen as javascript: and dropped; its own rewriting is much faster than a Python callback per URL.
+    try:
+        return _clean_html(_sanitize(html, ("rewrite_with_base", base_url)))
+    except ValueError:  # a base URL ammonia cannot parse: drop relative URLs rather than guess
+        return _clean_html(_sanitize(html, "deny"))
+
+
+def _sanitize(html: str, url_relative: Literal["deny"] | tuple[Literal["rewrite_with_base"], str]) -> str:
+    cleaned: str = nh3.clean(
+        html,
+        clean_content_tags={"script", "style", "template", "noscript", "textarea", "title"},
+        url_schemes=set(_LINK_SCHEMES),
+        url_relative=url_relative,
+        link_rel="noopener noreferrer nofollow",
+    )
+    return cleaned
+
+
+# ------------------------------------------------------------------------------------ document
+
+
+def _parser_input(body: bytes, declared: str | None) -> bytes | str:
+    """What to hand lexbor: the bytes themselves when they are UTF-8 (lexbor reads bytes as UTF-8),
+    saving a decode + re-encode of the whole page; decoded text otherwise."""
+    if body.isascii():
+        return body
+    if not body.startswith(tuple(bom for bom, _ in _BOMS)):
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return body
+    return decode_html(body, declared)
+
+
+class _Document:
+    """One parsed page plus the metadata read from it on demand."""
+
+    __slots__ = ("_jsonld", "_meta", "base", "now", "page", "site", "tree", "url")
+
+    def __init__(self, page: Page, site: SiteConfig) -> None:
+        self.page, self.site, self.url, self.now = page, site, page.url, page.fetched_at
+        try:
+            self.tree = LexborHTMLParser(_parser_input(page.body, page.encoding))
+        except (SelectolaxError, ValueError) as exc:
+            raise ExtractError(page.url, "html", f"could not be parsed: {exc}") from exc
+        head = self.tree.head  # <base> only counts in <head>; searching there alone is ~20x cheaper
+        base_node = head.css_first("base[href]") if head is not None else None
+        href = base_node.attributes.get("href") if base_node is not None else None
+        self.base = (href and _absolute(href, page.url, _IMAGE_SCHEMES)) or page.url
+        self._meta: dict[str, str] | None = None
+        self._jsonld: dict[str, Any] | None = None
+
+    @property
+    def meta(self) -> dict[str, str]:
+        """First non-empty content per meta name / property / itemprop, keys lowercased."""
+        if self._meta is None:
+            found: dict[str, str] = {}
+            # `value=` is not HTML, but pages saved by Mercury-based tools carry it instead of `content=`.
+            # The whole tree is searched: a stray element in <head> makes parsers move later metas to <body>.
+            for node in self.tree.css("meta[content], meta[value]"):
+                attrs = node.attributes
+                content = attrs.get("content") or attrs.get("value")
+                if not content or not content.strip():
+                    continue
+                for key_attr in ("property", "name", "itemprop"):
+                    key = attrs.get(key_attr)
+                    if key:
+                        found.setdefault(key.strip().lower(), content)
+            self._meta = found
+        return self._meta
+
+    @property
+    def jsonld(self) -> dict[str, Any]:
+        """The first schema.org article object in the page's JSON-LD (or {})."""
+        if self._jsonld is None:
+            self._jsonld = next(_jsonld_articles(self.tree), {})
+        return self._jsonld
+
+    def site_names(self) -> list[str]:
+        names = [self.site.name, self.meta.get("og:site_name", ""), self.meta.get("application-name", "")]
+        publisher = self.jsonld.get("publisher")
+        if isinstance(publisher, dict) and isinstance(publisher.get("name"), str):
+            names.append(publisher["name"])
+        host = (urlsplit(self.url).hostname or "").removeprefix("www.")
+        names.append(host)
+        names.append(host.split(".")[0])
+        return [n for n in names if n]
+
+
+def _jsonld_articles(tree: LexborHTMLParser) -> Iterator[dict[str, Any]]:
+    for script in tree.css('script[type*="ld+json" i]'):
+        raw = script.text(deep=True).strip()
+        raw = raw.removeprefix("<!--").removesuffix("-->").strip().rstrip(";")
+        try:
+            data = json.loads(raw, strict=False)
+        except (ValueError, RecursionError):
+            continue
+        yield from _article_objects(data, depth=0)
+
+
+def _article_objects(data: Any, depth: int) -> Iterator[dict[str, Any]]:
+    if depth > 4:
+        return
+    if isinstance(data, list):
+        for element in data:
+            yield from _article_objects(element, depth + 1)
+    elif isinstance(data, dict):
+        types = data.get("@type")
+        type_set = (
+            {types}
+            if isinstance(types, str)
+            else {t for t in types if isinstance(t, str)}
+            if isinstance(types, list)
+            else set()
+        )
+        if type_set & ARTICLE_TYPES:
+            yield data
+        for key in ("@graph", "mainEntity"):
+            if key in data:
+                yield from _article_objects(data[key], depth + 1)
+
+
+def _jsonld_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _jsonld_names(value: Any) -> list[str]:
+    """Author names from a string, a Person/Organization, or a list of those; URLs are not names."""
+    if isinstance(value, list):
+        return [name for element in value for name in _jsonld_names(element)]
+    if isinstance(value, dict):
+        value = value.get("name")
+    if isinstance(value, str) and value.strip() and not _looks_like_url(value):
+        return [value]
+    return []
+
+
+def _jsonld_image(value: Any) -> str | None:
+    if isinstance(value, list):
+        return next((found for element in value if (found := _jsonld_image(element))), None)
+    if isinstance(value, dict):
+        value = value.get("url") or value.get("contentUrl")
+    return value if isinstance(value, str) else None
+
+
+def _looks_like_url(text: str) -> bool:
+    return bool(re.match(r"^\s*(?:https?:)?//|^\s*www\.", text, re.IGNORECASE))
+
+
+# -------------------------------------------------------------------------------- field reading
+
+
+def _node_text(node: LexborNode) -> str:
+    # No separator: "<h1>Beasts<span>:</span> A</h1>" is "Beasts: A"; source whitespace is kept anyway.
+    return node.text(deep=True)
+
+
+def _spec_label(spec: FieldSpec) -> str:
+    return f"selector:{spec.css}" + (f"@{spec.attr}" if spec.attr else "")
+
+
+def _raw_values(
+    scope: LexborNode | LexborHTMLParser, spec: FieldSpec, kind: Kind
+) -> tuple[list[LexborNode], list[str]]:
+    """The nodes `spec` selects (one, or all with all=True) and the raw strings read from them."""
+    if spec.all:
+        nodes = scope.css(spec.css)
+    else:
+        first = scope.css_first(spec.css)
+        nodes = [first] if first is not None else []
+    values: list[str] = []
+    for node in nodes:
+        if spec.attr:
+            raw = node.attributes.get(spec.attr)
+        elif kind == "content":
+            raw = node.inner_html
+        else:
+            raw = _node_text(node)
+        if raw is None:
+            continue
+        if spec.regex:
+            m = re.search(spec.regex, raw)
+            if m is None:
+                continue
+            raw = m.group(1) if m.re.groups else m.group(0)
+            raw = raw or ""
+        if raw.strip():
+            values.append(raw)
+    return nodes, values
+
+
+def _finish(doc: _Document, kind: Kind, raw: str, fmt: str | None = None) -> Value | None:
+    """A raw string as the field's type, or None when it is not usable."""
+    if kind == "text":
+        return clean_text(raw) or None
+    # URLs are not whitespace-collapsed first: a tab inside "java\tscript:" must vanish, not become a space.
+    if kind == "link":
+        return _absolute(raw, doc.base, _LINK_SCHEMES)
+    if kind == "image":
+        return _absolute(raw, doc.base, _IMAGE_SCHEMES)
+    if kind == "date":
+        return parse_date(clean_text(raw), tz=doc.site.zone, fmt=fmt, now=doc.now)
+    sanitized = sanitize_html(raw, doc.base)
+    return sanitized or None
+
+
+def _read_spec(
+    doc: _Document, scope: LexborNode | LexborHTMLParser, spec: FieldSpec, kind: Kind
+) -> tuple[Value | None, LexborNode | None]:
+    nodes, values = _raw_values(scope, spec, kind)
+    if not values:
+        return None, None
+    if spec.all and kind in ("text", "content"):
+        finished = [v for raw in values if isinstance(v := _finish(doc, kind, raw, spec.format), str)]
+        joined = ", " if kind == "text" else "\n"
+        return (joined.join(finished) or None), nodes[0]
+    for raw in values:
+        value = _finish(doc, kind, raw, spec.format)
+        if value is not None:
+            return value, nodes[0]
+    return None, None
+
+
+def _read_chain(
+    doc: _Document, scope: LexborNode | LexborHTMLParser, chain: Sequence[FieldSpec] | None, kind: Kind
+) -> tuple[Value, str, LexborNode | None] | None:
+    for spec in chain or ():
+        value, node = _read_spec(doc, scope, spec, kind)
+        if value is not None:
+            return value, _spec_label(spec), node
+    return None
+
+
+# ------------------------------------------------------------------------------------ fallbacks
+
+Fallback = Callable[[_Document], "tuple[Value, str] | None"]
+
+
+def _from_meta(doc: _Document, keys: Sequence[str], kind: Kind) -> tuple[Value, str] | None:
+    for key in keys:
+        raw = doc.meta.get(key)
+        if raw is None or (kind == "text" and _looks_like_url(raw)):
+            continue
+        value = _finish(doc, kind, raw)
+        if value is not None:
+            return value, f"meta:{key}"
+    return None
+
+
+def _from_jsonld(doc: _Document, key: str, kind: Kind) -> tuple[Value, str] | None:
+    data = doc.jsonld
+    if not data:
+        return None
+    if key == "author":
+        names = [clean_text(n) for n in _jsonld_names(data.get("author"))]
+        raw = ", ".join(dict.fromkeys(n for n in names if n))
+    elif key == "image":
+        raw = _jsonld_image(data.get("image")) or ""
+    else:
+        raw = _jsonld_text(data.get(key)) or ""
+    value = _finish(doc, kind, raw) if raw.strip() else None
+    return (value, "json-ld") if value is not None else None
+
+
+def _headline_fallback(doc: _Document) -> tuple[Value, str] | None:
+    return (
+        _from_h1(doc)
+        or _from_jsonld(doc, "headline", "text")
+        or _from_meta(doc, _META_HEADLINE, "text")
+        or _from_title(doc)
+    )
+
+
+def _from_h1(doc: _Document) -> tuple[Value, str] | None:
+    """The page's only <h1>, when it looks like a headline (a lone logo or a one-word h1 is not)."""
+    nodes = doc.tree.css("h1")
+    if len(nodes) != 1:
+        return None
+    value = clean_text(_node_text(nodes[0]))
+    return (value, "h1") if len(value.split()) >= 3 and len(value) <= 300 else None
+
+
+def _from_title(doc: _Document) -> tuple[Value, str] | None:
+    node = doc.tree.css_first("title")
+    if node is None:
+        return None
+    value = clean_text(node.text(deep=True))
+    return (value, "title") if value else None
+
+
+def _date_fallback(doc: _Document) -> tuple[Value, str] | None:
+    found = _from_jsonld(doc, "datePublished", "date") or _from_meta(doc, _META_DATE, "date")
+    if found:
+        return found
+    return _from_nodes(
+        doc, doc.tree, (("time[datetime]", "datetime"), ('[itemprop="datePublished"]', "datetime")), "date"
+    )
+
+
+def _from_nodes(
+    doc: _Document, scope: LexborNode | LexborHTMLParser, selectors: Sequence[tuple[str, str]], kind: Kind
+) -> tuple[Value, str] | None:
+    for css, attr in selectors:
+        for node in scope.css(css)[:5]:
+            raw = node.attributes.get(attr) or node.attributes.get("content") or _node_text(node)
+            value = _finish(doc, kind, raw) if raw else None
+            if value is not None:
+                return value, css
+    return None
+
+
+def _author_fallback(doc: _Document) -> tuple[Value, str] | None:
+    return (
+        _from_jsonld(doc, "author", "text")
+        or _from_meta(doc, _META_AUTHOR, "text")
+        or _from_nodes(doc, doc.tree, _AUTHOR_NODES, "text")
+    )
+
+
+def _image_fallback(doc: _Document) -> tuple[Value, str] | None:
+    return (
+        _from_meta(doc, _META_IMAGE[:3], "image")
+        or _from_jsonld(doc, "image", "image")
+        or _from_meta(doc, _META_IMAGE[3:], "image")
+        or _from_nodes(doc, doc.tree, (('link[rel="image_src"]', "href"),), "image")
+    )
+
+
+def _summary_fallback(doc: _Document) -> tuple[Value, str] | None:
+    return (
+        _from_meta(doc, _META_SUMMARY[:1], "text")
+        or _from_jsonld(doc, "description", "text")
+        or _from_meta(doc, _META_SUMMARY[1:], "text")
+    )
+
+
+def _url_fallback(doc: _Document) -> tuple[Value, str] | None:
+    node = doc.tree.css_first('link[rel~="canonical" i][href]')
+    if node is not None and (url := _absolute(node.attributes.get("href") or "", doc.base, _IMAGE_SCHEMES)):
+        return url, "link:canonical"
+    return _from_meta(doc, ("og:url",), "link") or _from_jsonld(doc, "url", "link")
+
+
+_ARTICLE_FIELDS: tuple[tuple[str, Kind, Fallback | None], ...] = (
+    ("headline", "text", _headline_fallback),
+    ("date", "date", _date_fallback),
+    ("author", "text", _author_fallback),
+    ("summary", "text", _summary_fallback),
+    ("image", "image", _image_fallback),
+    ("content", "content", None),
+)
+
+
+def strip_title_affixes(title: str, site_names: Sequence[str]) -> str:
+    """Drop a leading or trailing segment ("Headline | Site", "Site - Headline") that names the site.
+
+    Only whole segments between spaced separators that equal a known site name go: "Spider-Man - Far
+    From Home review" keeps every word unless a site is called "Far From Home review".
+    """
+    names = {_compact(n) for n in site_names} - {""}
+    parts = _TITLE_SEPARATORS.split(title)
+    if len(parts) < 2 or not names:
+        return title
+    separators = _TITLE_SEPARATORS.findall(title)
+    while len(parts) > 1 and _compact(parts[-1]) in names:
+        parts.pop()
+        separators.pop()
+    while len(parts) > 1 and _compact(parts[0]) in names:
+        parts.pop(0)
+        separators.pop(0)
+    out = parts[0]
+    for separator, part in zip(separators, parts[1:], strict=True):
+        out += separator + part
+    return out
+
+
+def _compact(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+# --------------------------------------------------------------------------------------- article
+
+
+def _article_values(doc: _Document, *, known: frozenset[str] = frozenset()) -> dict[str, tuple[Value, str]]:
+    """Field name -> (value, origin) for the article page; fields in `known` are not looked for."""
+    selectors = doc.site.article
+    found: dict[str, tuple[Value, str]] = {}
+    for name, kind, fallback in _ARTICLE_FIELDS:
+        if name in known:
+            continue
+        chain = getattr(selectors, name) if selectors is not None else None
+        hit = _read_chain(doc, doc.tree, chain, kind)
+        if hit is not None:
+            found[name] = (hit[0], hit[1])
+        elif fallback is not None:
+            fell = fallback(doc)
+            if fell is not None:
+                found[name] = fell
+    if "headline" in found and _TITLE_SEPARATORS.search(str(found["headline"][0])):
+        headline, origin = found["headline"]
+        found["headline"] = (strip_title_affixes(str(headline), doc.site_names()), origin)
+    if "author" in found:
+        author, origin = found["author"]
+        found["author"] = (_BYLINE_PREFIX.sub("", str(author)), origin)
+    if "url" not in known:
+        fell_url = _url_fallback(doc)
+        found["url"] = fell_url if fell_url is not None else (doc.url, "page")
+    return found
+
+
+def _article_from(doc: _Document, values: dict[str, tuple[Value, str]]) -> Article:
+    def text(name: str) -> str | None:
+        value = values.get(name)
+        return value[0] if value is not None and isinstance(value[0], str) else None
+
+    date = values.get("date")
+    return Article(
+        site=doc.site.id,
+        url=str(values["url"][0]),
+        headline=text("headline") or "",
+        published=date[0] if date is not None and isinstance(date[0], datetime) else None,
+        author=text("author"),
+        summary=text("summary"),
+        image=text("image"),
+        content=text("content"),
+        origins=tuple((name, origin) for name, (_, origin) in values.items()),
+    )
+
+
+def _require_headline(doc: _Document, article: Article) -> Article:
+    if not article.headline:
+        chain = doc.site.article.headline if doc.site.article is not None else None
+        selector = chain[0].css if chain else "headline"
+        raise ExtractError(doc.url, selector, "matched nothing and the page has no title metadata")
+    return article
+
+
+def extract_fields(page: Page, site: SiteConfig) -> Article:
+    """Article-page fields on their own (`check --url`, benchmarks). Raises ExtractError without a headline."""
+    doc = _Document(page, site)
+    return _require_headline(doc, _article_from(doc, _article_values(doc)))
+
+
+_MERGED = ("headline", "published", "author", "summary", "image", "content")
+_ORIGIN_NAME = {"published": "date"}
+
+
+def extract_article(page: Page, site: SiteConfig, item: Article) -> Article:
+    """The article page's fields merged under the listing item's: a listing value wins unless empty."""
+    doc = _Document(page, site)
+    # What the listing already gave is not read again: it would lose the merge anyway.
+    known = frozenset(
+        _ORIGIN_NAME.get(name, name) for name in _MERGED if getattr(item, name) not in (None, "")
+    )
+    values = _article_values(doc, known=known | {"url"})
+    values["url"] = (item.url, "listing")
+    found = _article_from(doc, values)
+    updates: dict[str, Any] = {}
+    origins = list(item.origins)
+    for name in _MERGED:
+        if getattr(item, name) in (None, "") and getattr(found, name) not in (None, ""):
+            updates[name] = getattr(found, name)
+            origin_name = _ORIGIN_NAME.get(name, name)
+            origins = [o for o in origins if o[0] != origin_name]
+            where = found.origin(origin_name)
+            if where is not None:
+                origins.append((origin_name, where))
+    merged = replace(item, **updates, origins=tuple(origins))
+    return _require_headline(doc, merged)
+
+
+# --------------------------------------------------------------------------------------- listing
+
+
+def _item_fields(doc: _Document, node: LexborNode) -> Article | None:
+    selectors = doc.site.list
+    link = _read_chain(doc, node, selectors.link, "link")
+    if link is None:
+        return None
+    url, link_origin, link_node = link
+    values: dict[str, tuple[Value, str]] = {"url": (url, link_origin)}
+    for name, kind, _ in _ARTICLE_FIELDS:
+        hit = _read_chain(doc, node, getattr(selectors, name), kind)
+        if hit is not None:
+            values[name] = (hit[0], hit[1])
+    if "headline" not in values and selectors.headline is None and link_node is not None:
+        text = clean_text(_node_text(link_node))
+        if text:
+            values["headline"] = (text, "link-text")
+    if "date" not in values:
+        fell = _from_nodes(doc, node, (("time[datetime]", "datetime"),), "date")
+        if fell is not None:
+            values["date"] = fell
+    return _article_from(doc, values)
+
+
+def _compile_filters(patterns: Sequence[str]) -> list[re.Pattern[str]]:
+    return [re.compile(p, re.IGNORECASE) for p in patterns]
+
+
+def extract_listing(page: Page, site: SiteConfig) -> Listing:
+    """Items of a listing page (at most site.max_items, each with a link) and its next-page URL."""
+    doc = _Document(page, site)
+    nodes = doc.tree.css(site.list.item)
+    if not nodes:
+        raise ExtractError(page.url, site.list.item)
+    include = _compile_filters(site.filters.include)
+    exclude = _compile_filters(site.filters.exclude)
+    items: list[Article] = []
+    seen: set[str] = set()
+    for node in nodes:
+        item = _item_fields(doc, node)
+        if item is None:
+            log.debug("site=%s item without link url=%s", site.id, page.url)
+            continue
+        if item.url in seen:
+            continue
+        text = f"{item.headline}\n{item.summary or ''}"
+        if include and not any(p.search(text) for p in include):
+            continue
+        if any(p.search(text) for p in exclude):
+            continue
+        seen.add(item.url)
+        items.append(item)
+        if len(items) >= site.max_items:
+            break
+    next_url = None
+    if site.list.next:
+        hit = _read_chain(doc, doc.tree, site.list.next, "link")
+        if hit is not None and _same_page(str(hit[0])) != _same_page(page.url):
+            next_url = str(hit[0])
+    return Listing(url=page.url, items=tuple(items), next_url=next_url)
+
+
+def _same_page(url: str) -> str:
+    return url.split("#", 1)[0]
+
+
+# ---------------------------------------------------------------------------------------- check
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldResult:
+    """One row of `check`: what one selector (or fallback source) yielded on a page."""
+
+    field: str  # "item", "headline", "date", ...
+    source: str  # "selector:h1@attr", or a fallback such as "json-ld", "meta:og:title", "title"
+    matches: int  # nodes matched (listing fields: items in which it matched); fallbacks: 1 if found
+    value: str | None  # the cleaned value (dates as ISO 8601), from the first item on listings
+    used: bool  # this row's value is the one the Article gets
+
+
+def field_report(page: Page, site: SiteConfig, *, article: bool = False) -> tuple[FieldResult, ...]:
+    """Per-selector results for `check`: the listing's selectors, or (article=True) the article page's
+    selectors followed by every fallback source, so an operator can see which one carries a field."""
+    doc = _Document(page, site)
+    return _article_report(doc) if article else _listing_report(doc)
+
+
+def _show(value: Value | None) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _listing_report(doc: _Document) -> tuple[FieldResult, ...]:
+    selectors = doc.site.list
+    nodes = doc.tree.css(selectors.item)
+    rows = [
+        FieldResult(
+            field="item",
+            source=f"selector:{selectors.item}",
+            matches=len(nodes),
+            value=None,
+            used=bool(nodes),
+        )
+    ]
+    fields: list[tuple[str, Kind]] = [("link", "link"), *((name, kind) for name, kind, _ in _ARTICLE_FIELDS)]
+    for name, kind in fields:
+        chain = selectors.link if name == "link" else getattr(selectors, name)
+        winner_found = False
+        for spec in chain or ():
+            matched, first = 0, None
+            for node in nodes:
+                value, _ = _read_spec(doc, node, spec, kind)
+                if value is not None:
+                    matched += 1
+                    first = first if first is not None else value
+            rows.append(
+                FieldResult(
+                    field=name,
+                    source=_spec_label(spec),
+                    matches=matched,
+                    value=_show(first),
+                    used=matched > 0 and not winner_found,
+                )
+            )
+            winner_found = winner_found or matched > 0
+    if selectors.next:
+        for spec in selectors.next:
+            value, _ = _read_spec(doc, doc.tree, spec, "link")
+            rows.append(
+                FieldResult(
+                    field="next",
+                    source=_spec_label(spec),
+                    matches=len(doc.tree.css(spec.css)),
+                    value=_show(value),
+                    used=value is not None,
+                )
+            )
+    return tuple(rows)
+
+
+_REPORT_FALLBACKS: dict[str, tuple[Fallback, ...]] = {
+    "headline": (
+        lambda d: _from_jsonld(d, "headline", "text"),
+        lambda d: _from_meta(d, ("og:title",), "text"),
+        lambda d: _from_meta(d, ("twitter:title",), "text"),
+        _from_title,
+    ),
+    "date": (
+        lambda d: _from_jsonld(d, "datePublished", "date"),
+        lambda d: _from_meta(d, _META_DATE, "date"),
+        _date_fallback,
+    ),
+    "author": (
+        lambda d: _from_jsonld(d, "author", "text"),
+        lambda d: _from_meta(d, _META_AUTHOR, "text"),
+        _author_fallback,
+    ),
+    "summary": (
+        lambda d: _from_jsonld(d, "description", "text"),
+        lambda d: _from_meta(d, _META_SUMMARY, "text"),
+    ),
+    "image": (
+        lambda d: _from_jsonld(d, "image", "image"),
+        lambda d: _from_meta(d, _META_IMAGE, "image"),
+        _image_fallback,
+    ),
+    "url": (_url_fallback,),
+}
+
+
+def _article_report(doc: _Document) -> tuple[FieldResult, ...]:
+    final = _article_values(doc)
+    rows: list[FieldResult] = []
+    for name, kind, _ in (*_ARTICLE_FIELDS, ("url", "link", None)):
+        chain = getattr(doc.site.article, name, None) if doc.site.article is not None else None
+        for spec in chain or ():
+            value, _ = _read_spec(doc, doc.tree, spec, kind)
+            used = name in final and final[name][1] == _spec_label(spec)
+            rows.append(
+                FieldResult(
+                    field=name,
+                    source=_spec_label(spec),
+                    matches=len(doc.tree.css(spec.css)),
+                    value=_show(value),
+                    used=used,
+                )
+            )
+        seen: set[str] = set()
+        for fallback in _REPORT_FALLBACKS.get(name, ()):
+            hit = fallback(doc)
+            if hit is None or hit[1] in seen:
+                continue
+            seen.add(hit[1])
+            used = name in final and final[name][1] == hit[1]
+            rows.append(FieldResult(field=name, source=hit[1], matches=1, value=_show(hit[0]), used=used))
+    return tuple(rows)

@@ -1,0 +1,303 @@
+"""The shared article corpora as feedmaker inputs: pages, SiteConfigs translated from Mercury's
+per-site extractors, ground truth, and one scoring function. Used by tests/test_extract.py and by
+benchmarks/ (extract.py, accuracy.py).
+
+Mercury (postlight-parser) selector entries translate as follows:
+  "css"                          -> FieldSpec(css)
+  ["css", "attr"]                -> FieldSpec(css, attr)
+  ['meta[name="x"]', "value"]    -> FieldSpec('meta[name="x"], meta[property="x"]', attr="content"), and
+                                    the same with attr="value": Mercury rewrites <meta property=.. content=..>
+                                    to name=/value= before selecting, and most saved fixtures are stored
+                                    after that rewrite, so both spellings occur in the corpus
+  anything with "<function omitted>", or a list of several selectors (content only) -> skipped
+  date_published.format (moment.js) -> a strptime format where every token has one; else dropped
+  date_published.timezone        -> SiteConfig.timezone
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from feedmaker.config import ArticleSelectors, FieldSpec, ListSelectors, SiteConfig
+from feedmaker.models import Article, Page
+
+CORPORA = Path("/work/shared/corpora")
+POSTLIGHT = CORPORA / "postlight-parser"
+READABILITY = CORPORA / "mozilla-readability"
+LISTINGS = CORPORA / "listings"
+# The pages are 2009-2026 snapshots; "now" sits after all of them so no real date is "in the future".
+CORPUS_NOW = datetime(2027, 1, 1, tzinfo=UTC)
+READABILITY_URL = "http://fakehost/test/page.html"
+
+FIELDS = ("headline", "date", "author", "image", "url")
+_MERCURY_FIELDS = {
+    "title": "headline",
+    "date_published": "date",
+    "author": "author",
+    "lead_image_url": "image",
+    "dek": "summary",
+    "content": "content",
+}
+_FUNCTION = "<function omitted>"
+_META_NAME = re.compile(r"""^\s*meta\[name=(["']?)([^"'\]]+)\1\]\s*$""", re.IGNORECASE)
+
+# moment.js tokens, longest first, to strptime directives (None: no strptime equivalent).
+_MOMENT = (
+    ("YYYY", "%Y"), ("YY", "%y"), ("MMMM", "%B"), ("MMM", "%b"), ("MM", "%m"), ("M", "%m"),
+    ("DD", "%d"), ("Do", None), ("D", "%d"), ("dddd", "%A"), ("ddd", "%a"), ("HH", "%H"), ("H", "%H"),
+    ("hh", "%I"), ("h", "%I"), ("mm", "%M"), ("m", "%M"), ("ss", "%S"), ("s", "%S"), ("A", "%p"), ("a", "%p"),
+    ("ZZ", "%z"), ("Z", "%z"), ("zz", None), ("z", None),
+)  # fmt: skip
+
+
+def moment_to_strptime(fmt: str) -> str | None:
+    """Translate a moment.js format; None when some token has no strptime equivalent."""
+    out: list[str] = []
+    i = 0
+    while i < len(fmt):
+        if fmt[i] == "[":
+            end = fmt.find("]", i)
+            literal = fmt[i + 1 : end] if end > 0 else fmt[i + 1 :]
+            out.append(literal.replace("%", "%%"))
+            i = end + 1 if end > 0 else len(fmt)
+            continue
+        for token, directive in _MOMENT:
+            if fmt.startswith(token, i):
+                if directive is None:
+                    return None
+                out.append(directive)
+                i += len(token)
+                break
+        else:
+            out.append(fmt[i].replace("%", "%%"))
+            i += 1
+    return "".join(out)
+
+
+def _specs(entry: Any, fmt: str | None) -> tuple[FieldSpec, ...]:
+    try:
+        return _translate(entry, fmt)
+    except ValidationError:
+        return ()  # a selector lexbor rejects (Mercury's cheerio was laxer, e.g. ".entry-content.")
+
+
+def _translate(entry: Any, fmt: str | None) -> tuple[FieldSpec, ...]:
+    if isinstance(entry, str):
+        return (FieldSpec(css=entry, format=fmt),)
+    if not isinstance(entry, list) or len(entry) != 2 or _FUNCTION in entry:
+        return ()
+    css, attr = entry
+    if not isinstance(css, str) or not isinstance(attr, str) or re.search(r"[.#\[\s>]", attr):
+        return ()  # a list of several selectors (Mercury's multi-match content), not [selector, attribute]
+    if attr == "value":
+        m = _META_NAME.match(css)
+        if m:
+            css = f'meta[name="{m.group(2)}"], meta[property="{m.group(2)}"]'
+        return (FieldSpec(css=css, attr="content", format=fmt), FieldSpec(css=css, attr="value", format=fmt))
+    return (FieldSpec(css=css, attr=attr, format=fmt),)
+
+
+def site_id(name: str) -> str:
+    return re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:64] or "site"
+
+
+def mercury_site(
+    name: str, extractor: dict[str, Any] | None, *, url: str, selectors: bool = True
+) -> SiteConfig:
+    """A SiteConfig with Mercury's selectors as `[article]`; selectors=False gives a fallbacks-only site
+    (it keeps the time zone: that is site configuration, not a selector)."""
+    chains: dict[str, tuple[FieldSpec, ...]] = {}
+    timezone = "UTC"
+    for mercury_name, field in _MERCURY_FIELDS.items():
+        spec = (extractor or {}).get(mercury_name)
+        if not isinstance(spec, dict) or not isinstance(spec.get("selectors"), list):
+            continue
+        fmt = moment_to_strptime(spec["format"]) if isinstance(spec.get("format"), str) else None
+        if field == "date" and isinstance(spec.get("timezone"), str):
+            timezone = spec["timezone"]
+        specs = tuple(s for entry in spec["selectors"] for s in _specs(entry, fmt))
+        if specs and selectors:
+            chains[field] = specs
+    return SiteConfig(
+        id=site_id(name),
+        name=name,
+        start_urls=(url,),
+        timezone=timezone,
+        list=ListSelectors(item="article"),
+        article=ArticleSelectors(**chains) if chains else None,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CorpusPage:
+    name: str
+    path: Path
+    url: str
+    truth: dict[str, Any]
+    site: SiteConfig  # Mercury's selectors translated
+    bare: SiteConfig  # no article selectors: fallbacks only
+
+    @property
+    def body(self) -> bytes:
+        return _read(self.path)
+
+    def page(self) -> Page:
+        return Page(url=self.url, body=self.body, encoding=None, fetched_at=CORPUS_NOW)
+
+
+@cache
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _ground_truth(root: Path) -> list[dict[str, Any]]:
+    with (root / "ground_truth.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+@cache
+def postlight_pages() -> tuple[CorpusPage, ...]:
+    extractors = json.loads((POSTLIGHT / "selectors.json").read_text(encoding="utf-8"))
+    pages = []
+    for truth in _ground_truth(POSTLIGHT):
+        name = truth["extractor"]
+        pages.append(
+            CorpusPage(
+                name=Path(truth["source_file"]).stem,
+                path=POSTLIGHT / truth["source_file"],
+                url=truth["url"],
+                truth=truth,
+                site=mercury_site(name, extractors.get(name), url=truth["url"]),
+                bare=mercury_site(name, extractors.get(name), url=truth["url"], selectors=False),
+            )
+        )
+    return tuple(pages)
+
+
+@cache
+def readability_pages() -> tuple[CorpusPage, ...]:
+    pages = []
+    for truth in _ground_truth(READABILITY):
+        name = Path(truth["upstream_dir"]).name
+        bare = mercury_site(name, None, url=READABILITY_URL)
+        pages.append(
+            CorpusPage(
+                name=name,
+                path=READABILITY / truth["source_file"],
+                url=READABILITY_URL,
+                truth=truth,
+                site=bare,
+                bare=bare,
+            )
+        )
+    return tuple(pages)
+
+
+# ------------------------------------------------------------------------------------- scoring
+
+
+def norm_text(value: str | None) -> str:
+    text = unicodedata.normalize("NFC", html.unescape(value or ""))
+    return " ".join(text.split()).casefold()
+
+
+def norm_author(value: str | None) -> str:
+    return re.sub(r"^by\s+", "", norm_text(value))
+
+
+def same_minute(found: datetime | None, expected: str | None) -> bool:
+    if found is None or expected is None:
+        return found is None and expected is None
+    if len(expected) == 10:  # the corpus only knows the day
+        return found.astimezone(UTC).date().isoformat() == expected
+    want = datetime.fromisoformat(expected.replace("Z", "+00:00"))
+    if want.tzinfo is None:
+        want = want.replace(tzinfo=UTC)
+    return found.astimezone(UTC).replace(second=0, microsecond=0) == want.astimezone(UTC).replace(
+        second=0, microsecond=0
+    )
+
+
+def norm_url(value: str | None) -> str:
+    return html.unescape(value or "").strip()
+
+
+_CHECKS: dict[str, tuple[str, Callable[[Article], Any], Callable[[Any], Any]]] = {
+    "headline": ("headline", lambda a: norm_text(a.headline), norm_text),
+    "author": ("author", lambda a: norm_author(a.author), norm_author),
+    "image": ("image", lambda a: norm_url(a.image), norm_url),
+    "url": ("url", lambda a: norm_url(a.url), norm_url),
+}
+
+
+def annotated(page: CorpusPage, field: str) -> bool:
+    """Whether the ground truth says something about `field` (an asserted null counts: expect absent)."""
+    key = "published" if field == "date" else field
+    if page.truth.get(key) is not None:
+        return True
+    asserted = page.truth.get("asserted_fields") or []
+    return field == "date" and "date_published" in asserted
+
+
+def correct(page: CorpusPage, article: Article | None, field: str) -> bool:
+    if article is None:
+        return False
+    if field == "date":
+        return same_minute(article.published, page.truth.get("published"))
+    key, got, want = _CHECKS[field]
+    return bool(got(article) == want(page.truth.get(key)))
+
+
+@dataclass(slots=True)
+class Score:
+    hits: int = 0
+    total: int = 0
+    misses: list[str] | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.hits / self.total if self.total else 0.0
+
+
+def score(
+    pages: Iterable[CorpusPage],
+    extract: Callable[[CorpusPage], Article | None],
+    fields: Sequence[str] = FIELDS,
+) -> dict[str, Score]:
+    scores = {f: Score(misses=[]) for f in fields}
+    for page in pages:
+        article = extract(page)
+        for field in fields:
+            if not annotated(page, field):
+                continue
+            s = scores[field]
+            s.total += 1
+            if correct(page, article, field):
+                s.hits += 1
+            elif s.misses is not None:
+                s.misses.append(page.name)
+    return scores
+
+
+def table(title: str, columns: dict[str, dict[str, Score]]) -> str:
+    fields = list(dict.fromkeys(f for scores in columns.values() for f in scores))
+    width = max(14, *(len(c) + 2 for c in columns))
+    lines = [title, "field".ljust(10) + "".join(c.rjust(width) for c in columns)]
+    for field in fields:
+        cells = []
+        for scores in columns.values():
+            s = scores.get(field)
+            cells.append((f"{s.rate:6.1%} {s.hits}/{s.total}" if s and s.total else "-").rjust(width))
+        lines.append(field.ljust(10) + "".join(cells))
+    return "\n".join(lines)
