@@ -1,0 +1,201 @@
+"""Scheduling stage: SiteConfig.schedule -> one APScheduler 3 job per site on the asyncio loop.
+
+Each job calls `crawl.crawl_site` and then `crawl.publish` for the feeds touching that site; there is no crawl
+logic here. A site that keeps failing backs off by itself: with N consecutive failures (from the store) a run is
+skipped until interval x 2^N (cap 24 h) has passed since the last run started, and the first good run resets N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from apscheduler.job import Job
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from feedmaker.config import Schedule, Settings, SiteConfig
+from feedmaker.crawl import crawl_site, publish
+from feedmaker.errors import FeedmakerError
+from feedmaker.fetch import Fetcher
+from feedmaker.models import SiteReport, utcnow
+from feedmaker.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(hours=24)
+JITTER_SHARE = 0.1  # of the interval: sites sharing a host drift apart instead of firing together
+JITTER_CAP = 300.0  # seconds
+FIRST_RUN_SPREAD_CAP = 30.0  # seconds: the start-up runs are spread, but all happen soon after start
+
+Crawl = Callable[..., Awaitable[SiteReport]]
+Publish = Callable[..., Sequence[Path]]
+
+
+def interval_seconds(schedule: Schedule, now: datetime | None = None) -> float:
+    """The run interval; for a cron line, the gap between its next two fire times."""
+    if schedule.interval is not None:
+        return float(schedule.interval)
+    assert schedule.cron is not None
+    trigger = CronTrigger.from_crontab(schedule.cron, timezone=UTC)
+    start = now or utcnow()
+    first = trigger.get_next_fire_time(None, start)
+    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
+    return float((second - first).total_seconds())
+
+
+def jitter_seconds(schedule: Schedule) -> float:
+    return min(interval_seconds(schedule) * JITTER_SHARE, JITTER_CAP)
+
+
+def trigger_for(schedule: Schedule) -> BaseTrigger:
+    if schedule.interval is not None:
+        return IntervalTrigger(seconds=schedule.interval, jitter=jitter_seconds(schedule), timezone=UTC)
+    assert schedule.cron is not None
+    return CronTrigger.from_crontab(schedule.cron, timezone=UTC)
+
+
+def backoff_wait(interval: float, failures: int) -> timedelta:
+    """How long after a failed run's start the next run may start: interval x 2^failures, at most 24 h."""
+    if failures <= 0:
+        return timedelta(0)
+    return min(timedelta(seconds=interval * 2 ** min(failures, 32)), MAX_BACKOFF)
+
+
+def is_due(*, interval: float, failures: int, last_started: datetime | None, now: datetime) -> bool:
+    if failures <= 0 or last_started is None:
+        return True
+    # Half an interval of slack: fire times carry jitter, so the run at exactly 2^N intervals must not be missed.
+    return now - last_started + timedelta(seconds=interval / 2) >= backoff_wait(interval, failures)
+
+
+class SiteRunner:
+    """The body of every site job: back-off check, crawl, publish. Tracks in-flight runs for shutdown."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sites: Sequence[SiteConfig],
+        *,
+        fetcher: Fetcher,
+        store: Store,
+        now: Callable[[], datetime] = utcnow,
+        crawl: Crawl = crawl_site,
+        publish: Publish = publish,
+    ) -> None:
+        self.settings = settings
+        self.sites = {s.id: s for s in sites}
+        self.fetcher, self.store, self.now = fetcher, store, now
+        self.crawl, self.publish = crawl, publish
+        self._running: set[asyncio.Task[object]] = set()
+
+    def retry_after(self, site_id: str) -> datetime | None:
+        """When a backing-off site may run again; None when it is not backing off."""
+        site = self.sites[site_id]
+        failures = self.store.consecutive_failures(site.id)
+        last = self.store.last_run(site.id) if failures else None
+        if last is None:
+            return None
+        interval = interval_seconds(site.schedule)
+        if is_due(interval=interval, failures=failures, last_started=last.started, now=self.now()):
+            return None
+        return last.started + backoff_wait(interval, failures) - timedelta(seconds=interval / 2)
+
+    async def run(self, site_id: str) -> SiteReport | None:
+        """One scheduled run of one site; None when skipped (backing off) or cancelled at shutdown."""
+        site = self.sites[site_id]
+        retry = self.retry_after(site.id)
+        if retry is not None:
+            log.info("site=%s run skipped: backing off after %d failure(s) until %s",
+                     site.id, self.store.consecutive_failures(site.id), retry.isoformat(timespec="seconds"))
+            return None
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            report = await self.crawl(site, settings=self.settings, fetcher=self.fetcher, store=self.store, now=self.now)
+            # A failed run never replaces a good feed: the file on disk stays the last good one.
+            if report.ok:
+                try:
+                    written = self.publish(self.settings, list(self.sites.values()), self.store, only={site.id})
+                except FeedmakerError as exc:
+                    # The old file stays in place and the next good run writes it; the daemon carries on.
+                    log.warning("site=%s publish failed reason=%s", site.id, exc)
+                    return report
+                for path in written:
+                    log.debug("site=%s feed written path=%s", site.id, path)
+            return report
+        except asyncio.CancelledError:
+            log.warning("site=%s run cancelled at shutdown", site.id)
+            return None
+        except Exception:
+            # A bug in one site's run must not stop the daemon; the traceback is the report.
+            log.exception("site=%s run crashed", site.id)
+            return None
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    async def drain(self, grace: float) -> int:
+        """Wait up to `grace` s for running crawls, then cancel the rest. Returns how many were cancelled."""
+        running = set(self._running)
+        if not running:
+            return 0
+        _, pending = await asyncio.wait(running, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+        return len(pending)
+
+
+def make_scheduler() -> AsyncIOScheduler:
+    return AsyncIOScheduler(timezone=UTC)
+
+
+def add_site_jobs(
+    scheduler: AsyncIOScheduler,
+    runner: SiteRunner,
+    sites: Sequence[SiteConfig],
+    *,
+    first_run: datetime | None = None,
+) -> list[Job]:
+    """One job per site. With `first_run`, every site also runs once soon after it, spread by its jitter."""
+    jobs = []
+    for site in sites:
+        interval = interval_seconds(site.schedule)
+        extra = {}
+        if first_run is not None:
+            spread = min(jitter_seconds(site.schedule), FIRST_RUN_SPREAD_CAP)
+            extra["next_run_time"] = first_run + timedelta(seconds=random.uniform(0, spread))
+        job = scheduler.add_job(
+            runner.run,
+            trigger=trigger_for(site.schedule),
+            args=[site.id],
+            id=f"site:{site.id}",
+            name=site.id,
+            max_instances=1,
+            coalesce=True,
+            # A run starting this late (loop blocked, machine suspended) is dropped; the next one will come.
+            misfire_grace_time=int(min(max(30.0, interval / 2), 3600.0)),
+            replace_existing=True,
+            **extra,
+        )
+        jobs.append(job)
+    return jobs
+
+
+def next_run(scheduler: AsyncIOScheduler, site_id: str) -> datetime | None:
+    job = scheduler.get_job(f"site:{site_id}")
+    when: datetime | None = getattr(job, "next_run_time", None) if job else None
+    return when

@@ -1,0 +1,300 @@
+"""Serving stage: feed files in output_dir -> HTTP, for feed readers and the operator.
+
+`respond(feed, method, headers) -> Reply` holds the HTTP rules (ETag, Last-Modified, 304, gzip) and is pure;
+`make_app(...)` is the starlette glue: `/feeds/<id>.atom`, `/opml`, `/healthz` and `/` (status page);
+`make_server(app)` a uvicorn server to run inside the daemon's own loop, leaving signals to the daemon.
+The server only reads files: a failing site keeps its last good feed (publish never writes a failed crawl),
+and its failure is shown on the status page, never as an entry.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import html
+import logging
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from feedmaker.config import Settings
+
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+OPML_TYPE = "text/x-opml; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteStatus:
+    """daemon -> serve: what the status page and /healthz show for one site."""
+
+    site: str
+    name: str
+    last_run: datetime | None = None  # when the last run finished; None = never ran
+    items: int = 0  # items found by the last run
+    not_modified: int = 0  # listing pages that answered 304 in the last run
+    new: int = 0  # new entries from the last run
+    errors: tuple[str, ...] = ()  # reasons the last run failed
+    warnings: tuple[str, ...] = ()
+    failures: int = 0  # consecutive failed runs
+    last_good: datetime | None = None  # when the last successful run finished
+    entries: int = 0  # entries stored for the site
+    next_run: datetime | None = None  # from the scheduler (after any back-off); None = not scheduled
+
+    @property
+    def state(self) -> str:
+        if self.last_run is None:
+            return "pending"
+        return "failing" if self.failures or self.errors else "ok"
+
+
+StatusSource = Callable[[], Sequence[SiteStatus]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedFile:
+    """One version of one feed file, with everything a poll needs precomputed."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str  # strong: a hash of the bytes, so it changes iff they change
+    gzip_etag: str  # the gzip representation is a different entity, so it gets its own strong tag
+    modified: int  # whole seconds since the epoch: the resolution of Last-Modified
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+class FeedFiles:
+    """output_dir/<id>.atom, read and hashed once per version: a poll of an unchanged file costs one stat()."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir = output_dir
+        self._cache: dict[str, tuple[tuple[int, int, int], FeedFile]] = {}
+
+    def get(self, feed_id: str) -> FeedFile | None:
+        path = self.output_dir / f"{feed_id}.atom"
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            self._cache.pop(feed_id, None)
+            return None
+        cached = self._cache.get(feed_id)
+        if cached and cached[0] == _version(stat):
+            return cached[1]
+        # write_feed replaces the file by rename: the bytes read through one descriptor are one whole version,
+        # and the key comes from that descriptor, so it always names the bytes cached with it.
+        try:
+            with path.open("rb") as fh:
+                version = _version(os.fstat(fh.fileno()))
+                body = fh.read()
+        except FileNotFoundError:
+            return None
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        feed = FeedFile(
+            body=body,
+            gzipped=gzip.compress(body, compresslevel=6, mtime=0),
+            etag=f'"{digest}"',
+            gzip_etag=f'"{digest}-gzip"',
+            modified=version[1] // 1_000_000_000,
+        )
+        self._cache[feed_id] = (version, feed)
+        return feed
+
+
+def _version(stat: os.stat_result) -> tuple[int, int, int]:
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    for part in (accept_encoding or "").split(","):
+        name, _, params = part.partition(";")
+        if name.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        return q > 0
+    return False
+
+
+def _is_fresh(feed: FeedFile, headers: Mapping[str, str]) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match wins; If-Modified-Since counts only without it."""
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        # Either representation's tag names the same bytes: a client switching encodings still gets its 304.
+        return "*" in tags or feed.etag in tags or feed.gzip_etag in tags
+    if_modified_since = headers.get("if-modified-since")
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return feed.modified <= since.timestamp()
+    return False
+
+
+def respond(feed: FeedFile | None, method: str, headers: Mapping[str, str]) -> Reply:
+    """The reply to GET/HEAD of one feed. `headers` keys are lower case (starlette's are)."""
+    if feed is None:
+        # A known feed not published yet (first crawl pending or failing): temporary, so not a 404.
+        return Reply(status=503, headers=(("Retry-After", "60"), ("Content-Type", "text/plain; charset=utf-8")),
+                     body=b"feed not published yet\n")
+    use_gzip = accepts_gzip(headers.get("accept-encoding"))
+    common = (
+        ("ETag", feed.gzip_etag if use_gzip else feed.etag),
+        ("Last-Modified", formatdate(feed.modified, usegmt=True)),
+        ("Vary", "Accept-Encoding"),
+        ("Cache-Control", "no-cache"),
+    )
+    if _is_fresh(feed, headers):
+        return Reply(status=304, headers=common)
+    body = feed.gzipped if use_gzip else feed.body
+    extra = (("Content-Encoding", "gzip"),) if use_gzip else ()
+    length = (("Content-Length", str(len(body))),)
+    return Reply(
+        status=200,
+        headers=(*common, ("Content-Type", ATOM_TYPE), *extra, *length),
+        body=b"" if method == "HEAD" else body,
+    )
+
+
+def render_opml(feeds: Sequence[tuple[str, str]], base_url: str) -> bytes:
+    """OPML 2.0 listing every feed with an absolute xmlUrl."""
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = "feedmaker feeds"
+    body = ET.SubElement(root, "body")
+    base = base_url.rstrip("/")
+    for feed_id, title in feeds:
+        ET.SubElement(body, "outline", type="rss", text=title, title=title, xmlUrl=f"{base}/feeds/{feed_id}.atom")
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
+
+
+def health(statuses: Sequence[SiteStatus]) -> dict[str, object]:
+    counts = {"ok": 0, "failing": 0, "pending": 0}
+    for s in statuses:
+        counts[s.state] += 1
+    return {
+        "status": "ok",
+        "counts": counts,
+        "sites": {s.site: {"state": s.state, "failures": s.failures} for s in statuses},
+    }
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+def render_status(statuses: Sequence[SiteStatus], feeds: Sequence[tuple[str, str]]) -> str:
+    e = html.escape
+    rows = []
+    for s in statuses:
+        items = "unchanged (304)" if s.not_modified and not s.items else str(s.items)
+        if s.state == "failing":
+            reason = "; ".join(s.errors) or "last run failed"
+            state = f'<td class="failing">failing x{s.failures}: {e(reason)}</td>'
+        else:
+            state = f'<td class="{s.state}">{s.state}</td>'
+        rows.append(
+            f'<tr><td><a href="/feeds/{e(s.site)}.atom">{e(s.name)}</a> <small>{e(s.site)}</small></td>'
+            f"<td>{_when(s.last_run)}</td><td>{items}</td><td>{s.new}</td><td>{s.entries}</td>{state}"
+            f"<td>{_when(s.last_good)}</td><td>{_when(s.next_run)}</td></tr>"
+        )
+    site_ids = {s.site for s in statuses}
+    combined = [
+        f'<li><a href="/feeds/{e(feed_id)}.atom">{e(title)}</a></li>' for feed_id, title in feeds if feed_id not in site_ids
+    ]
+    combined_html = f"<h2>Combined feeds</h2><ul>{''.join(combined)}</ul>" if combined else ""
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="60">'
+        "<title>feedmaker status</title><style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}"
+        ".failing{color:#b00}.ok{color:#070}</style></head><body><h1>feedmaker</h1>"
+        '<p><a href="/opml">OPML</a> · <a href="/healthz">healthz</a></p>'
+        "<table><tr><th>site</th><th>last run</th><th>items found</th><th>new</th><th>entries</th>"
+        f"<th>state</th><th>last good run</th><th>next run</th></tr>{''.join(rows)}</table>{combined_html}"
+        "</body></html>"
+    )
+
+
+def make_app(settings: Settings, feeds: Sequence[tuple[str, str]], status_source: StatusSource) -> Starlette:
+    """The ASGI app: feeds (id, title) served from settings.output_dir; status_source called per status request."""
+    files = FeedFiles(settings.output_dir)
+    known = {feed_id for feed_id, _ in feeds}
+    listed = list(feeds)
+
+    async def feed(request: Request) -> Response:
+        name: str = request.path_params["name"]
+        feed_id = name.removesuffix(".atom")
+        if not name.endswith(".atom") or feed_id not in known:
+            return Response("no such feed\n", status_code=404, media_type="text/plain")
+        reply = respond(files.get(feed_id), request.method, request.headers)
+        return Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
+
+    async def opml(request: Request) -> Response:
+        base = settings.server.base_url or str(request.base_url)
+        return Response(render_opml(listed, base), media_type=OPML_TYPE)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse(health(status_source()))
+
+    async def status(request: Request) -> Response:
+        return HTMLResponse(render_status(status_source(), listed), headers={"Cache-Control": "no-cache"})
+
+    return Starlette(
+        routes=[
+            Route("/feeds/{name}", feed, methods=["GET", "HEAD"]),
+            Route("/opml", opml, methods=["GET", "HEAD"]),
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/", status, methods=["GET", "HEAD"]),
+        ]
+    )
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers: the daemon owns SIGTERM/SIGINT, because scheduling must
+    stop and crawls must drain before the server goes."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def make_server(app: Starlette, *, verbose: int = 0, grace: int = 2) -> Server:
+    """A server for `app`, to run with `await server.serve(sockets=[...])` inside the caller's loop.
+
+    It leaves logging alone (no dictConfig); access lines only with -v, uvicorn's own INFO lines only with -vv.
+    """
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level=logging.INFO if verbose >= 2 else logging.WARNING,
+        access_log=verbose >= 1,
+        lifespan="off",
+        timeout_graceful_shutdown=grace,
+        server_header=False,
+    )
+    return Server(config)

@@ -1,0 +1,237 @@
+"""serve.py: feed files -> HTTP with ETag/Last-Modified/304/gzip, OPML, healthz and the status page."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from feedmaker.config import ServerSettings, Settings
+from feedmaker.serve import FeedFiles, SiteStatus, accepts_gzip, make_app, respond
+
+ATOM = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:x</id>'
+    b"<title>News &amp; more</title><updated>2025-01-01T00:00:00Z</updated>" + b"<!-- pad -->" * 100 + b"</feed>\n"
+)
+FEEDS = [("news", "News & more"), ("blog", "Blog"), ("all", "Everything")]
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
+def statuses() -> list[SiteStatus]:
+    return [
+        SiteStatus(site="news", name="News & more", last_run=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), items=12, new=3,
+                   entries=40, last_good=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+                   next_run=datetime(2025, 1, 2, 4, 4, 5, tzinfo=UTC)),
+        SiteStatus(site="quiet", name="Quiet", last_run=datetime(2025, 1, 2, tzinfo=UTC), not_modified=1),
+        SiteStatus(site="blog", name="<script>alert(1)</script>", last_run=datetime(2025, 1, 2, tzinfo=UTC),
+                   errors=('fetch failed: http://b.example/: HTTP 503 <b>"oops"</b>',), failures=3),
+    ]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    (tmp_path / "news.atom").write_bytes(ATOM)
+    return Settings(output_dir=tmp_path, state_dir=tmp_path / "state")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=make_app(settings, FEEDS, statuses))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.mark.anyio
+async def test_feed_is_served_as_atom_with_strong_etag_and_last_modified(client: httpx.AsyncClient, settings: Settings):
+    r = await client.get("/feeds/news.atom", headers=IDENTITY)
+    assert r.status_code == 200
+    assert r.content == ATOM
+    assert r.headers["content-type"] == "application/atom+xml; charset=utf-8"
+    assert r.headers["etag"].startswith('"')
+    assert not r.headers["etag"].startswith("W/")
+    mtime = int(os.stat(settings.output_dir / "news.atom").st_mtime)
+    assert r.headers["last-modified"] == formatdate(mtime, usegmt=True)
+    assert "content-encoding" not in r.headers
+
+
+@pytest.mark.anyio
+async def test_second_poll_with_etag_gets_empty_304(client: httpx.AsyncClient):
+    first = await client.get("/feeds/news.atom", headers=IDENTITY)
+    again = await client.get("/feeds/news.atom", headers={**IDENTITY, "If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]
+
+
+@pytest.mark.anyio
+async def test_if_none_match_with_another_tag_gets_the_feed(client: httpx.AsyncClient):
+    r = await client.get("/feeds/news.atom", headers={**IDENTITY, "If-None-Match": '"stale"'})
+    assert r.status_code == 200
+    assert r.content == ATOM
+
+
+@pytest.mark.anyio
+async def test_if_modified_since_at_or_after_mtime_gets_304_and_before_gets_200(client: httpx.AsyncClient):
+    last_modified = (await client.get("/feeds/news.atom", headers=IDENTITY)).headers["last-modified"]
+    assert (await client.get("/feeds/news.atom", headers={"If-Modified-Since": last_modified})).status_code == 304
+    old = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert (await client.get("/feeds/news.atom", headers={"If-Modified-Since": old})).status_code == 200
+    assert (await client.get("/feeds/news.atom", headers={"If-Modified-Since": "garbage"})).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_if_none_match_wins_over_if_modified_since(client: httpx.AsyncClient):
+    """RFC 9110: with If-None-Match present, a matching date does not make a 304."""
+    last_modified = (await client.get("/feeds/news.atom")).headers["last-modified"]
+    r = await client.get("/feeds/news.atom", headers={"If-None-Match": '"stale"', "If-Modified-Since": last_modified})
+    assert r.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_gzip_when_asked_with_its_own_etag_and_304(client: httpx.AsyncClient):
+    r = await client.get("/feeds/news.atom", headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip"
+    assert r.headers["vary"] == "Accept-Encoding"
+    assert r.content == ATOM  # httpx decoded it
+    assert int(r.headers["content-length"]) < len(ATOM)
+    plain_etag = (await client.get("/feeds/news.atom", headers=IDENTITY)).headers["etag"]
+    assert r.headers["etag"] != plain_etag
+    again = await client.get("/feeds/news.atom", headers={"Accept-Encoding": "gzip", "If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert "content-encoding" not in again.headers
+
+
+def test_gzip_body_is_deterministic_and_decodes_to_the_file(settings: Settings):
+    feed = FeedFiles(settings.output_dir).get("news")
+    assert feed is not None
+    assert gzip.decompress(feed.gzipped) == ATOM
+    assert FeedFiles(settings.output_dir).get("news") == feed
+
+
+def test_accept_encoding_parsing():
+    assert accepts_gzip("gzip, deflate")
+    assert accepts_gzip("br;q=1.0, gzip;q=0.5")
+    assert not accepts_gzip("gzip;q=0")
+    assert not accepts_gzip("identity")
+    assert not accepts_gzip(None)
+
+
+@pytest.mark.anyio
+async def test_etag_changes_iff_bytes_change(client: httpx.AsyncClient, settings: Settings):
+    path = settings.output_dir / "news.atom"
+    first = (await client.get("/feeds/news.atom", headers=IDENTITY)).headers["etag"]
+    os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))  # new mtime, same bytes
+    assert (await client.get("/feeds/news.atom", headers=IDENTITY)).headers["etag"] == first
+    path.write_bytes(ATOM.replace(b"News", b"Olds"))
+    r = await client.get("/feeds/news.atom", headers={**IDENTITY, "If-None-Match": first})
+    assert r.status_code == 200
+    assert r.headers["etag"] != first
+    assert b"Olds" in r.content
+
+
+def test_unchanged_file_is_not_read_again(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    """A poll of an unchanged file costs a stat(), not a read and a hash."""
+    files = FeedFiles(settings.output_dir)
+    first = files.get("news")
+    reads: list[Path] = []
+    original = Path.open
+
+    def counting(self: Path, *args: Any, **kwargs: Any) -> Any:
+        reads.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting)
+    assert files.get("news") is first
+    assert reads == []
+
+
+@pytest.mark.anyio
+async def test_unknown_feed_is_404_and_known_unpublished_feed_is_503(client: httpx.AsyncClient):
+    assert (await client.get("/feeds/nope.atom")).status_code == 404
+    assert (await client.get("/feeds/news.rss")).status_code == 404
+    assert (await client.get("/feeds/..%2Fstate.atom")).status_code == 404
+    unpublished = await client.get("/feeds/blog.atom")
+    assert unpublished.status_code == 503
+    assert unpublished.headers["retry-after"] == "60"
+
+
+@pytest.mark.anyio
+async def test_head_has_headers_but_no_body(client: httpx.AsyncClient):
+    r = await client.head("/feeds/news.atom", headers=IDENTITY)
+    assert r.status_code == 200
+    assert r.content == b""
+    assert r.headers["content-length"] == str(len(ATOM))
+
+
+def test_respond_is_pure_and_maps_star_to_304(settings: Settings):
+    feed = FeedFiles(settings.output_dir).get("news")
+    assert respond(feed, "GET", {"if-none-match": "*"}).status == 304
+    assert respond(feed, "GET", {"if-none-match": f"W/{feed.etag}" if feed else ""}).status == 304
+
+
+@pytest.mark.anyio
+async def test_opml_lists_every_feed_with_absolute_urls_from_the_request(client: httpx.AsyncClient):
+    r = await client.get("/opml")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/x-opml")
+    root = ET.fromstring(r.content)
+    assert root.tag == "opml"
+    assert root.get("version") == "2.0"
+    outlines = root.findall("./body/outline")
+    assert [(o.get("title"), o.get("xmlUrl")) for o in outlines] == [
+        ("News & more", "http://testserver/feeds/news.atom"),
+        ("Blog", "http://testserver/feeds/blog.atom"),
+        ("Everything", "http://testserver/feeds/all.atom"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_opml_uses_the_configured_base_url(settings: Settings):
+    configured = settings.model_copy(update={"server": ServerSettings(base_url="https://feeds.example/sub/")})
+    transport = httpx.ASGITransport(app=make_app(configured, FEEDS, statuses))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        r = await c.get("/opml")
+    urls = [o.get("xmlUrl") for o in ET.fromstring(r.content).iter("outline")]
+    assert urls[0] == "https://feeds.example/sub/feeds/news.atom"
+
+
+@pytest.mark.anyio
+async def test_healthz_counts_ok_and_failing_sites(client: httpx.AsyncClient):
+    r = await client.get("/healthz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok"
+    assert body["counts"] == {"ok": 2, "failing": 1, "pending": 0}
+    assert body["sites"]["blog"] == {"state": "failing", "failures": 3}
+
+
+@pytest.mark.anyio
+async def test_status_page_shows_runs_and_failure_reasons_escaped(client: httpx.AsyncClient):
+    r = await client.get("/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    page = r.text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>" not in page
+    assert "HTTP 503 &lt;b&gt;&quot;oops&quot;&lt;/b&gt;" in page
+    assert "failing x3" in page
+    assert "unchanged (304)" in page
+    assert "2025-01-02 03:04:05 UTC" in page  # last run
+    assert "2025-01-02 04:04:05 UTC" in page  # next run
+    assert "News &amp; more" in page
+    assert '<a href="/feeds/all.atom">Everything</a>' in page
