@@ -1,0 +1,143 @@
+"""crawl_site over a real local site whose pages change between runs: pagination, filters, edited
+headlines, new articles, drift and a broken listing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from feedmaker.config import Settings, load_all
+from feedmaker.crawl import crawl_site, feed_path, publish
+from feedmaker.fetch import Fetcher
+from feedmaker.models import SiteReport
+from feedmaker.store import Store
+from tests.sites import serve_dir, write_config
+
+SITE = """name = "Changing"
+start_urls = ["{base}/list1.html"]
+max_pages = {max_pages}
+[list]
+item = "li.story"
+link = "a"
+headline = "a"
+date = {{ css = "time", attr = "datetime" }}
+next = "a.next"
+[filters]
+exclude = ["^Sponsored"]
+"""
+
+
+def listing(stories: list[tuple[str, str, str | None]], next_page: str | None = None) -> str:
+    items = "".join(
+        f'<li class="story"><a href="{slug}.html">{title}</a>' + (f'<time datetime="{date}">x</time>' if date else "") + "</li>"
+        for slug, title, date in stories
+    )
+    more = f'<a class="next" href="{next_page}">more</a>' if next_page else ""
+    return f"<html><body><ul>{items}</ul>{more}</body></html>"
+
+
+class World:
+    """A local site, its config and the store, with helpers to change pages and run the crawler."""
+
+    def __init__(self, tmp_path: Path, base: str, max_pages: int = 2) -> None:
+        self.root = tmp_path / "www"
+        config = write_config(tmp_path / "config", {"changing": SITE.format(base=base, max_pages=max_pages)})
+        self.settings: Settings
+        self.settings, [self.site] = load_all(config)
+        self.store = Store(tmp_path / "state.db")
+        self.changes = 0
+
+    def page(self, name: str, html: str) -> None:
+        path = self.root / name
+        path.write_text(html, encoding="utf-8")
+        # The stdlib server's Last-Modified has 1 s resolution: move each change clearly forward in time.
+        self.changes += 1
+        os.utime(path, (1_700_000_000 + 60 * self.changes, 1_700_000_000 + 60 * self.changes))
+
+    def run(self) -> SiteReport:
+        async def go() -> SiteReport:
+            async with Fetcher(self.settings.fetch) as fetcher:
+                return await crawl_site(self.site, settings=self.settings, fetcher=fetcher, store=self.store)
+
+        report = asyncio.run(go())
+        publish(self.settings, [self.site], self.store)
+        return report
+
+    def headlines(self) -> list[str]:
+        return [e.article.headline for e in self.store.entries([self.site.id], 100)]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    (tmp_path / "www").mkdir()
+    with serve_dir(tmp_path / "www") as (base, _requests):
+        w = World(tmp_path, base)
+        yield w
+        w.store.close()
+
+
+
+
+def test_pagination_follows_next_up_to_max_pages(world: World) -> None:
+    world.page("list1.html", listing([("a", "Alpha story", None)], "list2.html"))
+    world.page("list2.html", listing([("b", "Beta story", None)], "list3.html"))
+    world.page("list3.html", listing([("c", "Gamma story", None)]))
+    report = world.run()
+    assert report.ok, report.errors
+    assert report.pages == 2
+    assert sorted(world.headlines()) == ["Alpha story", "Beta story"]
+
+
+def test_exclude_filter_drops_matching_items(world: World) -> None:
+    world.page("list1.html", listing([("a", "Alpha story", None), ("ad", "Sponsored: buy this", None)]))
+    assert world.run().ok
+    assert world.headlines() == ["Alpha story"]
+
+
+def test_new_article_appears_on_the_next_run(world: World) -> None:
+    world.page("list1.html", listing([("a", "Alpha story", "2025-01-01T10:00:00Z")]))
+    assert world.run().new == 1
+    world.page("list1.html", listing([("b", "Beta story", "2025-01-02T10:00:00Z"), ("a", "Alpha story", "2025-01-01T10:00:00Z")]))
+    second = world.run()
+    assert (second.new, second.duplicates) == (1, 1)
+    assert world.headlines() == ["Beta story", "Alpha story"]
+
+
+def test_edited_headline_at_same_url_updates_the_entry_and_keeps_its_id(world: World) -> None:
+    world.page("list1.html", listing([("a", "Alpha story", "2025-01-01T10:00:00Z")]))
+    world.run()
+    [before] = world.store.entries([world.site.id], 10)
+    world.page("list1.html", listing([("a", "Alpha story, corrected", "2025-01-01T10:00:00Z")]))
+    report = world.run()
+    assert (report.new, report.updated) == (0, 1)
+    [after] = world.store.entries([world.site.id], 10)
+    assert after.id == before.id
+    assert after.article.headline == "Alpha story, corrected"
+
+
+def test_date_selector_rot_is_flagged_with_the_selector(world: World) -> None:
+    stories = [(f"s{i}", f"Story number {i}", f"2025-01-0{i}T10:00:00Z") for i in range(1, 5)]
+    world.page("list1.html", listing(stories))
+    assert not world.run().warnings
+    world.page("list1.html", listing([(s, t, None) for s, t, _ in stories]))
+    report = world.run()
+    assert report.ok
+    assert any("drift: published" in w and "list.date 'time'" in w for w in report.warnings), report.warnings
+
+
+def test_zero_items_is_an_error_naming_the_selector_and_the_feed_keeps_last_good_entries(world: World) -> None:
+    world.page("list1.html", listing([("a", "Alpha story", "2025-01-01T10:00:00Z")]))
+    assert world.run().ok
+    good = feed_path(world.settings, "changing").read_bytes()
+    world.page("list1.html", "<html><body><div class='redesigned'>new look</div></body></html>")
+    report = world.run()
+    assert not report.ok
+    [error] = report.errors
+    assert "'li.story'" in error
+    assert "last good run found 1 items" in error
+    assert feed_path(world.settings, "changing").read_bytes() == good
+    assert world.store.consecutive_failures("changing") == 1
