@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ exclude = ["^Sponsored"]
 """
 
 
-def listing(stories: list[tuple[str, str, str | None]], next_page: str | None = None) -> str:
+def listing(stories: Sequence[tuple[str, str, str | None]], next_page: str | None = None) -> str:
     items = "".join(
         f'<li class="story"><a href="{slug}.html">{title}</a>' + (f'<time datetime="{date}">x</time>' if date else "") + "</li>"
         for slug, title, date in stories
