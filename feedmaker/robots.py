@@ -1,0 +1,125 @@
+"""Politeness: robots.txt per RFC 9309, fetched once per origin and cached.
+
+Input: a URL and our User-Agent; output: whether we may fetch it. The fetching itself is injected
+(`Load`), so this module does no I/O of its own: the fetcher routes robots.txt through the same
+guarded client, host gates, deadline and (smaller) size cap as any page.
+
+RFC 9309 outcomes: 2xx -> the rules; 4xx (and redirects still unresolved after the loader's limit)
+-> allow all; 5xx or an unreachable server -> disallow all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from protego import Protego
+
+from feedmaker.errors import Blocked, FetchError
+
+log = logging.getLogger(__name__)
+
+TTL = 24 * 3600.0
+# An unreachable robots.txt means "disallow all"; holding that for a whole day after one bad
+# minute would silence a site until tomorrow, so failures are cached for an hour only.
+ERROR_TTL = 3600.0
+MAX_BYTES = 500 * 1024  # RFC 9309 2.5: parse at least 500 KiB; the loader truncates beyond it
+
+
+@dataclass(frozen=True, slots=True)
+class RobotsFile:
+    """What the loader got for one robots.txt URL, after following redirects."""
+
+    status: int
+    body: bytes
+
+
+Load = Callable[[str], Awaitable[RobotsFile]]
+Verdict = Protego | bool  # parsed rules, or allow/disallow everything
+
+
+def robots_url(url: str) -> str:
+    """The robots.txt of `url`'s origin; any user:password@ is dropped."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme.lower()}://{host}{port}/robots.txt"
+
+
+def _verdict(url: str, robots: RobotsFile) -> Verdict:
+    if 200 <= robots.status < 300:
+        text = robots.body.decode("utf-8", errors="replace").removeprefix("\ufeff")
+        return Protego.parse(text)
+    if robots.status >= 500:
+        log.warning("robots.txt unreachable, disallowing all url=%s status=%d", url, robots.status)
+        return False
+    return True
+
+
+def _describe(verdict: Verdict) -> str:
+    if isinstance(verdict, bool):
+        return "allow-all" if verdict else "disallow-all"
+    return "rules"
+
+
+@dataclass(slots=True)
+class _Entry:
+    expires: float
+    verdict: Verdict
+
+
+class RobotsCache:
+    """robots.txt verdicts per origin (scheme, host, port), each loaded at most once per `ttl`."""
+
+    def __init__(
+        self,
+        load: Load | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        ttl: float = TTL,
+        error_ttl: float = ERROR_TTL,
+    ) -> None:
+        self._load = load
+        self._clock = clock
+        self._ttl, self._error_ttl = ttl, error_ttl
+        self._entries: dict[str, _Entry] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def allowed(self, url: str, user_agent: str, *, load: Load | None = None) -> bool:
+        """May `user_agent` fetch `url`? `load` overrides the constructor's loader for this call.
+
+        Raises `Blocked` from the loader (host paused, address refused) without caching it:
+        that is about reaching the host, not about what its robots.txt says.
+        """
+        verdict = await self._verdict_for(robots_url(url), load or self._load)
+        if isinstance(verdict, bool):
+            return verdict
+        return verdict.can_fetch(url, user_agent)
+
+    async def _verdict_for(self, target: str, load: Load | None) -> Verdict:
+        # One lock per origin: a burst of fetches to a new host loads robots.txt once, not N times.
+        async with self._locks.setdefault(target, asyncio.Lock()):
+            entry = self._entries.get(target)
+            if entry is not None and self._clock() < entry.expires:
+                return entry.verdict
+            if load is None:
+                raise TypeError("RobotsCache needs a loader")
+            try:
+                robots = await load(target)
+            except Blocked:
+                raise
+            except FetchError as exc:
+                log.warning("robots.txt unreachable, disallowing all url=%s reason=%s", target, exc.reason)
+                verdict: Verdict = False
+            else:
+                verdict = _verdict(target, robots)
+            ttl = self._error_ttl if verdict is False else self._ttl
+            self._entries[target] = _Entry(self._clock() + ttl, verdict)
+            log.debug("robots.txt loaded url=%s verdict=%s", target, _describe(verdict))
+            return verdict
