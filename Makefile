@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ required"; exit 1; }
@@ -23,9 +23,19 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
+# Figures, side by side in one run each; none of them is a pass/fail test.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/extract.py
+	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python benchmarks/fetch_bomb.py
+	$(BIN)/python benchmarks/daemon.py
+
+# Peers need Debian packages (rss-bridge, php-cli); each is skipped with a message when it cannot run.
+bench-peers: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	-apt-get install -y -qq rss-bridge php-cli
+	$(BIN)/python benchmarks/peers.py
 
 clean:
 	rm -rf $(VENV) output state

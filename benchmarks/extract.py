@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/extract.py [--rounds N]
 
+It ends with the feed build figures of benchmarks/feed_build.py (1,000 and 10,000 entries).
+
 Both run over the same corpus pages in the same process, interleaved per round so that machine noise
 hits both alike. "bare" is `LexborHTMLParser(body)`: parsing only, no decoding, no selectors. The
 ratio is our time over bare time; the target is <= 1.5.
@@ -95,6 +97,10 @@ def main() -> None:
         _run(articles, args.rounds, brief=True)
     print(f"== listing pages only ({len(listings)}):", end=" ")
     _run(listings, args.rounds, brief=True)
+    print("== feed build (render_atom, feedgen)")
+    from benchmarks.feed_build import run as feed_build
+
+    feed_build(args.rounds)
 
 
 def _run(jobs: list[Job], rounds: int, *, brief: bool = False) -> None:

@@ -318,7 +318,9 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
 
 def _config_error(path: Path, exc: ValidationError, text: str = "") -> ConfigError:
     problems = []
-    for err in exc.errors():
+    # A misspelt key shows up as "unknown key" plus "Field required": name the misspelling first.
+    errors = sorted(exc.errors(), key=lambda err: err["type"] != "extra_forbidden")
+    for err in errors:
         key = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
@@ -326,7 +328,7 @@ def _config_error(path: Path, exc: ValidationError, text: str = "") -> ConfigErr
         problems.append((key, msg))
     key, msg = problems[0]
     more = f" (and {len(problems) - 1} more: " + "; ".join(f"{k}: {m}" for k, m in problems[1:]) + ")" if len(problems) > 1 else ""
-    return ConfigError(str(path), key, msg + more, line=_line_of(text, exc.errors()[0]["loc"]))
+    return ConfigError(str(path), key, msg + more, line=_line_of(text, errors[0]["loc"]))
 
 
 def load_site(path: Path) -> SiteConfig:

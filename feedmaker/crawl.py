@@ -173,11 +173,14 @@ def _log_report(r: SiteReport) -> None:
     ms = int(r.seconds * 1000)
     if r.ok:
         log.info(
-            "site=%s run ok pages=%d items=%d new=%d updated=%d dup=%d not_modified=%d warnings=%d ms=%d",
+            "site=%s run ok pages=%d items=%d new=%d updated=%d dup=%d not_modified=%d errors=0 warnings=%d ms=%d",
             r.site, r.pages, r.items, r.new, r.updated, r.duplicates, r.not_modified, len(r.warnings), ms,
         )
     else:
-        log.warning("site=%s run failed pages=%d new=%d ms=%d reason=%s", r.site, r.pages, r.new, ms, "; ".join(r.errors))
+        log.warning(
+            "site=%s run failed pages=%d new=%d dup=%d errors=%d ms=%d reason=%s",
+            r.site, r.pages, r.new, r.duplicates, len(r.errors), ms, "; ".join(r.errors),
+        )
     for warning in r.warnings:
         log.warning("site=%s %s", r.site, warning)
 
