@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -17,6 +18,10 @@ CORPORA = SHARED / "corpora"
 SCHEMA = CORPORA / "atom-schema" / "atom-rfc4287.rng"
 
 
+# Request arrival times (monotonic seconds) per served root, for politeness checks.
+ARRIVALS: dict[Path, list[tuple[float, str]]] = {}
+
+
 class QuietFiles(SimpleHTTPRequestHandler):
     """Static files with Last-Modified and If-Modified-Since -> 304 (from the stdlib), and a request log."""
 
@@ -25,12 +30,17 @@ class QuietFiles(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
 
+    def parse_request(self) -> bool:
+        self.server.arrivals.append((time.monotonic(), self.path if hasattr(self, "path") else ""))  # type: ignore[attr-defined]
+        return super().parse_request()
+
 
 @contextmanager
 def serve_dir(root: Path) -> Iterator[tuple[str, list[str]]]:
     """Serve `root` on 127.0.0.1 (port picked by the OS); yields the base URL and the request log."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietFiles, directory=str(root)))
     server.requests = []  # type: ignore[attr-defined]
+    server.arrivals = ARRIVALS[root] = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -41,14 +51,14 @@ def serve_dir(root: Path) -> Iterator[tuple[str, list[str]]]:
         thread.join()
 
 
-def write_config(directory: Path, sites: dict[str, str], *, extra: str = "") -> Path:
+def write_config(directory: Path, sites: dict[str, str], *, extra: str = "", delay: float = 0.0) -> Path:
     """A config dir with fast, loopback-allowed fetch settings and the given site files."""
     (directory / "sites").mkdir(parents=True, exist_ok=True)
     (directory / "feedmaker.toml").write_text(
         f"""output_dir = "{directory.parent / 'output'}"
 state_dir = "{directory.parent / 'state'}"
 [fetch]
-delay = 0.0
+delay = {delay}
 retries = 0
 timeout = 10.0
 allow_private_networks = ["127.0.0.0/8"]

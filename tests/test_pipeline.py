@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 from lxml import etree
 
 from feedmaker.cli import main
-from tests.sites import CORPORA, PAGES, SCHEMA, serve_dir, write_config
+from tests.sites import ARRIVALS, CORPORA, PAGES, SCHEMA, serve_dir, write_config
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 STORY = "mobile launch vehicles"
@@ -182,3 +183,18 @@ def test_example_configs_extract_their_corpus_pages(tmp_path: Path, web: tuple[s
     assert len(apple.entries) >= 50
     assert all(e.link.startswith(f"{base}/en-gb/") for e in apple.entries)
     assert apple.entries[0].published.startswith("2026-03-24")
+
+
+def test_multi_site_run_on_one_host_keeps_the_configured_gap(tmp_path: Path, web: tuple[str, list[str]]) -> None:
+    """Three sites on one host, crawled concurrently: the server never sees two requests closer than the delay."""
+    base = web[0]
+    config = write_config(
+        tmp_path / "polite",
+        {name: site_toml(name.title(), base, f"site/{name}/index.html") for name in ("wire", "farm", "mirror")},
+        delay=0.25,
+    )
+    assert run_once(config) == 0
+    arrivals = sorted(t for t, _path in ARRIVALS[tmp_path / "www"])
+    assert len(arrivals) >= 10  # robots.txt, 3 listings, 6 article pages
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.25 - 0.01, gaps
