@@ -117,29 +117,10 @@ _MAX_UTC = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RunRecord:
+class RunRecord(SiteReport):
     """A stored SiteReport plus the share of items in which each watched field was filled."""
 
-    site: str
-    started: datetime
-    finished: datetime
-    pages: int = 0
-    items: int = 0
-    new: int = 0
-    updated: int = 0
-    duplicates: int = 0
-    not_modified: int = 0
-    errors: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
     fill: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def seconds(self) -> float:
-        return (self.finished - self.started).total_seconds()
 
 
 def _iso(moment: datetime) -> str:

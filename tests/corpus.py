@@ -150,7 +150,13 @@ class CorpusPage:
 
     @property
     def body(self) -> bytes:
+        """The page with Mercury's meta rewrite undone (see `unmercury`): what the site served."""
         return _read(self.path)
+
+    @property
+    def raw(self) -> bytes:
+        """The bytes exactly as stored in the corpus."""
+        return self.path.read_bytes()
 
     def page(self) -> Page:
         return Page(url=self.url, body=self.body, encoding=None, fetched_at=CORPUS_NOW)
@@ -158,7 +164,29 @@ class CorpusPage:
 
 @cache
 def _read(path: Path) -> bytes:
-    return path.read_bytes()
+    return unmercury(path.read_bytes())
+
+
+_META_TAG = re.compile(rb"<meta\b[^>]*>", re.IGNORECASE)
+_META_VALUE = re.compile(rb"(\s)value(\s*=)", re.IGNORECASE)
+_META_CONTENT = re.compile(rb"\scontent\s*=", re.IGNORECASE)
+# OpenGraph namespaces are `property=` in the wild; twitter:* and the rest are `name=`.
+_META_OG_NAME = re.compile(rb"""(\s)name(\s*=\s*["']?(?:og|article|fb|book|profile|music|video):)""", re.IGNORECASE)
+
+
+def unmercury(body: bytes) -> bytes:
+    """Undo the rewrite most postlight fixtures were saved after (Mercury's normalize-meta-tags turned
+    every <meta content=> into value= and property= into name=): value= becomes content= again, and
+    name="og:*" / "article:*" / "fb:*" ... becomes property=. Every tool then reads the page as the site
+    served it, rather than one that only a reader of `value=` understands."""
+
+    def restore(m: re.Match[bytes]) -> bytes:
+        tag = m.group(0)
+        if not _META_CONTENT.search(tag):
+            tag = _META_VALUE.sub(rb"\1content\2", tag, count=1)
+        return _META_OG_NAME.sub(rb"\1property\2", tag, count=1)
+
+    return _META_TAG.sub(restore, body)
 
 
 def _ground_truth(root: Path) -> list[dict[str, Any]]:
