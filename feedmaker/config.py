@@ -6,6 +6,7 @@ each (its id is the file stem). Every problem is a ConfigError naming the file a
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from pathlib import Path
@@ -152,6 +153,17 @@ class Filters(_Frozen):
     def _patterns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(check_regex(p) for p in v)
 
+    def keeps(self, headline: str, summary: str | None = None) -> bool:
+        text = f"{headline}\n{summary or ''}"
+        if self.include and not any(_compiled(p).search(text) for p in self.include):
+            return False
+        return not any(_compiled(p).search(text) for p in self.exclude)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
 
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -265,6 +277,7 @@ class CombinedFeed(_Frozen):
     id: str
     title: str
     sites: tuple[str, ...] = Field(min_length=1)
+    filters: Filters = Filters()  # applied when the feed is written, on top of each site's own filters
 
     _id = field_validator("id")(classmethod(lambda cls, v: SiteConfig._id(v)))
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from feedmaker.canon import canonical_key, canonical_url
-from feedmaker.config import Settings, SiteConfig
+from feedmaker.config import Filters, Settings, SiteConfig
 from feedmaker.errors import ExtractError, FeedmakerError, FetchError
 from feedmaker.extract import extract_article, extract_listing
 from feedmaker.feed import render_atom, write_feed
@@ -28,6 +28,8 @@ WATCHED = ("headline", "published", "author", "summary", "image")
 SELECTOR_KEY = {"headline": "headline", "published": "date", "author": "author", "summary": "summary", "image": "image"}
 # A field that was filled in at least this share of items in the last good run and now in none has drifted.
 DRIFT_BEFORE = 0.5
+# A filtered combined feed picks its entries from this many times feed_size of the newest ones.
+FILTER_LOOKBACK = 10
 
 
 def fill_rates(articles: Sequence[Article]) -> dict[str, float]:
@@ -203,19 +205,27 @@ def publish(settings: Settings, sites: Sequence[SiteConfig], store: Store, *, on
     """Render every feed touching `only` (site ids; None = all) and write those whose bytes changed."""
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     by_id = {s.id: s for s in sites}
-    plans: list[tuple[FeedMeta, tuple[str, ...]]] = [
-        (FeedMeta(id=s.id, title=s.name, link=s.home_url, self_url=_self_url(settings, s.id)), (s.id,)) for s in sites
+    plans: list[tuple[FeedMeta, tuple[str, ...], Filters]] = [
+        (FeedMeta(id=s.id, title=s.name, link=s.home_url, self_url=_self_url(settings, s.id)), (s.id,), Filters())
+        for s in sites
     ]
     for combined in settings.feed:
         first = by_id.get(combined.sites[0])
         link = first.home_url if first else "about:blank"
         meta = FeedMeta(id=combined.id, title=combined.title, link=link, self_url=_self_url(settings, combined.id))
-        plans.append((meta, combined.sites))
+        plans.append((meta, combined.sites, combined.filters))
     written = []
-    for meta, site_ids in plans:
+    for meta, site_ids, filters in plans:
         if only is not None and not only.intersection(site_ids):
             continue
-        data = render_atom(meta, store.entries(site_ids, settings.feed_size))
+        if filters.include or filters.exclude:
+            # Filtered at write time, so a changed filter applies to stored entries too. Look further back
+            # than feed_size so that a strict filter still fills the feed.
+            candidates = store.entries(site_ids, settings.feed_size * FILTER_LOOKBACK)
+            entries = [e for e in candidates if filters.keeps(e.article.headline, e.article.summary)][: settings.feed_size]
+        else:
+            entries = store.entries(site_ids, settings.feed_size)
+        data = render_atom(meta, entries)
         path = feed_path(settings, meta.id)
         if write_feed(path, data):
             written.append(path)

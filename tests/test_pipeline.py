@@ -198,3 +198,13 @@ def test_multi_site_run_on_one_host_keeps_the_configured_gap(tmp_path: Path, web
     assert len(arrivals) >= 10  # robots.txt, 3 listings, 6 article pages
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert min(gaps) >= 0.25 - 0.01, gaps
+
+
+def test_combined_feed_filters_apply_when_the_feed_is_written(config: Path) -> None:
+    settings = (config / "feedmaker.toml").read_text()
+    (config / "feedmaker.toml").write_text(settings + 'filters = { exclude = ["vatican", "^dogs"] }\n')
+    assert run_once(config) == 0
+    titles = [e.title for e in feedparser.parse(feed_files(config)["all"]).entries]
+    assert len(titles) == 2, titles
+    assert not any("Vatican" in t or t.startswith("Dogs") for t in titles)
+    assert len(feedparser.parse(feed_files(config)["farm"]).entries) == 2  # site feeds are not filtered
