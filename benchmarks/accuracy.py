@@ -1,54 +1,72 @@
 """Field accuracy on the shared article corpora: exact-match rate per field.
 
-    .venv/bin/python benchmarks/accuracy.py
+    .venv/bin/python benchmarks/accuracy.py [--misses [FIELD ...]]
 
 Columns: feedmaker with the per-site selectors translated from Mercury (tests/corpus.py), feedmaker
 with no selectors (metadata fallbacks only), and trafilatura's extract_metadata when it is installed
-(`pip install -e '.[bench]'`). Comparison rules are tests/corpus.py's: HTML-unescaped, whitespace
-collapsed, case-insensitive text; dates to the minute in UTC (to the day where the corpus only has
-the day); URLs as strings. The postlight `url` truth is the URL the page was fetched from, not its
-canonical link, so that row measures agreement with the fetch URL.
+(`pip install -e '.[bench]'`). The comparison rules (tests/corpus.RULES) are printed first; in short,
+every tool reads the same bytes, text is normalised alike, and each tool's dates are compared at the
+granularity it reports (the `date@day` row compares every tool to the day). --misses prints, per
+field and column, each page missed with the expected and the found value.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from feedmaker.errors import ExtractError
 from feedmaker.extract import extract_fields
 from feedmaker.models import Article
-from tests.corpus import FIELDS, CorpusPage, Score, postlight_pages, readability_pages, score, table
+from tests.corpus import RULES, CorpusPage, Score, postlight_pages, readability_pages, score, table
+
+Extract = Callable[[CorpusPage], Article | None]
+POSTLIGHT_FIELDS = ("headline", "date", "date@day", "author", "image", "url")
+READABILITY_FIELDS = ("headline", "date", "date@day", "author")
 
 
-def ours(selectors: bool) -> Any:
+def _cached(run: Extract) -> Extract:
+    """Each page extracted once per column (--misses looks at the results again)."""
+    results: dict[Path, Article | None] = {}
+
+    def cached(page: CorpusPage) -> Article | None:
+        if page.path not in results:
+            results[page.path] = run(page)
+        return results[page.path]
+
+    return cached
+
+
+def ours(selectors: bool) -> Extract:
     def run(page: CorpusPage) -> Article | None:
         try:
             return extract_fields(page.page(), page.site if selectors else page.bare)
         except ExtractError:
             return None
 
-    return run
+    return _cached(run)
 
 
-def trafilatura_column() -> Any:
+def trafilatura_column() -> Extract | None:
     try:
         from trafilatura.metadata import extract_metadata
     except ImportError:
         return None
 
     def run(page: CorpusPage) -> Article | None:
-        meta = extract_metadata(page.body.decode("utf-8", "replace"), default_url=page.url)
+        # Bytes, so trafilatura decodes them its own way (a str would need our decoder's choice).
+        meta = extract_metadata(page.body, default_url=page.url)
         if meta is None:
             return None
         published = None
-        if meta.date:
+        if meta.date:  # htmldate gives YYYY-MM-DD: midnight UTC stands for the day (scored day_only)
             try:
-                published = datetime.fromisoformat(meta.date).replace(tzinfo=UTC)
+                published = datetime.combine(date.fromisoformat(meta.date[:10]), time(), UTC)
             except ValueError:
                 published = None
         return Article(
@@ -60,23 +78,48 @@ def trafilatura_column() -> Any:
             image=meta.image,
         )
 
-    return run
+    return _cached(run)
+
+
+def _show_misses(pages: tuple[CorpusPage, ...], columns: dict[str, Extract], fields: list[str]) -> None:
+    for column, run in columns.items():
+        day_only = column == "trafilatura"
+        s = score(pages, run, fields, day_only=day_only)
+        for field in fields:
+            for name in s[field].misses or ():
+                page = next(p for p in pages if p.name == name)
+                article = run(page)
+                key = {"date": "published", "date@day": "published"}.get(field, field)
+                attr = {"date": "published", "date@day": "published"}.get(field, field)
+                got = getattr(article, attr, None) if article is not None else "<no article>"
+                print(f"  [{column}] {field} {name}: want {page.truth.get(key)!r} got {got!r}")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--misses", nargs="*", metavar="FIELD", help="print the misses (of these fields)")
+    args = parser.parse_args()
+    print(RULES)
+    print()
     third_party = trafilatura_column()
     for name, pages in (
         ("postlight-parser", postlight_pages()),
         ("mozilla-readability", readability_pages()),
     ):
-        fields = FIELDS if name == "postlight-parser" else ("headline", "date", "author")
-        columns: dict[str, dict[str, Score]] = {}
+        fields = POSTLIGHT_FIELDS if name == "postlight-parser" else READABILITY_FIELDS
+        runs: dict[str, Extract] = {}
         if name == "postlight-parser":
-            columns["selectors"] = score(pages, ours(True), fields)
-        columns["fallbacks only"] = score(pages, ours(False), fields)
+            runs["selectors"] = ours(True)
+        runs["fallbacks only"] = ours(False)
         if third_party is not None:
-            columns["trafilatura"] = score(pages, third_party, fields)
+            runs["trafilatura"] = third_party
+        columns: dict[str, dict[str, Score]] = {
+            column: score(pages, run, fields, day_only=column == "trafilatura")
+            for column, run in runs.items()
+        }
         print(table(f"{name} ({len(pages)} pages)", columns))
+        if args.misses is not None:
+            _show_misses(pages, runs, [f for f in fields if not args.misses or f in args.misses])
         print()
     if third_party is None:
         print("trafilatura is not installed: its column is skipped (pip install -e '.[bench]' to compare)")

@@ -50,32 +50,40 @@ def _selector_for(site: SiteConfig, name: str) -> str:
     return f"{key} (fallbacks only)"
 
 
-async def _read_listings(site: SiteConfig, fetcher: Fetcher, store: Store) -> tuple[list[Article], int, int]:
-    """Fetch every start URL and follow `list.next` up to max_pages. Returns items, pages parsed, 304s."""
-    items: list[Article] = []
+async def _read_listings(
+    site: SiteConfig, fetcher: Fetcher, store: Store, warnings: list[str]
+) -> tuple[dict[str, Article], int, int]:
+    """Fetch every start URL and follow `list.next` up to max_pages. Returns the items by canonical URL
+    (first sighting wins), pages parsed and 304s. A start page that fails fails the run; a later page
+    that fails only ends that page chain, with a warning."""
+    items: dict[str, Article] = {}
     pages = not_modified = 0
     for start in site.start_urls:
         url: str | None = start
         seen: set[str] = set()
         while url and url not in seen and len(seen) < site.max_pages:
             seen.add(url)
-            result = await fetcher.fetch(
-                url, known=store.validators(url), allow_private=site.allow_private_network, delay=site.delay
-            )
-            if isinstance(result, NotModified):
-                # Unchanged listing: its items are stored already, and later pages are unchanged too.
-                not_modified += 1
+            try:
+                result = await fetcher.fetch(
+                    url, known=store.validators(url), allow_private=site.allow_private_network, delay=site.delay
+                )
+                if isinstance(result, NotModified):
+                    # Unchanged listing: its items are stored already, and later pages are unchanged too.
+                    not_modified += 1
+                    break
+                listing = extract_listing(result, site)
+            except FeedmakerError as exc:
+                if url == start:
+                    raise
+                warnings.append(f"next page skipped: {exc}")
                 break
-            listing = extract_listing(result, site)
             pages += 1
             # Save validators only after a good parse, so that a broken page is not hidden by a 304 next time.
             store.save_validators(url, result.validators)
-            items.extend(listing.items)
+            for item in listing.items:
+                items.setdefault(canonical_url(item.url), item)
             url = listing.next_url
-    unique: dict[str, Article] = {}
-    for item in items:
-        unique.setdefault(canonical_url(item.url), item)
-    return list(unique.values())[: site.max_items], pages, not_modified
+    return dict(list(items.items())[: site.max_items]), pages, not_modified
 
 
 async def _complete(site: SiteConfig, item: Article, fetcher: Fetcher, warnings: list[str]) -> Article | None:
@@ -107,16 +115,18 @@ async def crawl_site(
     pages = not_modified = 0
     articles: list[Article] = []
     try:
-        items, pages, not_modified = await _read_listings(site, fetcher, store)
-        known = store.known_urls(site.id, [canonical_url(i.url) for i in items])
-        fresh = [i for i in items if canonical_url(i.url) not in known]
+        items, pages, not_modified = await _read_listings(site, fetcher, store, warnings)
+        known = store.known_urls(site.id, items)
+        fresh = [(url_key, item) for url_key, item in items.items() if url_key not in known]
         # Known items still go through the store (listing fields only): an edited headline updates its entry.
-        completed: list[Article | None] = [i for i in items if canonical_url(i.url) in known]
-        follow = site.article is not None or any(not i.headline for i in fresh)
+        completed: list[tuple[str, Article | None]] = [(k, i) for k, i in items.items() if k in known]
+        follow = site.article is not None or any(not item.headline for _, item in fresh)
         todo = fresh[: site.max_articles] if follow else []
-        completed += await asyncio.gather(*(_complete(site, i, fetcher, warnings) for i in todo))
+        done = await asyncio.gather(*(_complete(site, item, fetcher, warnings) for _, item in todo))
+        completed += zip((url_key for url_key, _ in todo), done, strict=True)
         completed += fresh[len(todo) :]
-        for article in completed:
+        sightings = []
+        for url_key, article in completed:
             if article is None:
                 continue
             if not article.headline:
@@ -124,7 +134,9 @@ async def crawl_site(
                 continue
             articles.append(article)
             key = canonical_key(article.headline, strip=site.canonical.strip, site_names=(site.name,))
-            outcome = store.add(article, key=key, url_key=canonical_url(article.url))
+            sightings.append((article, key, url_key))
+        # One transaction per run: one disk sync instead of one per article, and no half-stored run.
+        for outcome in store.add_many(sightings):
             if isinstance(outcome, Added):
                 counts["new"] += 1
             elif isinstance(outcome, Updated):

@@ -57,19 +57,42 @@ ARTICLE_TYPES = frozenset(
 )  # fmt: skip
 
 # Meta keys (name=, property= or itemprop=, lowercased) tried for each field, in order.
-_META_HEADLINE = ("og:title", "twitter:title")
+# Dublin Core first, as Readability.js orders them: rarer than og:title, and written for the document.
+_META_HEADLINE = ("dc.title", "dcterms.title", "og:title", "twitter:title", "parsely-title")
+_DC_PREFIX = re.compile(r"^(dc|dcterms?):")
 _META_DATE = (
     "article:published_time", "og:published_time", "og:article:published_time", "datepublished",
     "publishdate", "publish-date", "pubdate", "parsely-pub-date", "sailthru.date", "dc.date.issued",
     "dcterms.created", "dc.date", "date", "article.published", "published-date", "cxenseparse:recs:publishtime",
 )  # fmt: skip
-_META_AUTHOR = ("author", "article:author", "dc.creator", "parsely-author", "sailthru.author", "byl")
+_META_AUTHOR = (
+    "author", "article:author", "dc.creator", "dcterms.creator", "parsely-author", "sailthru.author", "byl",
+)  # fmt: skip
 _AUTHOR_NODES = (
-    ('[itemprop="author"] [itemprop="name"]', "content"),
-    ('[itemprop="author"]', "content"),
-    ('a[rel="author"]', ""),
-    (".byline .author, .byline__author, .author-name, .author a", ""),
+    ('[itemprop~="author"] [itemprop~="name"]', "content"),
+    ('[itemprop~="author"]', "content"),
+    ('a[rel~="author" i]', ""),
 )
+# Byline elements, most specific first: a class naming an author's name, then an author, then a byline.
+_BYLINE_NODES = (
+    '[class*="author" i][class*="name" i], [class*="byline" i][class*="name" i]',
+    '[class*="author" i], [class*="byline" i] a',
+    '[class*="byline" i]',
+)
+_BYLINE_END = re.compile(r"\s[·|•]\s|\n|,")
+_NAME_PARTICLES = frozenset(
+    {"de", "da", "del", "della", "di", "du", "la", "le", "van", "von", "der", "den", "y", "and", "bin", "al"}
+)
+_DATE_NODES = (
+    ("time", "datetime"),
+    ('[itemprop~="datePublished"]', "datetime"),
+    ('[class*="publish" i], [class*="posted" i], [class*="date" i], [class*="timestamp" i]', "datetime"),
+    ('[id*="date" i], [class*="time" i], [class*="byline" i]', "datetime"),
+)
+_YEAR = re.compile(r"(?<!\d)(?:19[7-9]\d|20\d\d)(?!\d)")
+_URL_DATE = re.compile(r"/((?:19|20)\d\d)/([01]\d)/([0-3]\d)(?:/|$)")
+_WORD = re.compile(r"\w+")
+_JSONLD_WRAPPER = re.compile(r"^(?:\s*(?://\s*)?(?:<!--|<!\[CDATA\[))+|(?:(?://\s*)?(?:-->|\]\]>)\s*)+$")
 _META_IMAGE = ("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
 _META_SUMMARY = ("og:description", "description", "twitter:description")
 _TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-\u2013\u2014\u00b7\u2022»:]|::)\s+")
@@ -246,8 +269,10 @@ class _Document:
                     continue
                 for key_attr in ("property", "name", "itemprop"):
                     key = attrs.get(key_attr)
-                    if key:
-                        found.setdefault(key.strip().lower(), content)
+                    # RDFa allows several names in one attribute: property="og:title twitter:title".
+                    # Dublin Core is spelt both dc.title and dc:title; keys use the dot.
+                    for name in key.lower().split() if key else ():
+                        found.setdefault(_DC_PREFIX.sub(r"\1.", name), content)
             self._meta = found
         return self._meta
 
@@ -272,7 +297,8 @@ class _Document:
 def _jsonld_articles(tree: LexborHTMLParser) -> Iterator[dict[str, Any]]:
     for script in tree.css('script[type*="ld+json" i]'):
         raw = script.text(deep=True).strip()
-        raw = raw.removeprefix("<!--").removesuffix("-->").strip().rstrip(";")
+        # Wrappers some pages keep from XHTML habits: <!-- --> and <![CDATA[ ]]> (also // commented).
+        raw = _JSONLD_WRAPPER.sub("", raw).strip().rstrip(";")
         try:
             data = json.loads(raw, strict=False)
         except (ValueError, RecursionError):
@@ -449,12 +475,37 @@ def _from_jsonld(doc: _Document, key: str, kind: Kind) -> tuple[Value, str] | No
 
 
 def _headline_fallback(doc: _Document) -> tuple[Value, str] | None:
-    return (
-        _from_h1(doc)
-        or _from_jsonld(doc, "headline", "text")
-        or _from_meta(doc, _META_HEADLINE, "text")
-        or _from_title(doc)
-    )
+    """The page's lone <h1> when it agrees with the page's own title metadata (JSON-LD headline,
+    og:title, twitter:title, Dublin Core / Parse.ly title, or <title> minus the site name); that
+    metadata when the h1 says something else (a logo, a kicker, a section name); the h1 alone when the
+    page has no title metadata."""
+    h1 = _from_h1(doc)
+    titles = [
+        hit
+        for hit in (
+            _from_jsonld(doc, "headline", "text"),
+            _from_meta(doc, _META_HEADLINE, "text"),
+            _from_title(doc),
+        )
+        if hit is not None
+    ]
+    if h1 is not None:
+        names = doc.site_names()
+        if not titles or any(_similar(str(h1[0]), strip_title_affixes(str(t[0]), names)) for t in titles):
+            return h1
+    return titles[0] if titles else None
+
+
+def _similar(a: str, b: str) -> bool:
+    """Whether two titles name the same story: one contains the other and is at least half as long,
+    or most of the shorter one's words are in the other."""
+    ca, cb = _compact(a), _compact(b)
+    if not ca or not cb:
+        return False
+    if (ca in cb or cb in ca) and min(len(ca), len(cb)) >= max(len(ca), len(cb)) / 2:
+        return True
+    wa, wb = set(_WORD.findall(a.casefold())), set(_WORD.findall(b.casefold()))
+    return bool(wa and wb) and len(wa & wb) / min(len(wa), len(wb)) >= 0.6
 
 
 def _from_h1(doc: _Document) -> tuple[Value, str] | None:
@@ -475,20 +526,42 @@ def _from_title(doc: _Document) -> tuple[Value, str] | None:
 
 
 def _date_fallback(doc: _Document) -> tuple[Value, str] | None:
+    """JSON-LD, meta, <time datetime>, then what the page prints: <time> text, [itemprop=datePublished],
+    elements whose class names a date (only text with a four-digit year: no "2 hours ago" from a
+    sidebar), and last a /YYYY/MM/DD/ in the page URL (a day, midnight in the site's zone)."""
     found = _from_jsonld(doc, "datePublished", "date") or _from_meta(doc, _META_DATE, "date")
     if found:
         return found
-    return _from_nodes(
-        doc, doc.tree, (("time[datetime]", "datetime"), ('[itemprop="datePublished"]', "datetime")), "date"
+    return (
+        _from_nodes(doc, doc.tree, (("time[datetime]", "datetime"),), "date")
+        or _from_nodes(doc, doc.tree, _DATE_NODES, "date", printed=True)
+        or _date_from_url(doc)
     )
 
 
+def _date_from_url(doc: _Document) -> tuple[Value, str] | None:
+    m = _URL_DATE.search(urlsplit(doc.url).path)
+    if m is None:
+        return None
+    value = parse_date("-".join(m.groups()), tz=doc.site.zone, now=doc.now)
+    return (value, "url") if value is not None else None
+
+
 def _from_nodes(
-    doc: _Document, scope: LexborNode | LexborHTMLParser, selectors: Sequence[tuple[str, str]], kind: Kind
+    doc: _Document,
+    scope: LexborNode | LexborHTMLParser,
+    selectors: Sequence[tuple[str, str]],
+    kind: Kind,
+    *,
+    printed: bool = False,
 ) -> tuple[Value, str] | None:
+    """The first usable value of the first few nodes per selector: the attribute, else content=, else
+    the text. printed=True (dates read off the page): only short text with a four-digit year counts."""
     for css, attr in selectors:
-        for node in scope.css(css)[:5]:
+        for node in scope.css(css)[: 20 if printed else 5]:
             raw = node.attributes.get(attr) or node.attributes.get("content") or _node_text(node)
+            if printed and (len(raw) > 200 or not _YEAR.search(raw)):
+                continue
             value = _finish(doc, kind, raw) if raw else None
             if value is not None:
                 return value, css
@@ -496,11 +569,34 @@ def _from_nodes(
 
 
 def _author_fallback(doc: _Document) -> tuple[Value, str] | None:
-    return (
-        _from_jsonld(doc, "author", "text")
-        or _from_meta(doc, _META_AUTHOR, "text")
-        or _from_nodes(doc, doc.tree, _AUTHOR_NODES, "text")
-    )
+    """JSON-LD, meta author, itemprop=author / rel=author, then byline-looking elements. A value that
+    is the site's or publisher's own name ("Condé Nast", "ABC News") is not taken for an author."""
+    names = {_compact(n) for n in doc.site_names()} - {""}
+    for hit in (_from_jsonld(doc, "author", "text"), _from_meta(doc, _META_AUTHOR, "text")):
+        if hit is not None and _compact(str(hit[0])) not in names:
+            return hit
+    return _from_nodes(doc, doc.tree, _AUTHOR_NODES, "text") or _from_byline(doc, names)
+
+
+def _from_byline(doc: _Document, site_names: set[str]) -> tuple[Value, str] | None:
+    """A name in an element whose class says author/byline: its text up to the first separator
+    ("Pete Evans · CBC News"), "By " dropped, and only when it reads as a name (see _looks_like_name)."""
+    for css in _BYLINE_NODES:
+        for node in doc.tree.css(css)[:20]:
+            text = _BYLINE_PREFIX.sub("", clean_text(_BYLINE_END.split(_node_text(node).strip(), 1)[0]))
+            if _looks_like_name(text) and _compact(text) not in site_names:
+                return text, css
+    return None
+
+
+def _looks_like_name(text: str) -> bool:
+    """1-4 words, no digits, each capitalised or a particle ("de", "van"); or a short CJK name."""
+    if not text or len(text) > 60 or any(ch.isdigit() for ch in text):
+        return False
+    if not any(ch.isascii() for ch in text):
+        return len(text) <= 12 and " " not in text
+    words = text.split()
+    return 1 < len(words) <= 4 and all(w[0].isupper() or w in _NAME_PARTICLES for w in words)
 
 
 def _image_fallback(doc: _Document) -> tuple[Value, str] | None:
@@ -521,10 +617,23 @@ def _summary_fallback(doc: _Document) -> tuple[Value, str] | None:
 
 
 def _url_fallback(doc: _Document) -> tuple[Value, str] | None:
+    """rel=canonical, og:url, JSON-LD url, in that order; one on another site than the page (a
+    syndicated copy's canonical points at the original publisher) is skipped: the entry links to the
+    site the feed follows."""
     node = doc.tree.css_first('link[rel~="canonical" i][href]')
-    if node is not None and (url := _absolute(node.attributes.get("href") or "", doc.base, _IMAGE_SCHEMES)):
+    url = _absolute(node.attributes.get("href") or "", doc.base, _IMAGE_SCHEMES) if node is not None else None
+    if url is not None and _same_site(url, doc.url):
         return url, "link:canonical"
-    return _from_meta(doc, ("og:url",), "link") or _from_jsonld(doc, "url", "link")
+    for hit in (_from_meta(doc, ("og:url",), "link"), _from_jsonld(doc, "url", "link")):
+        if hit is not None and _same_site(str(hit[0]), doc.url):
+            return hit
+    return None
+
+
+def _same_site(url: str, page_url: str) -> bool:
+    a = (urlsplit(url).hostname or "").removeprefix("www.")
+    b = (urlsplit(page_url).hostname or "").removeprefix("www.")
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
 
 
 _ARTICLE_FIELDS: tuple[tuple[str, Kind, Fallback | None], ...] = (
@@ -680,18 +789,12 @@ def _item_fields(doc: _Document, node: LexborNode) -> Article | None:
     return _article_from(doc, values)
 
 
-def _compile_filters(patterns: Sequence[str]) -> list[re.Pattern[str]]:
-    return [re.compile(p, re.IGNORECASE) for p in patterns]
-
-
 def extract_listing(page: Page, site: SiteConfig) -> Listing:
     """Items of a listing page (at most site.max_items, each with a link) and its next-page URL."""
     doc = _Document(page, site)
     nodes = doc.tree.css(site.list.item)
     if not nodes:
         raise ExtractError(page.url, site.list.item)
-    include = _compile_filters(site.filters.include)
-    exclude = _compile_filters(site.filters.exclude)
     items: list[Article] = []
     seen: set[str] = set()
     for node in nodes:
@@ -701,10 +804,7 @@ def extract_listing(page: Page, site: SiteConfig) -> Listing:
             continue
         if item.url in seen:
             continue
-        text = f"{item.headline}\n{item.summary or ''}"
-        if include and not any(p.search(text) for p in include):
-            continue
-        if any(p.search(text) for p in exclude):
+        if not site.filters.keeps(item.headline, item.summary):
             continue
         seen.add(item.url)
         items.append(item)

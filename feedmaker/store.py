@@ -248,7 +248,12 @@ class Store:
     # -- entries -------------------------------------------------------------------------------------
 
     def add(self, article: Article, *, key: str, url_key: str) -> AddResult:
-        """Store one sighting of a story, committed before returning. In order:
+        """Store one sighting of a story, committed before returning (see `add_many` for the rules)."""
+        return self.add_many([(article, key, url_key)])[0]
+
+    def add_many(self, sightings: Sequence[tuple[Article, str, str]]) -> list[AddResult]:
+        """Store (article, key, url_key) sightings in ONE transaction, committed before returning: one disk
+        sync per site run instead of one per article. Each sighting, in order:
 
         1. `url_key` is a stored entry's URL, seen by the same site: merge (new non-None fields win;
            empty origins keep the stored ones). A changed field gives Updated (updated = now, key = the
@@ -259,36 +264,41 @@ class Store:
            site are recorded once as a source.
         4. Otherwise Added, with an id minted here once ("urn:uuid:<uuid4>").
         """
-        key, url_key = _text(key), _text(url_key)
+        if not sightings:
+            return []
         now = _iso(self._now())
-        with self._write(f"add {article.url!r}") as db:
-            row = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE url_key = ?", (url_key,)).fetchone()
-            if row is not None:
-                if row[1] != _text(article.site):
-                    # Another site lists the same URL: first-seen wins, or two sites' extractions of
-                    # one page would overwrite each other on every run.
-                    return Duplicate(self._entry_by_id(db, row[0]), article.url)
-                return self._merge(db, row, article, key=key, now=now)
-            source = db.execute("SELECT entry_id FROM sources WHERE url_key = ?", (url_key,)).fetchone()
-            if source is not None:
-                return Duplicate(self._entry_by_id(db, source[0]), article.url)
-            row = db.execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid LIMIT 1", (key,)
-            ).fetchone()
-            if row is not None:
-                db.execute(
-                    "INSERT OR IGNORE INTO sources (url_key, entry_id, url, site, first_seen) VALUES (?, ?, ?, ?, ?)",
-                    (url_key, row[0], _text(article.url), _text(article.site), now),
-                )
-                log.debug("site=%s duplicate of entry=%s url=%s", article.site, row[0], article.url)
+        what = f"add {sightings[0][0].url!r}" if len(sightings) == 1 else f"add {len(sightings)} articles"
+        with self._write(what) as db:
+            return [self._add(db, a, key=_text(key), url_key=_text(url_key), now=now) for a, key, url_key in sightings]
+
+    def _add(self, db: sqlite3.Connection, article: Article, *, key: str, url_key: str, now: str) -> AddResult:
+        row = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE url_key = ?", (url_key,)).fetchone()
+        if row is not None:
+            if row[1] != _text(article.site):
+                # Another site lists the same URL: first-seen wins, or two sites' extractions of
+                # one page would overwrite each other on every run.
                 return Duplicate(self._entry_by_id(db, row[0]), article.url)
-            entry_id = f"urn:uuid:{uuid.uuid4()}"
+            return self._merge(db, row, article, key=key, now=now)
+        source = db.execute("SELECT entry_id FROM sources WHERE url_key = ?", (url_key,)).fetchone()
+        if source is not None:
+            return Duplicate(self._entry_by_id(db, source[0]), article.url)
+        row = db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid LIMIT 1", (key,)
+        ).fetchone()
+        if row is not None:
             db.execute(
-                f"INSERT INTO entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry_id, _text(article.site), key, url_key, *_article_values(article), now, now),
+                "INSERT OR IGNORE INTO sources (url_key, entry_id, url, site, first_seen) VALUES (?, ?, ?, ?, ?)",
+                (url_key, row[0], _text(article.url), _text(article.site), now),
             )
-            log.debug("site=%s added entry=%s url=%s", article.site, entry_id, article.url)
-            return Added(self._entry_by_id(db, entry_id))
+            log.debug("site=%s duplicate of entry=%s url=%s", article.site, row[0], article.url)
+            return Duplicate(self._entry_by_id(db, row[0]), article.url)
+        entry_id = f"urn:uuid:{uuid.uuid4()}"
+        db.execute(
+            f"INSERT INTO entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry_id, _text(article.site), key, url_key, *_article_values(article), now, now),
+        )
+        log.debug("site=%s added entry=%s url=%s", article.site, entry_id, article.url)
+        return Added(self._entry_by_id(db, entry_id))
 
     def _merge(self, db: sqlite3.Connection, row: tuple[Any, ...], article: Article, *, key: str, now: str) -> AddResult:
         stored = dict(zip(_MERGED, row[4:12], strict=True))

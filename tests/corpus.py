@@ -22,10 +22,11 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
@@ -171,7 +172,9 @@ _META_TAG = re.compile(rb"<meta\b[^>]*>", re.IGNORECASE)
 _META_VALUE = re.compile(rb"(\s)value(\s*=)", re.IGNORECASE)
 _META_CONTENT = re.compile(rb"\scontent\s*=", re.IGNORECASE)
 # OpenGraph namespaces are `property=` in the wild; twitter:* and the rest are `name=`.
-_META_OG_NAME = re.compile(rb"""(\s)name(\s*=\s*["']?(?:og|article|fb|book|profile|music|video):)""", re.IGNORECASE)
+_META_OG_NAME = re.compile(
+    rb"""(\s)name(\s*=\s*["']?(?:og|article|fb|book|profile|music|video):)""", re.IGNORECASE
+)
 
 
 def unmercury(body: bytes) -> bytes:
@@ -235,13 +238,35 @@ def readability_pages() -> tuple[CorpusPage, ...]:
 # ------------------------------------------------------------------------------------- scoring
 
 
+RULES = """\
+Comparison rules (the same for every column):
+  input     every tool reads the same bytes: the corpus page with Mercury's meta rewrite undone
+            (<meta value=> -> content=, name="og:*" -> property=), i.e. the page as the site served it
+  headline  HTML-unescaped, NFC, whitespace collapsed, case-insensitive
+  author    as headline, a leading "By" dropped, then split into names on , ; & " and " and newlines
+            (so "A, B and C" == "A; B; C"); the ordered name lists must be equal
+  date      at the finest granularity the tool reports: feedmaker to the minute in UTC (to the day
+            where the truth only has a day); trafilatura (htmldate gives YYYY-MM-DD only) to the day
+  date@day  every tool to the day: the reported day must be the truth instant's calendar date in some
+            zone between UTC-12 and UTC+14 (the page's own zone is unknown); a truth of "absent" needs
+            no date
+  image,url scheme http/https alike, host lowercased, #fragment and one trailing "/" dropped; the
+            postlight url truth is the URL the page was fetched from (upstream never asserts a
+            canonical URL), so that row measures agreement with the fetch URL"""
+
+
 def norm_text(value: str | None) -> str:
     text = unicodedata.normalize("NFC", html.unescape(value or ""))
     return " ".join(text.split()).casefold()
 
 
-def norm_author(value: str | None) -> str:
-    return re.sub(r"^by\s+", "", norm_text(value))
+_AUTHOR_SPLIT = re.compile(r"\s*(?:[,;&\n]|\band\b)\s*", re.IGNORECASE)
+
+
+def norm_author(value: str | None) -> tuple[str, ...]:
+    text = unicodedata.normalize("NFC", html.unescape(value or "")).strip()
+    text = re.sub(r"^by\b[\s:]*", "", text, flags=re.IGNORECASE)
+    return tuple(n for part in _AUTHOR_SPLIT.split(text) if (n := norm_text(part)))
 
 
 def same_minute(found: datetime | None, expected: str | None) -> bool:
@@ -257,8 +282,30 @@ def same_minute(found: datetime | None, expected: str | None) -> bool:
     )
 
 
+def same_day(found: date | None, expected: str | None) -> bool:
+    """`found` (a day, or an instant taken as its UTC day) is the truth's date somewhere on Earth."""
+    if found is None or expected is None:
+        return found is None and expected is None
+    day = found.astimezone(UTC).date() if isinstance(found, datetime) else found
+    if len(expected) == 10:
+        return day.isoformat() == expected
+    want = datetime.fromisoformat(expected.replace("Z", "+00:00"))
+    if want.tzinfo is None:
+        want = want.replace(tzinfo=UTC)
+    want = want.astimezone(UTC)
+    return (want - timedelta(hours=12)).date() <= day <= (want + timedelta(hours=14)).date()
+
+
 def norm_url(value: str | None) -> str:
-    return html.unescape(value or "").strip()
+    text = html.unescape(value or "").strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    if parts.scheme.lower() not in ("http", "https"):
+        return text
+    path = parts.path[:-1] if parts.path.endswith("/") else parts.path
+    return urlunsplit(("http", parts.netloc.lower(), path, parts.query, ""))
 
 
 _CHECKS: dict[str, tuple[str, Callable[[Article], Any], Callable[[Any], Any]]] = {
@@ -271,16 +318,19 @@ _CHECKS: dict[str, tuple[str, Callable[[Article], Any], Callable[[Any], Any]]] =
 
 def annotated(page: CorpusPage, field: str) -> bool:
     """Whether the ground truth says something about `field` (an asserted null counts: expect absent)."""
-    key = "published" if field == "date" else field
+    key = "published" if field in ("date", "date@day") else field
     if page.truth.get(key) is not None:
         return True
     asserted = page.truth.get("asserted_fields") or []
-    return field == "date" and "date_published" in asserted
+    return field in ("date", "date@day") and "date_published" in asserted
 
 
-def correct(page: CorpusPage, article: Article | None, field: str) -> bool:
+def correct(page: CorpusPage, article: Article | None, field: str, *, day_only: bool = False) -> bool:
+    """Whether `article` has the truth's `field`; day_only: the tool only reports days (see RULES)."""
     if article is None:
         return False
+    if field == "date@day" or (field == "date" and day_only):
+        return same_day(article.published, page.truth.get("published"))
     if field == "date":
         return same_minute(article.published, page.truth.get("published"))
     key, got, want = _CHECKS[field]
@@ -302,6 +352,8 @@ def score(
     pages: Iterable[CorpusPage],
     extract: Callable[[CorpusPage], Article | None],
     fields: Sequence[str] = FIELDS,
+    *,
+    day_only: bool = False,
 ) -> dict[str, Score]:
     scores = {f: Score(misses=[]) for f in fields}
     for page in pages:
@@ -311,7 +363,7 @@ def score(
                 continue
             s = scores[field]
             s.total += 1
-            if correct(page, article, field):
+            if correct(page, article, field, day_only=day_only):
                 s.hits += 1
             elif s.misses is not None:
                 s.misses.append(page.name)

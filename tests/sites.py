@@ -31,7 +31,9 @@ class QuietFiles(SimpleHTTPRequestHandler):
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
 
     def parse_request(self) -> bool:
-        self.server.arrivals.append((time.monotonic(), self.path if hasattr(self, "path") else ""))  # type: ignore[attr-defined]
+        arrivals = getattr(self.server, "arrivals", None)  # servers made elsewhere from this handler have none
+        if arrivals is not None:
+            arrivals.append((time.monotonic(), getattr(self, "path", "")))
         return super().parse_request()
 
 

@@ -34,10 +34,14 @@ from tests.corpus import (
     LISTINGS,
     CorpusPage,
     Score,
+    norm_author,
+    norm_url,
     postlight_pages,
     readability_pages,
+    same_day,
     score,
     table,
+    unmercury,
 )
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -353,11 +357,126 @@ def test_json_ld_list_and_broken_blocks_are_tolerated() -> None:
 
 def test_single_h1_beats_metadata_and_time_datetime_is_a_date_fallback() -> None:
     page = make_page(
-        doc("<title>T</title>", '<h1>The visible headline here</h1><time datetime="2023-05-05">May 5</time>')
+        doc(
+            "<title>The visible headline | News Example</title>",
+            '<h1>The visible headline here</h1><time datetime="2023-05-05">May 5</time>',
+        )
     )
     article = extract_fields(page, make_site())
     assert (article.headline, article.origin("headline")) == ("The visible headline here", "h1")
     assert (article.published, article.origin("date")) == (datetime(2023, 5, 5, tzinfo=UTC), "time[datetime]")
+
+
+def test_h1_that_disagrees_with_title_metadata_loses_to_og_title() -> None:
+    page = make_page(
+        doc(
+            '<meta property="og:title" content="Insiders: Trump will sink Pence"><title>Insiders | Politico</title>',
+            "<h1>POLITICO Politico Logo</h1>",
+        )
+    )
+    article = extract_fields(page, make_site())
+    assert (article.headline, article.origin("headline")) == (
+        "Insiders: Trump will sink Pence",
+        "meta:og:title",
+    )
+
+
+def test_h1_without_any_title_metadata_is_still_the_headline() -> None:
+    article = extract_fields(make_page(doc(body="<h1>Only the visible headline</h1>")), make_site())
+    assert (article.headline, article.origin("headline")) == ("Only the visible headline", "h1")
+
+
+def test_dublin_core_title_and_space_separated_meta_properties() -> None:
+    head = (
+        "<title>Title Element</title>"
+        '<meta property="x:title dc:title" content="Preferred title">'
+        '<meta property="og:title twitter:title" content="Social title">'
+        '<meta property="dc:creator twitter:site_name" content="Creator Name">'
+    )
+    article = extract_fields(make_page(doc(head, "<h1>Test document title</h1>")), make_site())
+    assert (article.headline, article.origin("headline")) == ("Preferred title", "meta:dc.title")
+    assert (article.author, article.origin("author")) == ("Creator Name", "meta:dc.creator")
+
+
+def test_json_ld_wrapped_in_cdata_or_comments_is_read() -> None:
+    block = json.dumps({"@type": "BlogPosting", "headline": "Wrapped", "datePublished": "2024-06-25"})
+    for wrapped in (f"<![CDATA[{block}]]>", f"//<![CDATA[\n{block}\n//]]>", f"<!--{block}-->"):
+        page = make_page(doc(f'<script type="application/ld+json">{wrapped}</script>'))
+        article = extract_fields(page, make_site())
+        assert (article.headline, article.published) == ("Wrapped", datetime(2024, 6, 25, tzinfo=UTC))
+
+
+def test_author_naming_the_publisher_is_skipped_for_a_byline() -> None:
+    page = make_page(
+        doc(
+            '<meta name="author" content="Condé Nast"><meta property="og:site_name" content="Condé Nast">',
+            '<h1>A long enough headline</h1><div class="byline">By <span class="byline-name">Emma Grey Ellis</span></div>',
+        )
+    )
+    article = extract_fields(page, make_site())
+    assert article.author == "Emma Grey Ellis"
+    assert (
+        article.origin("author")
+        == '[class*="author" i][class*="name" i], [class*="byline" i][class*="name" i]'
+    )
+
+
+def test_byline_class_text_drops_by_and_what_follows_a_separator() -> None:
+    for byline in (
+        '<p class="story-meta__authors">By Steven Shepard</p>',
+        '<div class="byline">Pete Evans · CBC News · Posted: Oct 14, 2022</div>',
+        '<a class="article-cnt__author" href="/u/1">ByTravis Haney</a>',
+    ):
+        author = extract_fields(make_page(doc(body=f"<h1>Head line here</h1>{byline}")), make_site()).author
+        assert author in ("Steven Shepard", "Pete Evans", "Travis Haney")
+
+
+def test_byline_heuristic_takes_only_what_reads_as_a_name() -> None:
+    for byline in (
+        '<div class="author-flyout">View author archive Get author RSS feed</div>',
+        '<div class="byline">By Laura E. Adkins December 28, 2016</div>',
+        '<div class="author">Sam Stein Senior Politics Editor At Large</div>',
+    ):
+        author = extract_fields(make_page(doc(body=f"<h1>Head line here</h1>{byline}")), make_site()).author
+        assert author is None
+
+
+def test_printed_date_in_a_date_class_needs_a_year() -> None:
+    site = make_site(timezone="Asia/Tokyo")
+    page = make_page(
+        doc(
+            body='<h1>Head line here</h1><li class="pubDate">2 hours ago</li>'
+            '<p class="posted">By.KJ : 2019年04月04日 09:00</p>'
+        )
+    )
+    article = extract_fields(page, site)
+    assert article.published == datetime(2019, 4, 4, 0, 0, tzinfo=UTC)
+    assert "posted" in (article.origin("date") or "")
+
+
+def test_time_element_text_is_read_when_it_has_no_datetime() -> None:
+    page = make_page(doc(body="<h1>Head line here</h1><time>Dec 13, 2016 at 3:45 pm</time>"))
+    article = extract_fields(page, make_site())
+    assert (article.published, article.origin("date")) == (datetime(2016, 12, 13, 15, 45, tzinfo=UTC), "time")
+
+
+def test_date_in_the_url_path_is_the_last_date_fallback() -> None:
+    url = "http://fortune.com/2016/12/15/amazon-alexa-gadgets/"
+    article = extract_fields(make_page(doc(body="<h1>Head line here</h1>"), url=url), make_site())
+    assert (article.published, article.origin("date")) == (datetime(2016, 12, 15, tzinfo=UTC), "url")
+
+
+def test_canonical_on_another_site_is_not_the_entry_url() -> None:
+    url = "http://fortune.com/2016/12/15/amazon-alexa-gadgets/"
+    head = '<link rel="canonical" href="http://time.com/4603308/amazon/"><meta property="og:url" content="http://time.com/x">'
+    article = extract_fields(make_page(doc(head, "<h1>Head line here</h1>"), url=url), make_site())
+    assert (article.url, article.origin("url")) == (url, "page")
+    same = '<link rel="canonical" href="https://www.fortune.com/2016/12/15/amazon-alexa-gadgets/">'
+    article = extract_fields(make_page(doc(same, "<h1>Head line here</h1>"), url=url), make_site())
+    assert (article.url, article.origin("url")) == (
+        "https://www.fortune.com/2016/12/15/amazon-alexa-gadgets/",
+        "link:canonical",
+    )
 
 
 def test_no_headline_anywhere_raises() -> None:
@@ -661,22 +780,34 @@ def _extract_or_none(page: CorpusPage, site: SiteConfig) -> Article | None:
         return None
 
 
+POSTLIGHT_FIELDS = ("headline", "date", "date@day", "author", "image", "url")
+
+
 @pytest.fixture(scope="module")
 def postlight_scores() -> dict[str, dict[str, Score]]:
     pages = postlight_pages()
     return {
-        "selectors": score(pages, lambda p: _extract_or_none(p, p.site)),
-        "fallbacks": score(pages, lambda p: _extract_or_none(p, p.bare)),
+        "selectors": score(pages, lambda p: _extract_or_none(p, p.site), POSTLIGHT_FIELDS),
+        "fallbacks": score(pages, lambda p: _extract_or_none(p, p.bare), POSTLIGHT_FIELDS),
     }
 
 
-# Measured 2026-11-26 (see report): selectors 147/147 headline, 129/133 date (the four misses are
-# ground-truth quirks: Mercury ignores a printed "EDT"/"PM", and takes a <time> only when it is unique);
-# fallbacks-only 125/147 headline, 91/133 date, 63/130 author, 124/129 image.
+@pytest.fixture(scope="module")
+def readability_scores() -> dict[str, Score]:
+    fields = ("headline", "date", "date@day", "author")
+    return score(readability_pages(), lambda p: _extract_or_none(p, p.bare), fields)
+
+
+# Measured 2026-11-26 with tests/corpus.RULES (benchmarks/accuracy.py): selectors 147/147 headline,
+# 129/133 date (the four misses are ground-truth quirks: Mercury ignores a printed "EDT"/"PM", and
+# takes a <time> only when it is unique), 128/130 author, 128/129 image; fallbacks-only 126/147
+# headline, 104/133 date (119/133 to the day), 85/130 author, 124/129 image, 120/150 url.
 POSTLIGHT_FLOORS = {
-    "selectors": {"headline": 0.97, "date": 0.965, "author": 0.95, "image": 0.97},
-    "fallbacks": {"headline": 0.82, "date": 0.65, "author": 0.45, "image": 0.93},
-}
+    "selectors": {"headline": 0.97, "date": 0.965, "author": 0.97, "image": 0.97},
+    "fallbacks": {
+        "headline": 0.84, "date": 0.76, "date@day": 0.87, "author": 0.63, "image": 0.94, "url": 0.78,
+    },
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("mode", ["selectors", "fallbacks"])
@@ -687,12 +818,47 @@ def test_postlight_corpus_accuracy(postlight_scores: dict[str, dict[str, Score]]
         assert s.rate >= floor, f"{mode} {field} {s.hits}/{s.total}: misses {s.misses}"
 
 
-def test_readability_corpus_fallbacks_only() -> None:
-    """Measured 28/46 headline (expected values are Readability's <title>-based picks), 33/46 author."""
-    scores = score(readability_pages(), lambda p: _extract_or_none(p, p.bare), ("headline", "author"))
-    print("\n" + table("mozilla-readability (fallbacks)", {"fallbacks": scores}))
-    assert scores["headline"].rate >= 0.58
-    assert scores["author"].rate >= 0.68
+def test_readability_corpus_fallbacks_only(readability_scores: dict[str, Score]) -> None:
+    """Measured 34/46 headline (expected values are Readability's <title>-based picks), 35/46 author,
+    17/17 date."""
+    print("\n" + table("mozilla-readability (fallbacks)", {"fallbacks": readability_scores}))
+    assert readability_scores["headline"].rate >= 0.71
+    assert readability_scores["author"].rate >= 0.74
+    assert readability_scores["date"].rate >= 0.94
+
+
+# Pages trafilatura 2.3.1's extract_metadata got right under the same rules (benchmarks/accuracy.py,
+# 2026-11-26; trafilatura is not a test dependency, so its counts are fixed here). Its dates are days
+# (htmldate), so the date bar is met at the same granularity: `date@day`.
+BAR_POSTLIGHT = {"headline": 93, "date@day": 117, "author": 80, "image": 122, "url": 118}
+BAR_READABILITY = {"headline": 33, "date@day": 16, "author": 26}
+
+
+def test_fallbacks_only_beat_the_measured_bar_on_every_field(
+    postlight_scores: dict[str, dict[str, Score]], readability_scores: dict[str, Score]
+) -> None:
+    for scores, bar in (
+        (postlight_scores["fallbacks"], BAR_POSTLIGHT),
+        (readability_scores, BAR_READABILITY),
+    ):
+        for field, hits in bar.items():
+            assert scores[field].hits > hits, (
+                f"{field}: {scores[field].hits} <= {hits}: {scores[field].misses}"
+            )
+
+
+def test_corpus_rules_undo_mercury_meta_rewrite_and_normalise_alike() -> None:
+    raw = b'<meta name="og:title" value="T"><meta name="twitter:title" value="U"><meta content="c" value="v">'
+    assert unmercury(raw) == (
+        b'<meta property="og:title" content="T"><meta name="twitter:title" content="U"><meta content="c" value="v">'
+    )
+    assert norm_author("By JOSH HASKELL, David Caplan and Patrick Reevell") == norm_author(
+        "Josh Haskell; David Caplan; Patrick Reevell"
+    )
+    assert norm_url("https://Example.com/a/#top") == norm_url("http://example.com/a")
+    assert norm_url("http://example.com/a?x=1") != norm_url("http://example.com/a")
+    assert same_day(datetime(2016, 12, 9, tzinfo=UTC), "2016-12-09T23:30:00Z")
+    assert not same_day(datetime(2016, 12, 11, tzinfo=UTC), "2016-12-09T23:30:00Z")
 
 
 NON_UTF8_META = (
