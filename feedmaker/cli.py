@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.once:
                 from feedmaker.daemon import run_daemon
 
+                _setup_logging(load_settings(args.config / "feedmaker.toml").log_level, args.verbose, daemon=True)
                 return run_daemon(args.config, verbose=args.verbose)
             return _run_once(args.config, args.site, args.verbose)
         if args.command == "check":

@@ -175,10 +175,7 @@ def run_daemon(config_dir: Path, *, verbose: int = 0) -> int:
     Raises ConfigError for a bad config, LockedError when another feedmaker holds the state directory and
     FeedmakerError when the server port cannot be bound; returns 0 after a clean stop.
     """
-    from feedmaker.cli import _setup_logging
-
     settings, sites = load_all(config_dir)
-    _setup_logging(settings.log_level, verbose, daemon=True)
     with state_lock(settings.state_dir):
         from feedmaker.crawl import publish
         from feedmaker.feed import clean_stale_temp
