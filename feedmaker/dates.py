@@ -9,6 +9,7 @@ rejected: a wrong date is worse than none, and nothing is ever filled in from to
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 import warnings
@@ -277,6 +278,7 @@ def _iso(text: str) -> datetime | None:
     return found
 
 
+@functools.lru_cache(maxsize=256)  # pure, and pages print few distinct offsets
 def _offset(zone: str) -> tzinfo:
     if zone.upper() in ("Z", "UTC", "GMT"):
         return UTC
@@ -292,8 +294,11 @@ def _with_zone(naive: datetime, zone: tzinfo) -> datetime:
     return naive.replace(tzinfo=zone)
 
 
+_RFC2822 = re.compile(r"^(?:[A-Za-z]{3},\s*)?\d{1,2}\s+[A-Za-z]{3}\s+\d{2,4}\s+\d{1,2}:\d{2}")
+
+
 def _rfc2822(text: str) -> datetime | None:
-    if not re.match(r"^(?:[A-Za-z]{3},\s*)?\d{1,2}\s+[A-Za-z]{3}\s+\d{2,4}\s+\d{1,2}:\d{2}", text):
+    if not _RFC2822.match(text):
         return None
     try:
         return parsedate_to_datetime(text)
@@ -351,6 +356,9 @@ def _relative(text: str, tz: ZoneInfo, now: datetime) -> datetime | None:
         return None
 
 
+_ORDINAL_DOT = re.compile(r"(?<=\d)\.(?=\s)")
+
+
 def _translate(text: str) -> str:
     """Foreign month names -> English; weekday names and labels dropped (dateutil knows English only)."""
 
@@ -366,7 +374,7 @@ def _translate(text: str) -> str:
 
     text = _WORD.sub(word, text)
     # "9. Dezember" and "9 de diciembre de 2016" leave stray dots and ordinals dateutil trips on.
-    return re.sub(r"(?<=\d)\.(?=\s)", " ", text)
+    return _ORDINAL_DOT.sub(" ", text)
 
 
 _MONTH_RE = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"

@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -174,14 +174,24 @@ def decode_html(body: bytes, declared: str | None) -> str:
 # ---------------------------------------------------------------------------------------- URLs
 
 
-def _absolute(raw: str, base: str, schemes: frozenset[str]) -> str | None:
+def _plain_origin(base: str) -> str | None:
+    """The "scheme://host" of a base URL that _PLAIN_ABSOLUTE accepts; None for any other."""
+    if not _PLAIN_ABSOLUTE.match(base):
+        return None
+    slash = base.find("/", base.index("//") + 2)
+    return base if slash < 0 else base[:slash]
+
+
+def _absolute(raw: str, base: str, schemes: frozenset[str], origin: str | None = None) -> str | None:
     """An absolute URL with an allowed scheme, or None. Tabs and newlines are dropped first, as
-    browsers do, so "java\\tscript:" is seen for what it is."""
+    browsers do, so "java\\tscript:" is seen for what it is. `origin` is _plain_origin(base), when
+    the caller has it already."""
     if _PLAIN_ABSOLUTE.match(raw):  # the common cases, without urljoin's cost
         return unicodedata.normalize("NFC", raw).replace(" ", "%20")
-    if _PLAIN_ROOTED.match(raw) and "/." not in raw and _PLAIN_ABSOLUTE.match(base) and "http" in schemes:
-        slash = base.find("/", base.index("//") + 2)
-        return unicodedata.normalize("NFC", (base if slash < 0 else base[:slash]) + raw)
+    if _PLAIN_ROOTED.match(raw) and "/." not in raw and "http" in schemes:
+        origin = origin or _plain_origin(base)
+        if origin is not None:
+            return unicodedata.normalize("NFC", origin + raw)
     raw = _URL_INVISIBLE.sub("", raw).strip(_C0_AND_SPACE)
     if not raw:
         return None
@@ -222,25 +232,55 @@ def _sanitize(html: str, url_relative: Literal["deny"] | tuple[Literal["rewrite_
 # ------------------------------------------------------------------------------------ document
 
 
+_BOM_PREFIXES = tuple(bom for bom, _ in _BOMS)
+_CHUNK = 16384
+
+
+def _is_utf8(body: bytes, chunk_size: int = _CHUNK) -> bool:
+    """Whether body.decode("utf-8") would succeed, without decoding all of it. ASCII bytes are whole
+    characters and never part of a multi-byte sequence, so only chunks holding other bytes need
+    decoding; an incremental decoder carries a sequence cut at a chunk's end into the next chunk
+    (and that chunk's first byte, if it is ASCII, ends such a sequence in an error, as it should)."""
+    decoder = _utf8_decoder()
+    try:
+        for start in range(0, len(body), chunk_size):
+            chunk = body[start : start + chunk_size]
+            decoder.decode(chunk[:1] if chunk.isascii() else chunk)
+        decoder.decode(b"", True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+
 def _parser_input(body: bytes, declared: str | None) -> bytes | str:
     """What to hand lexbor: the bytes themselves when they are UTF-8 (lexbor reads bytes as UTF-8),
     saving a decode + re-encode of the whole page; decoded text otherwise."""
     if body.isascii():
         return body
-    if not body.startswith(tuple(bom for bom, _ in _BOMS)):
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            return body
+    if not body.startswith(_BOM_PREFIXES) and _is_utf8(body):
+        return body
     return decode_html(body, declared)
+
+
+# One walk of the whole tree gathers every node the metadata fallbacks read (a walk costs about a
+# tenth of the parse, so one per field would add up). Each selector here has its own element type,
+# so a node's tag says which one it matched.
+_INDEX_CSS = 'meta[content], meta[value], link[rel~="canonical" i][href], script[type*="ld+json" i]'
+# tree.css_first per selector, memoised per scope: specs often repeat a selector (content=, then
+# value=; a listing's headline and link in the same <a>).
+_Firsts: TypeAlias = dict[str, LexborNode | None]
 
 
 class _Document:
     """One parsed page plus the metadata read from it on demand."""
 
-    __slots__ = ("_jsonld", "_meta", "base", "now", "page", "site", "tree", "url")
+    __slots__ = (
+        "_canonical", "_dates", "_first", "_hosts", "_jsonld", "_meta", "_scripts", "_site_names",
+        "base", "now", "origin", "page", "site", "tree", "url", "zone",
+    )  # fmt: skip
 
     def __init__(self, page: Page, site: SiteConfig) -> None:
         self.page, self.site, self.url, self.now = page, site, page.url, page.fetched_at
@@ -252,53 +292,101 @@ class _Document:
         base_node = head.css_first("base[href]") if head is not None else None
         href = base_node.attributes.get("href") if base_node is not None else None
         self.base = (href and _absolute(href, page.url, _IMAGE_SCHEMES)) or page.url
+        self.origin = _plain_origin(self.base)
+        self.zone = site.zone
         self._meta: dict[str, str] | None = None
+        self._canonical: LexborNode | None = None
+        self._scripts: list[LexborNode] = []
         self._jsonld: dict[str, Any] | None = None
+        self._site_names: list[str] | None = None
+        self._dates: dict[tuple[str, str | None], datetime | None] = {}
+        self._first: _Firsts = {}
+        self._hosts: dict[str, str] = {}
+
+    def _index(self) -> dict[str, str]:
+        """Walk the tree once for meta, <link rel=canonical> and JSON-LD scripts."""
+        found: dict[str, str] = {}
+        canonical: LexborNode | None = None
+        scripts: list[LexborNode] = []
+        # `value=` is not HTML, but pages saved by Mercury-based tools carry it instead of `content=`.
+        # The whole tree is searched: a stray element in <head> makes parsers move later metas to <body>.
+        for node in self.tree.css(_INDEX_CSS):
+            tag = node.tag
+            if tag == "meta":
+                attrs = node.attributes
+                content = attrs.get("content") or attrs.get("value")
+                if not content or content.isspace():
+                    continue
+                for key in (attrs.get("property"), attrs.get("name"), attrs.get("itemprop")):
+                    if not key:
+                        continue
+                    # RDFa allows several names in one attribute: property="og:title twitter:title".
+                    # Dublin Core is spelt both dc.title and dc:title; keys use the dot.
+                    for name in key.lower().split():
+                        if name.startswith("dc"):
+                            m = _DC_PREFIX.match(name)
+                            if m is not None:
+                                name = f"{m.group(1)}.{name[m.end() :]}"
+                        if name not in found:
+                            found[name] = content
+            elif tag == "script":
+                scripts.append(node)
+            elif canonical is None:  # the first <link rel=canonical href>, as css_first would find
+                canonical = node
+        self._canonical, self._scripts, self._meta = canonical, scripts, found
+        return found
 
     @property
     def meta(self) -> dict[str, str]:
         """First non-empty content per meta name / property / itemprop, keys lowercased."""
+        meta = self._meta
+        return self._index() if meta is None else meta
+
+    @property
+    def canonical(self) -> LexborNode | None:
+        """The first <link rel=canonical href> of the page."""
         if self._meta is None:
-            found: dict[str, str] = {}
-            # `value=` is not HTML, but pages saved by Mercury-based tools carry it instead of `content=`.
-            # The whole tree is searched: a stray element in <head> makes parsers move later metas to <body>.
-            for node in self.tree.css("meta[content], meta[value]"):
-                attrs = node.attributes
-                content = attrs.get("content") or attrs.get("value")
-                if not content or not content.strip():
-                    continue
-                for key_attr in ("property", "name", "itemprop"):
-                    key = attrs.get(key_attr)
-                    # RDFa allows several names in one attribute: property="og:title twitter:title".
-                    # Dublin Core is spelt both dc.title and dc:title; keys use the dot.
-                    for name in key.lower().split() if key else ():
-                        found.setdefault(_DC_PREFIX.sub(r"\1.", name), content)
-            self._meta = found
-        return self._meta
+            self._index()
+        return self._canonical
 
     @property
     def jsonld(self) -> dict[str, Any]:
         """The first schema.org article object in the page's JSON-LD (or {})."""
         if self._jsonld is None:
-            self._jsonld = next(_jsonld_articles(self.tree), {})
+            if self._meta is None:
+                self._index()
+            self._jsonld = next(_jsonld_articles(self._scripts), {})
         return self._jsonld
 
     def site_names(self) -> list[str]:
-        names = [self.site.name, self.meta.get("og:site_name", ""), self.meta.get("application-name", "")]
-        publisher = self.jsonld.get("publisher")
-        if isinstance(publisher, dict) and isinstance(publisher.get("name"), str):
-            names.append(publisher["name"])
-        host = (urlsplit(self.url).hostname or "").removeprefix("www.")
-        names.append(host)
-        names.append(host.split(".")[0])
-        return [n for n in names if n]
+        if self._site_names is None:
+            names = [self.site.name, self.meta.get("og:site_name", ""), self.meta.get("application-name", "")]
+            publisher = self.jsonld.get("publisher")
+            if isinstance(publisher, dict) and isinstance(publisher.get("name"), str):
+                names.append(publisher["name"])
+            host = (urlsplit(self.url).hostname or "").removeprefix("www.")
+            names.append(host)
+            names.append(host.split(".")[0])
+            self._site_names = [n for n in names if n]
+        return list(self._site_names)
+
+    def host(self, url: str) -> str:
+        """The URL's host name without "www." (memoised: the page's own URL is asked for often)."""
+        host = self._hosts.get(url)
+        if host is None:
+            host = self._hosts[url] = (urlsplit(url).hostname or "").removeprefix("www.")
+        return host
 
 
-def _jsonld_articles(tree: LexborHTMLParser) -> Iterator[dict[str, Any]]:
-    for script in tree.css('script[type*="ld+json" i]'):
+def _jsonld_articles(scripts: Sequence[LexborNode]) -> Iterator[dict[str, Any]]:
+    for script in scripts:
         raw = script.text(deep=True).strip()
         # Wrappers some pages keep from XHTML habits: <!-- --> and <![CDATA[ ]]> (also // commented).
-        raw = _JSONLD_WRAPPER.sub("", raw).strip().rstrip(";")
+        # They can only begin with "<" or "/" and end with ">" (raw is stripped): only then is the
+        # pattern run, as its trailing half is otherwise tried at every position of a long text.
+        if raw.startswith(("<", "/")) or raw.endswith(">"):
+            raw = _JSONLD_WRAPPER.sub("", raw)
+        raw = raw.strip().rstrip(";")
         try:
             data = json.loads(raw, strict=False)
         except (ValueError, RecursionError):
@@ -355,8 +443,11 @@ def _jsonld_image(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_URL_LIKE = re.compile(r"^\s*(?:https?:)?//|^\s*www\.", re.IGNORECASE)
+
+
 def _looks_like_url(text: str) -> bool:
-    return bool(re.match(r"^\s*(?:https?:)?//|^\s*www\.", text, re.IGNORECASE))
+    return _URL_LIKE.match(text) is not None
 
 
 # -------------------------------------------------------------------------------- field reading
@@ -371,34 +462,33 @@ def _spec_label(spec: FieldSpec) -> str:
     return f"selector:{spec.css}" + (f"@{spec.attr}" if spec.attr else "")
 
 
-def _raw_values(
-    scope: LexborNode | LexborHTMLParser, spec: FieldSpec, kind: Kind
-) -> tuple[list[LexborNode], list[str]]:
-    """The nodes `spec` selects (one, or all with all=True) and the raw strings read from them."""
-    if spec.all:
-        nodes = scope.css(spec.css)
+def _raw_value(node: LexborNode, spec: FieldSpec, kind: Kind) -> str | None:
+    """The raw string `spec` reads from `node`, or None when it has none (or only whitespace)."""
+    if spec.attr:
+        raw = node.attributes.get(spec.attr)
+    elif kind == "content":
+        raw = node.inner_html
     else:
-        first = scope.css_first(spec.css)
-        nodes = [first] if first is not None else []
-    values: list[str] = []
-    for node in nodes:
-        if spec.attr:
-            raw = node.attributes.get(spec.attr)
-        elif kind == "content":
-            raw = node.inner_html
-        else:
-            raw = _node_text(node)
-        if raw is None:
-            continue
-        if spec.regex:
-            m = re.search(spec.regex, raw)
-            if m is None:
-                continue
-            raw = m.group(1) if m.re.groups else m.group(0)
-            raw = raw or ""
-        if raw.strip():
-            values.append(raw)
-    return nodes, values
+        raw = _node_text(node)
+    if raw is None:
+        return None
+    if spec.regex:
+        m = re.search(spec.regex, raw)
+        if m is None:
+            return None
+        raw = m.group(1) if m.re.groups else m.group(0)
+        raw = raw or ""
+    return raw if raw and not raw.isspace() else None
+
+
+def _first_node(scope: LexborNode | LexborHTMLParser, css: str, firsts: _Firsts | None) -> LexborNode | None:
+    """scope.css_first(css), memoised in `firsts` (one dict per scope) when given."""
+    if firsts is None:
+        return scope.css_first(css)
+    if css in firsts:
+        return firsts[css]
+    node = firsts[css] = scope.css_first(css)
+    return node
 
 
 def _finish(doc: _Document, kind: Kind, raw: str, fmt: str | None = None) -> Value | None:
@@ -407,22 +497,41 @@ def _finish(doc: _Document, kind: Kind, raw: str, fmt: str | None = None) -> Val
         return clean_text(raw) or None
     # URLs are not whitespace-collapsed first: a tab inside "java\tscript:" must vanish, not become a space.
     if kind == "link":
-        return _absolute(raw, doc.base, _LINK_SCHEMES)
+        return _absolute(raw, doc.base, _LINK_SCHEMES, doc.origin)
     if kind == "image":
-        return _absolute(raw, doc.base, _IMAGE_SCHEMES)
+        return _absolute(raw, doc.base, _IMAGE_SCHEMES, doc.origin)
     if kind == "date":
-        return parse_date(clean_text(raw), tz=doc.site.zone, fmt=fmt, now=doc.now)
+        text = clean_text(raw)
+        key = (text, fmt)  # listings repeat dates ("24 Mar 2026" on many rows): parse each once
+        if key in doc._dates:
+            return doc._dates[key]
+        found = doc._dates[key] = parse_date(text, tz=doc.zone, fmt=fmt, now=doc.now)
+        return found
     sanitized = sanitize_html(raw, doc.base)
     return sanitized or None
 
 
 def _read_spec(
-    doc: _Document, scope: LexborNode | LexborHTMLParser, spec: FieldSpec, kind: Kind
+    doc: _Document,
+    scope: LexborNode | LexborHTMLParser,
+    spec: FieldSpec,
+    kind: Kind,
+    firsts: _Firsts | None = None,
 ) -> tuple[Value | None, LexborNode | None]:
-    nodes, values = _raw_values(scope, spec, kind)
+    """The value `spec` reads in `scope` (the first match; with all=True, every match's text joined,
+    or the first match that yields a value) and the first node matched."""
+    if not spec.all:
+        node = _first_node(scope, spec.css, doc._first if scope is doc.tree else firsts)
+        raw = _raw_value(node, spec, kind) if node is not None else None
+        if raw is None:
+            return None, None
+        value = _finish(doc, kind, raw, spec.format)
+        return (value, node) if value is not None else (None, None)
+    nodes = scope.css(spec.css)
+    values = [raw for node in nodes if (raw := _raw_value(node, spec, kind)) is not None]
     if not values:
         return None, None
-    if spec.all and kind in ("text", "content"):
+    if kind in ("text", "content"):
         finished = [v for raw in values if isinstance(v := _finish(doc, kind, raw, spec.format), str)]
         joined = ", " if kind == "text" else "\n"
         return (joined.join(finished) or None), nodes[0]
@@ -434,10 +543,14 @@ def _read_spec(
 
 
 def _read_chain(
-    doc: _Document, scope: LexborNode | LexborHTMLParser, chain: Sequence[FieldSpec] | None, kind: Kind
+    doc: _Document,
+    scope: LexborNode | LexborHTMLParser,
+    chain: Sequence[FieldSpec] | None,
+    kind: Kind,
+    firsts: _Firsts | None = None,
 ) -> tuple[Value, str, LexborNode | None] | None:
     for spec in chain or ():
-        value, node = _read_spec(doc, scope, spec, kind)
+        value, node = _read_spec(doc, scope, spec, kind, firsts)
         if value is not None:
             return value, _spec_label(spec), node
     return None
@@ -543,7 +656,7 @@ def _date_from_url(doc: _Document) -> tuple[Value, str] | None:
     m = _URL_DATE.search(urlsplit(doc.url).path)
     if m is None:
         return None
-    value = parse_date("-".join(m.groups()), tz=doc.site.zone, now=doc.now)
+    value = parse_date("-".join(m.groups()), tz=doc.zone, now=doc.now)
     return (value, "url") if value is not None else None
 
 
@@ -559,7 +672,8 @@ def _from_nodes(
     the text. printed=True (dates read off the page): only short text with a four-digit year counts."""
     for css, attr in selectors:
         for node in scope.css(css)[: 20 if printed else 5]:
-            raw = node.attributes.get(attr) or node.attributes.get("content") or _node_text(node)
+            attrs = node.attributes
+            raw = attrs.get(attr) or attrs.get("content") or _node_text(node)
             if printed and (len(raw) > 200 or not _YEAR.search(raw)):
                 continue
             value = _finish(doc, kind, raw) if raw else None
@@ -620,19 +734,19 @@ def _url_fallback(doc: _Document) -> tuple[Value, str] | None:
     """rel=canonical, og:url, JSON-LD url, in that order; one on another site than the page (a
     syndicated copy's canonical points at the original publisher) is skipped: the entry links to the
     site the feed follows."""
-    node = doc.tree.css_first('link[rel~="canonical" i][href]')
+    node = doc.canonical
     url = _absolute(node.attributes.get("href") or "", doc.base, _IMAGE_SCHEMES) if node is not None else None
-    if url is not None and _same_site(url, doc.url):
+    if url is not None and _same_site(doc, url):
         return url, "link:canonical"
     for hit in (_from_meta(doc, ("og:url",), "link"), _from_jsonld(doc, "url", "link")):
-        if hit is not None and _same_site(str(hit[0]), doc.url):
+        if hit is not None and _same_site(doc, str(hit[0])):
             return hit
     return None
 
 
-def _same_site(url: str, page_url: str) -> bool:
-    a = (urlsplit(url).hostname or "").removeprefix("www.")
-    b = (urlsplit(page_url).hostname or "").removeprefix("www.")
+def _same_site(doc: _Document, url: str) -> bool:
+    """Whether `url` is on the page's site (the same host, or one a subdomain of the other)."""
+    a, b = doc.host(url), doc.host(doc.url)
     return a == b or a.endswith("." + b) or b.endswith("." + a)
 
 
@@ -703,21 +817,22 @@ def _article_values(doc: _Document, *, known: frozenset[str] = frozenset()) -> d
     return found
 
 
-def _article_from(doc: _Document, values: dict[str, tuple[Value, str]]) -> Article:
-    def text(name: str) -> str | None:
-        value = values.get(name)
-        return value[0] if value is not None and isinstance(value[0], str) else None
+def _text_value(values: dict[str, tuple[Value, str]], name: str) -> str | None:
+    value = values.get(name)
+    return value[0] if value is not None and isinstance(value[0], str) else None
 
+
+def _article_from(doc: _Document, values: dict[str, tuple[Value, str]]) -> Article:
     date = values.get("date")
     return Article(
         site=doc.site.id,
         url=str(values["url"][0]),
-        headline=text("headline") or "",
+        headline=_text_value(values, "headline") or "",
         published=date[0] if date is not None and isinstance(date[0], datetime) else None,
-        author=text("author"),
-        summary=text("summary"),
-        image=text("image"),
-        content=text("content"),
+        author=_text_value(values, "author"),
+        summary=_text_value(values, "summary"),
+        image=_text_value(values, "image"),
+        content=_text_value(values, "content"),
         origins=tuple((name, origin) for name, (_, origin) in values.items()),
     )
 
@@ -769,13 +884,14 @@ def extract_article(page: Page, site: SiteConfig, item: Article) -> Article:
 
 def _item_fields(doc: _Document, node: LexborNode) -> Article | None:
     selectors = doc.site.list
-    link = _read_chain(doc, node, selectors.link, "link")
+    firsts: _Firsts = {}
+    link = _read_chain(doc, node, selectors.link, "link", firsts)
     if link is None:
         return None
     url, link_origin, link_node = link
     values: dict[str, tuple[Value, str]] = {"url": (url, link_origin)}
     for name, kind, _ in _ARTICLE_FIELDS:
-        hit = _read_chain(doc, node, getattr(selectors, name), kind)
+        hit = _read_chain(doc, node, getattr(selectors, name), kind, firsts)
         if hit is not None:
             values[name] = (hit[0], hit[1])
     if "headline" not in values and selectors.headline is None and link_node is not None:
@@ -797,6 +913,8 @@ def extract_listing(page: Page, site: SiteConfig) -> Listing:
         raise ExtractError(page.url, site.list.item)
     items: list[Article] = []
     seen: set[str] = set()
+    filters = site.filters
+    filtered = bool(filters.include or filters.exclude)  # without patterns, keeps() keeps everything
     for node in nodes:
         item = _item_fields(doc, node)
         if item is None:
@@ -804,7 +922,7 @@ def extract_listing(page: Page, site: SiteConfig) -> Listing:
             continue
         if item.url in seen:
             continue
-        if not site.filters.keeps(item.headline, item.summary):
+        if filtered and not filters.keeps(item.headline, item.summary):
             continue
         seen.add(item.url)
         items.append(item)

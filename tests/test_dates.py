@@ -165,3 +165,15 @@ def test_a_day_ahead_is_tolerated_for_clock_skew() -> None:
 
 def test_huge_relative_amounts_do_not_overflow() -> None:
     assert parse("9999 years ago") is None
+
+
+def test_numeric_offsets_parse_alike_on_repeated_calls() -> None:
+    # _offset is memoised: the same offset text must give the same instant however often it is seen.
+    utc, now = ZoneInfo("UTC"), datetime(2027, 1, 1, tzinfo=UTC)
+    cases = {
+        "2016-12-09T09:13:00+05:30": datetime(2016, 12, 9, 3, 43, tzinfo=UTC),
+        "2016-12-09 09:13 -500": datetime(2016, 12, 9, 14, 13, tzinfo=UTC),
+        "Mon, 12 Dec 2016 10:00:00 GMT": datetime(2016, 12, 12, 10, tzinfo=UTC),
+    }
+    for _ in range(2):
+        assert {text: parse_date(text, tz=utc, now=now) for text in cases} == cases

@@ -7,7 +7,7 @@ import html
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from feedmaker.canon import canonical_key
 from feedmaker.config import ArticleSelectors, Canonical, Filters, ListSelectors, SiteConfig
 from feedmaker.errors import ExtractError
 from feedmaker.extract import (
+    _is_utf8,
     clean_text,
     decode_html,
     extract_article,
@@ -956,3 +957,67 @@ def test_apple_security_releases_table_listing() -> None:
         assert item.headline == expected["title"]
         assert item.summary == " ".join(expected["description"].split())
         assert item.published == datetime.strptime(expected["published_text"], "%d %b %Y").replace(tzinfo=UTC)
+
+
+# ------------------------------------------------------------------------------- fast paths
+
+
+_UTF8_PIECES = st.sampled_from(
+    [b"a", b"<p>", b"\xc3\xa9", b"\xe2\x80\x99", b"\xf0\x9f\x98\x80", b"\xed\xa0\x80", b"\xc3", b"\xe2\x80",
+     b"\x80", b"\xff", b"\xc0\xaf", b"\xf4\x90\x80\x80"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(_UTF8_PIECES, max_size=30), chunk_size=st.integers(1, 9))
+def test_chunked_utf8_check_agrees_with_decoding(pieces: list[bytes], chunk_size: int) -> None:
+    # Sequences cut at every chunk boundary, truncated at the end, overlong, surrogates, > U+10FFFF.
+    body = b"".join(pieces)
+    try:
+        body.decode("utf-8")
+        valid = True
+    except UnicodeDecodeError:
+        valid = False
+    assert _is_utf8(body, chunk_size) is valid
+    assert _is_utf8(body) is valid
+
+
+def test_metadata_index_reads_the_whole_tree_in_document_order() -> None:
+    head = (
+        '<meta property="og:title twitter:title" content="  "><meta name="DC:Title" content="Dublin title">'
+        '<meta name="description" value="Mercury-style description">'
+        '<link rel="stylesheet" href="/s.css"><link rel="Canonical" href="/first">'
+    )
+    body = (
+        '<meta itemprop="author" content="Body Author"><link rel="canonical" href="/second">'
+        '<meta name="dc.title" content="Later title">'
+        '<script type="application/LD+JSON">{"@type": "NewsArticle", "datePublished": "2024-06-25"}</script>'
+    )
+    article = extract_fields(make_page(doc(head, "<p>x</p>" + body)), make_site())
+    assert (article.headline, article.origin("headline")) == ("Dublin title", "meta:dc.title")
+    assert (article.summary, article.origin("summary")) == ("Mercury-style description", "meta:description")
+    assert (article.author, article.origin("author")) == ("Body Author", "meta:author")
+    assert (article.url, article.origin("url")) == ("https://news.example/first", "link:canonical")
+    assert (article.published, article.origin("date")) == (datetime(2024, 6, 25, tzinfo=UTC), "json-ld")
+
+
+def test_json_ld_ending_in_a_bracket_or_containing_markup_is_read_unchanged() -> None:
+    for text in (
+        '{"@type": "Article", "headline": "<b>x</b> -->"}',
+        '[{"@type": "Article", "headline": "-->"}]',
+    ):
+        page = make_page(doc(f'<script type="application/ld+json">{text}</script>'))
+        assert extract_fields(page, make_site()).headline == json.loads(text.strip("[]"))["headline"]
+
+
+def test_listing_rows_repeating_a_date_and_a_selector_read_each_row() -> None:
+    rows = "".join(
+        f'<tr><td><a href="/n/{n}">Story {n}</a></td><td>{"24 Mar 2025" if n % 2 else "3 hours ago"}</td></tr>'
+        for n in range(4)
+    )
+    site = make_site(item="tr", headline="a", link={"css": "a", "attr": "href"}, date="td:nth-child(2)")
+    items = extract_listing(make_page(f"<table>{rows}</table>"), site).items
+    assert [(i.url, i.headline) for i in items] == [
+        (f"https://news.example/n/{n}", f"Story {n}") for n in range(4)
+    ]
+    assert [i.published for i in items] == [NOW - timedelta(hours=3), datetime(2025, 3, 24, tzinfo=UTC)] * 2
