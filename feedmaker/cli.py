@@ -131,8 +131,11 @@ def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
     settings.output_dir.mkdir(parents=True, exist_ok=True)
 
     async def go() -> list[SiteReport]:
-        async with Fetcher(settings.fetch) as fetcher:
-            return await crawl_all(settings, sites, fetcher=fetcher, store=store, on_done=Progress(len(sites), sys.stderr))
+        async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
+            try:
+                return await crawl_all(settings, sites, fetcher=fetcher, store=store, on_done=Progress(len(sites), sys.stderr))
+            finally:
+                store.save_host_pauses(fetcher.paused_hosts())
 
     with state_lock(settings.state_dir), Store(settings.state_dir / "feedmaker.db") as store:
         clean_stale_temp(settings.output_dir)

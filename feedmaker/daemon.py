@@ -131,7 +131,7 @@ async def serve_and_schedule(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with Fetcher(settings.fetch) as fetcher:
+        async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
             scheduler = make_scheduler()
             runner = SiteRunner(settings, sites, fetcher=fetcher, store=store)
             add_site_jobs(scheduler, runner, sites, first_run=utcnow())
@@ -163,6 +163,7 @@ async def serve_and_schedule(
                 log.exception("server failed")
                 code = 1
             await asyncio.sleep(0)  # let the scheduler's deferred shutdown run
+            store.save_host_pauses(fetcher.paused_hosts())
         return code
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

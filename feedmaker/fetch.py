@@ -27,7 +27,7 @@ import random
 import socket
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -490,6 +490,7 @@ class Fetcher:
         now: Callable[[], datetime] = utcnow,
         backoff: float = 0.5,
         network: httpcore.AsyncNetworkBackend | None = None,
+        paused: Mapping[str, datetime] | None = None,
     ) -> None:
         self.settings = settings
         self._clock, self._now, self._backoff = clock, now, backoff
@@ -502,8 +503,18 @@ class Fetcher:
         self._clients: dict[bool, httpx.AsyncClient] = {}
         self._gates: dict[str, HostGate] = {}
         self._paused: dict[str, _Pause] = {}
+        for host, until in (paused or {}).items():
+            # Pauses from an earlier process (Retry-After outlives a `run --once`): resume on our clock.
+            left = min((until - now()).total_seconds(), MAX_PAUSE)
+            if left > 0:
+                self._paused[host] = _Pause(clock() + left, until)
         self._slots = asyncio.Semaphore(settings.concurrency)
         self.robots = RobotsCache(clock=clock)
+
+    def paused_hosts(self) -> dict[str, datetime]:
+        """Hosts still paused by Retry-After, with the UTC time they resume: for the store to keep."""
+        moment = self._clock()
+        return {host: pause.until for host, pause in self._paused.items() if pause.resume > moment}
 
     async def __aenter__(self) -> Fetcher:
         return self

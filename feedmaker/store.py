@@ -102,6 +102,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX runs_site ON runs (site, id)",
     ),
+    (
+        # Hosts paused by Retry-After, so the pause outlives the process (`run --once` from cron).
+        """CREATE TABLE host_pauses (
+            host TEXT PRIMARY KEY,
+            until TEXT NOT NULL
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -397,6 +404,18 @@ class Store:
                 )
 
     # -- run history ---------------------------------------------------------------------------------
+
+    def host_pauses(self) -> dict[str, datetime]:
+        """Hosts paused by Retry-After that have not resumed yet."""
+        now = _iso(self._now())
+        with self._read("read host pauses") as db:
+            return {host: _time(until) for host, until in db.execute("SELECT host, until FROM host_pauses WHERE until > ?", (now,))}
+
+    def save_host_pauses(self, pauses: Mapping[str, datetime]) -> None:
+        """Replace the stored pauses with these (expired ones are dropped)."""
+        with self._write("save host pauses") as db:
+            db.execute("DELETE FROM host_pauses")
+            db.executemany("INSERT INTO host_pauses (host, until) VALUES (?, ?)", [(h, _iso(u)) for h, u in pauses.items()])
 
     def record_run(self, report: SiteReport, *, fill: Mapping[str, float] = MappingProxyType({})) -> None:
         """Append one run of one site; keeps the newest RUNS_KEPT runs per site."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import feedparser
@@ -212,3 +214,34 @@ def test_combined_feed_filters_apply_when_the_feed_is_written(config: Path) -> N
     assert len(titles) == 2, titles
     assert not any("Vatican" in t or t.startswith("Dogs") for t in titles)
     assert len(feedparser.parse(feed_files(config)["farm"]).entries) == 2  # site feeds are not filtered
+
+
+def test_retry_after_pause_outlives_the_process(tmp_path: Path) -> None:
+    """A 429 with Retry-After pauses the host for later `run --once` invocations too: no request until then."""
+    hits: list[str] = []
+
+    class TooMany(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(404 if self.path == "/robots.txt" else 429)
+            self.send_header("Retry-After", "3600")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TooMany)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        config = write_config(tmp_path / "config", {"busy": site_toml("Busy", base, "list.html")})
+        assert run_once(config) == 1
+        assert hits.count("/list.html") == 1
+        assert run_once(config) == 1
+        assert hits.count("/list.html") == 1  # the second process did not ask again
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

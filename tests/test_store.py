@@ -282,7 +282,7 @@ def test_a_failing_migration_step_rolls_back_whole(tmp_path: Path, monkeypatch: 
     broken = ("CREATE TABLE half_done (x INTEGER)", "INSERT INTO no_such_table VALUES (1)")
     monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, broken))
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    with pytest.raises(StoreError, match=r"migrate to schema version 2.*no such table") as caught:
+    with pytest.raises(StoreError, match=rf"migrate to schema version {SCHEMA_VERSION + 1}.*no such table") as caught:
         Store(path)
     assert isinstance(caught.value.__cause__, sqlite3.Error)
     with raw(path) as db:
@@ -437,3 +437,21 @@ def test_a_site_feed_includes_stories_it_saw_second_once_with_the_first_id() -> 
         assert isinstance(again, Duplicate)
         assert [e.id for e in store.entries(["b"], 10)] == [first.entry.id]
         assert [e.id for e in store.entries(["a", "b"], 10)] == [first.entry.id]
+
+
+def test_a_version_1_database_upgrades_keeping_its_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from datetime import UTC, datetime, timedelta
+
+    path = tmp_path / "state.db"
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
+        patch.setattr(store_module, "SCHEMA_VERSION", 1)
+        with Store(path) as old:
+            added = old.add(Article(site="a", url="https://a.example/1", headline="Kept"), key="kept", url_key="https://a.example/1")
+    with Store(path) as new:
+        assert [e.id for e in new.entries(["a"], 10)] == [added.entry.id]
+        later = datetime.now(UTC) + timedelta(hours=1)
+        new.save_host_pauses({"a.example": later, "gone.example": datetime(2000, 1, 1, tzinfo=UTC)})
+        assert set(new.host_pauses()) == {"a.example"}
+    with raw(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
