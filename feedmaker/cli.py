@@ -132,10 +132,14 @@ def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
 
     async def go() -> list[SiteReport]:
         async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
+            # Politeness state outlives the process: a run from cron every few minutes still honours
+            # Retry-After and asks each host for robots.txt at most once a day.
+            fetcher.robots.preload(store.robots_files())
             try:
                 return await crawl_all(settings, sites, fetcher=fetcher, store=store, on_done=Progress(len(sites), sys.stderr))
             finally:
                 store.save_host_pauses(fetcher.paused_hosts())
+                store.save_robots_files(fetcher.robots.snapshot())
 
     with state_lock(settings.state_dir), Store(settings.state_dir / "feedmaker.db") as store:
         clean_stale_temp(settings.output_dir)

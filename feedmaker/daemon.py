@@ -132,6 +132,7 @@ async def serve_and_schedule(
         loop.add_signal_handler(sig, stop.set)
     try:
         async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
+            fetcher.robots.preload(store.robots_files())
             scheduler = make_scheduler()
             runner = SiteRunner(settings, sites, fetcher=fetcher, store=store)
             add_site_jobs(scheduler, runner, sites, first_run=utcnow())
@@ -164,6 +165,7 @@ async def serve_and_schedule(
                 code = 1
             await asyncio.sleep(0)  # let the scheduler's deferred shutdown run
             store.save_host_pauses(fetcher.paused_hosts())
+            store.save_robots_files(fetcher.robots.snapshot())
         return code
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

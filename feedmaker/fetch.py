@@ -41,9 +41,9 @@ import httpx
 
 from feedmaker.config import FetchSettings
 from feedmaker.errors import Blocked, FetchError, TooLarge
-from feedmaker.models import FetchResult, NotModified, Page, Validators, utcnow
+from feedmaker.models import FetchResult, NotModified, Page, RobotsFile, Validators, utcnow
 from feedmaker.robots import MAX_BYTES as ROBOTS_MAX_BYTES
-from feedmaker.robots import RobotsCache, RobotsFile
+from feedmaker.robots import RobotsCache
 
 log = logging.getLogger(__name__)
 
@@ -509,7 +509,7 @@ class Fetcher:
             if left > 0:
                 self._paused[host] = _Pause(clock() + left, until)
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self.robots = RobotsCache(clock=clock)
+        self.robots = RobotsCache(clock=clock, now=now)
 
     def paused_hosts(self) -> dict[str, datetime]:
         """Hosts still paused by Retry-After, with the UTC time they resume: for the store to keep."""

@@ -40,6 +40,14 @@ class NotModified:
 FetchResult = Page | NotModified
 
 
+@dataclass(frozen=True, slots=True)
+class RobotsFile:
+    """fetch -> robots (and store, to keep it between runs): one robots.txt URL's answer after redirects."""
+
+    status: int
+    body: bytes
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Article:
     """extract -> store: absolute URLs, stripped text, parsed tz-aware dates."""

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from protego import Protego
 
 from feedmaker.errors import Blocked, FetchError
+from feedmaker.models import RobotsFile, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +30,6 @@ TTL = 24 * 3600.0
 # minute would silence a site until tomorrow, so failures are cached for an hour only.
 ERROR_TTL = 3600.0
 MAX_BYTES = 500 * 1024  # RFC 9309 2.5: parse at least 500 KiB; the loader truncates beyond it
-
-
-@dataclass(frozen=True, slots=True)
-class RobotsFile:
-    """What the loader got for one robots.txt URL, after following redirects."""
-
-    status: int
-    body: bytes
 
 
 Load = Callable[[str], Awaitable[RobotsFile]]
@@ -72,6 +66,8 @@ def _describe(verdict: Verdict) -> str:
 class _Entry:
     expires: float
     verdict: Verdict
+    file: RobotsFile | None = None  # what was loaded, kept so the entry can outlive the process
+    fetched: datetime | None = None
 
 
 class RobotsCache:
@@ -82,14 +78,34 @@ class RobotsCache:
         load: Load | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
         ttl: float = TTL,
         error_ttl: float = ERROR_TTL,
     ) -> None:
         self._load = load
-        self._clock = clock
+        self._clock, self._now = clock, now
         self._ttl, self._error_ttl = ttl, error_ttl
         self._entries: dict[str, _Entry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+
+    def snapshot(self) -> list[tuple[str, datetime, RobotsFile]]:
+        """Loaded robots.txt files still fresh, with when they were fetched: for the store to keep, so that
+        a `run --once` every few minutes still asks each host at most once per `ttl`. Failures are not kept:
+        their short lifetime is not worth persisting."""
+        moment = self._clock()
+        return [
+            (target, entry.fetched, entry.file)
+            for target, entry in self._entries.items()
+            if entry.file is not None and entry.fetched is not None and entry.expires > moment
+        ]
+
+    def preload(self, files: Iterable[tuple[str, datetime, RobotsFile]]) -> None:
+        """Entries from `snapshot()` of an earlier process; each expires `ttl` after it was fetched."""
+        now = self._now()
+        for target, fetched, robots in files:
+            left = self._ttl - (now - fetched).total_seconds()
+            if 0 < left <= self._ttl and target not in self._entries:
+                self._entries[target] = _Entry(self._clock() + left, _verdict(target, robots), robots, fetched)
 
     async def allowed(self, url: str, user_agent: str, *, load: Load | None = None) -> bool:
         """May `user_agent` fetch `url`? `load` overrides the constructor's loader for this call.
@@ -110,6 +126,7 @@ class RobotsCache:
                 return entry.verdict
             if load is None:
                 raise TypeError("RobotsCache needs a loader")
+            robots: RobotsFile | None = None
             try:
                 robots = await load(target)
             except Blocked:
@@ -120,6 +137,7 @@ class RobotsCache:
             else:
                 verdict = _verdict(target, robots)
             ttl = self._error_ttl if verdict is False else self._ttl
-            self._entries[target] = _Entry(self._clock() + ttl, verdict)
+            kept = robots if verdict is not False else None
+            self._entries[target] = _Entry(self._clock() + ttl, verdict, kept, self._now() if kept else None)
             log.debug("robots.txt loaded url=%s verdict=%s", target, _describe(verdict))
             return verdict

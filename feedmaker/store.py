@@ -37,6 +37,7 @@ from feedmaker.models import (
     Article,
     Duplicate,
     Entry,
+    RobotsFile,
     SiteReport,
     Updated,
     Validators,
@@ -107,6 +108,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE host_pauses (
             host TEXT PRIMARY KEY,
             until TEXT NOT NULL
+        )""",
+    ),
+    (
+        # robots.txt files, so that a `run --once` from cron asks each host at most once a day.
+        """CREATE TABLE robots (
+            url TEXT PRIMARY KEY,
+            fetched TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            body BLOB NOT NULL
         )""",
     ),
 )
@@ -416,6 +426,20 @@ class Store:
         with self._write("save host pauses") as db:
             db.execute("DELETE FROM host_pauses")
             db.executemany("INSERT INTO host_pauses (host, until) VALUES (?, ?)", [(h, _iso(u)) for h, u in pauses.items()])
+
+    def robots_files(self) -> list[tuple[str, datetime, RobotsFile]]:
+        with self._read("read robots.txt cache") as db:
+            rows = db.execute("SELECT url, fetched, status, body FROM robots").fetchall()
+        return [(url, _time(fetched), RobotsFile(status, bytes(body))) for url, fetched, status, body in rows]
+
+    def save_robots_files(self, files: Iterable[tuple[str, datetime, RobotsFile]]) -> None:
+        """Replace the kept robots.txt files with these."""
+        with self._write("save robots.txt cache") as db:
+            db.execute("DELETE FROM robots")
+            db.executemany(
+                "INSERT INTO robots (url, fetched, status, body) VALUES (?, ?, ?, ?)",
+                [(url, _iso(fetched), f.status, f.body) for url, fetched, f in files],
+            )
 
     def record_run(self, report: SiteReport, *, fill: Mapping[str, float] = MappingProxyType({})) -> None:
         """Append one run of one site; keeps the newest RUNS_KEPT runs per site."""

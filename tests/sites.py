@@ -27,8 +27,12 @@ class QuietFiles(SimpleHTTPRequestHandler):
 
     requests: list[str]
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # One entry per request: log_message also runs for send_error's extra line.
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
     def parse_request(self) -> bool:
         arrivals = getattr(self.server, "arrivals", None)  # servers made elsewhere from this handler have none

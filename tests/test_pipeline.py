@@ -245,3 +245,10 @@ def test_retry_after_pause_outlives_the_process(tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_robots_txt_is_asked_once_across_runs(config: Path, web: tuple[str, list[str]]) -> None:
+    """`run --once` from cron: the second process reuses the robots.txt the first one fetched."""
+    assert run_once(config) == 0
+    assert run_once(config) == 0
+    assert web[1].count("/robots.txt") == 1

@@ -11,8 +11,8 @@ import pytest
 from feedmaker.config import FetchSettings
 from feedmaker.errors import Blocked, FetchError
 from feedmaker.fetch import Fetcher
-from feedmaker.models import Page
-from feedmaker.robots import ERROR_TTL, TTL, RobotsCache, RobotsFile, robots_url
+from feedmaker.models import Page, RobotsFile
+from feedmaker.robots import ERROR_TTL, TTL, RobotsCache, robots_url
 
 UA = "feedmaker/0.1 (+https://github.com/feedmaker/feedmaker)"
 
@@ -237,3 +237,32 @@ async def test_robots_5xx_blocks_the_site():
             await fetcher.fetch("https://a.example/news")
     assert info.value.reason == "robots.txt disallows"
     assert seen == ["https://a.example/robots.txt"]
+
+
+@pytest.mark.anyio
+async def test_a_snapshot_preloads_another_cache_until_its_day_is_over():
+    """robots.txt kept between processes answers without a load until 24 h after it was fetched."""
+    from datetime import UTC, datetime, timedelta
+
+    fetched = datetime(2025, 1, 1, tzinfo=UTC)
+    loads: list[str] = []
+
+    async def load(url: str) -> RobotsFile:
+        loads.append(url)
+        return RobotsFile(200, b"User-agent: *\nDisallow: /private/\n")
+
+    first = RobotsCache(load, now=lambda: fetched)
+    assert not await first.allowed("https://a.example/private/x", "feedmaker")
+    kept = first.snapshot()
+    assert [(url, when) for url, when, _ in kept] == [("https://a.example/robots.txt", fetched)]
+
+    fresh = RobotsCache(load, now=lambda: fetched + timedelta(hours=23))
+    fresh.preload(kept)
+    assert not await fresh.allowed("https://a.example/private/x", "feedmaker")
+    assert await fresh.allowed("https://a.example/public", "feedmaker")
+    assert len(loads) == 1
+
+    stale = RobotsCache(load, now=lambda: fetched + timedelta(hours=25))
+    stale.preload(kept)
+    assert await stale.allowed("https://a.example/public", "feedmaker")
+    assert len(loads) == 2
