@@ -29,7 +29,7 @@ from feedgen.feed import FeedEntry, FeedGenerator
 
 from feedmaker import __version__
 from feedmaker.errors import FeedError
-from feedmaker.models import Entry, FeedMeta
+from feedmaker.models import Entry, FeedMeta, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,6 @@ _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 # non-ASCII text stays as it is: Atom hrefs are IRIs.
 _URL_UNSAFE = re.compile('[\x00-\x20\x7f"<>\\\\^`{|}]')
 _URL_WHITESPACE = str.maketrans("", "", "\t\n\r")
-_MIN_UTC = datetime.min.replace(tzinfo=UTC)
-_MAX_UTC = datetime.max.replace(tzinfo=UTC)
 
 
 def xml_text(value: str | None) -> str:
@@ -98,14 +96,8 @@ def _title(value: str | None) -> str:
 
 
 def _utc(moment: datetime) -> datetime:
-    """Tz-aware UTC, whole seconds. Naive datetimes are taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        moment = moment.astimezone(UTC)
-    except OverflowError:
-        moment = _MIN_UTC if moment.year == 1 else _MAX_UTC
-    return moment.replace(microsecond=0)
+    """Tz-aware UTC, whole seconds."""
+    return as_utc(moment).replace(microsecond=0)
 
 
 def _image_type(url: str) -> str | None:

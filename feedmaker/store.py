@@ -25,7 +25,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
@@ -41,6 +41,7 @@ from feedmaker.models import (
     SiteReport,
     Updated,
     Validators,
+    as_utc,
     utcnow,
 )
 
@@ -129,8 +130,6 @@ _ENTRY_COLUMNS = (
     "id, site, key, url_key, url, headline, published, author, summary, image, content, origins, first_seen, updated"
 )
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_MIN_UTC = datetime.min.replace(tzinfo=UTC)
-_MAX_UTC = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,14 +140,8 @@ class RunRecord(SiteReport):
 
 
 def _iso(moment: datetime) -> str:
-    """Fixed-width UTC text, so that text order is time order. Naive datetimes are taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        moment = moment.astimezone(UTC)
-    except OverflowError:
-        moment = _MIN_UTC if moment.year == 1 else _MAX_UTC
-    return moment.isoformat(timespec="microseconds")
+    """Fixed-width UTC text, so that text order is time order."""
+    return as_utc(moment).isoformat(timespec="microseconds")
 
 
 def _iso_or_none(moment: datetime | None) -> str | None:
