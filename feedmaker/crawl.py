@@ -135,8 +135,9 @@ async def crawl_site(
             articles.append(article)
             key = canonical_key(article.headline, strip=site.canonical.strip, site_names=(site.name,))
             sightings.append((article, key, url_key))
-        # One transaction per run: one disk sync instead of one per article, and no half-stored run.
-        for outcome in store.add_many(sightings):
+        # One transaction per run: one disk sync instead of one per article, and no half-stored run. In a
+        # thread, so that the sync does not stall other sites' fetches or the daemon's HTTP server.
+        for outcome in await asyncio.to_thread(store.add_many, sightings):
             if isinstance(outcome, Added):
                 counts["new"] += 1
             elif isinstance(outcome, Updated):
