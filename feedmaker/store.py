@@ -25,7 +25,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
@@ -123,6 +123,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# A canonical key shorter than this many words is too generic to merge stories of different sites.
+GENERIC_KEY_WORDS = 4
+# One site repeating a headline at a new URL within this time is the same story moved; later, a new one.
+RECURRING_GAP = timedelta(days=2)
 
 # Fields merged on a re-sighting of the same URL: a new non-None value overwrites the stored one.
 _MERGED = ("url", "headline", "published", "author", "summary", "image", "content", "origins")
@@ -292,9 +297,7 @@ class Store:
         source = db.execute("SELECT entry_id FROM sources WHERE url_key = ?", (url_key,)).fetchone()
         if source is not None:
             return Duplicate(self._entry_by_id(db, source[0]), article.url)
-        row = db.execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid LIMIT 1", (key,)
-        ).fetchone()
+        row = self._copied_from(db, article, key=key, now=now)
         if row is not None:
             db.execute(
                 "INSERT OR IGNORE INTO sources (url_key, entry_id, url, site, first_seen) VALUES (?, ?, ?, ?, ?)",
@@ -309,6 +312,24 @@ class Store:
         )
         log.debug("site=%s added entry=%s url=%s", article.site, entry_id, article.url)
         return Added(self._entry_by_id(db, entry_id))
+
+    def _copied_from(self, db: sqlite3.Connection, article: Article, *, key: str, now: str) -> tuple[Any, ...] | None:
+        """The stored entry that a sighting at a new URL repeats, by canonical key; None for a new story.
+
+        Across sites a key match is the same story, however late (farms re-post wire copy months after),
+        unless the key is too generic to mean one story ("Morning briefing", "Live updates"). On one site,
+        a headline back at a new URL long after the stored one is a recurring title, not a copy.
+        """
+        rows = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid", (key,)).fetchall()
+        if not rows:
+            return None
+        same_site = [r for r in rows if r[1] == _text(article.site)]
+        if same_site:
+            last = same_site[-1]
+            stored = _time(last[6] or last[12])  # published, else first_seen
+            seen = as_utc(article.published) if article.published else _time(now)
+            return last if abs(seen - stored) <= RECURRING_GAP else None
+        return rows[0] if len(key.split()) >= GENERIC_KEY_WORDS else None
 
     def _merge(self, db: sqlite3.Connection, row: tuple[Any, ...], article: Article, *, key: str, now: str) -> AddResult:
         stored = dict(zip(_MERGED, row[4:12], strict=True))

@@ -44,7 +44,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def article(n: int = 1, *, site: str = "wire", **fields: object) -> Article:
-    values: dict[str, object] = {"url": f"https://{site}.example/story/{n}", "headline": f"Story number {n}"}
+    values: dict[str, object] = {"url": f"https://{site}.example/story/{n}", "headline": f"Story number {n} told"}
     values.update(fields)
     return Article(site=site, **values)  # type: ignore[arg-type]
 
@@ -72,7 +72,7 @@ def test_first_sighting_is_added_with_a_minted_urn_uuid(store: Store):
     assert entry.id.startswith("urn:uuid:")
     assert len(entry.id) == len("urn:uuid:") + 36
     assert entry.first_seen == entry.updated == T0 + timedelta(minutes=1)
-    assert entry.key == "story number 1"
+    assert entry.key == "story number 1 told"
     assert entry.article == article(1, author="Ada", origins=(("headline", "selector:h1"),))
     assert store.entry_count() == 1
 
@@ -124,8 +124,8 @@ def test_a_new_key_for_unchanged_fields_is_followed_without_an_update(store: Sto
 
 def test_same_story_from_another_site_keeps_the_first_and_records_the_source_once(store: Store):
     first = add(store, article(1, site="wire", author="Wire desk")).entry
-    copy = article(7, site="farm", headline="Story number 1", author="Farm bot", image="https://farm.example/a.jpg")
-    results = [add(store, copy, key="story number 1") for _ in range(10)]
+    copy = article(7, site="farm", headline="Story number 1 told", author="Farm bot", image="https://farm.example/a.jpg")
+    results = [add(store, copy, key="story number 1 told") for _ in range(10)]
     assert all(isinstance(r, Duplicate) for r in results)
     assert all(r.entry.id == first.id for r in results)
     dup = results[0]
@@ -140,7 +140,7 @@ def test_same_story_from_another_site_keeps_the_first_and_records_the_source_onc
 
 def test_a_recorded_source_edited_later_stays_a_duplicate_of_the_first_entry(store: Store):
     first = add(store, article(1, site="wire")).entry
-    add(store, article(7, site="farm", headline="Story number 1"), key="story number 1")
+    add(store, article(7, site="farm", headline="Story number 1 told"), key="story number 1 told")
     result = add(store, article(7, site="farm", headline="SHOCKING: story number 1 (video)"), key="shocking")
     assert isinstance(result, Duplicate)
     assert result.entry.id == first.id
@@ -319,7 +319,7 @@ def test_integrity_check_passes_after_use(tmp_path: Path):
     with Store(path) as db:
         for n in range(50):
             add(db, article(n, published=T0))
-            add(db, article(n + 100, site="farm", headline=f"Story number {n}"), key=f"story number {n}")
+            add(db, article(n + 100, site="farm", headline=f"Story number {n} told"), key=f"story number {n} told")
         db.record_run(report(), fill={"headline": 1.0})
     assert integrity(path) == "ok"
 
@@ -431,8 +431,8 @@ def test_a_site_feed_includes_stories_it_saw_second_once_with_the_first_id() -> 
     from feedmaker.store import Store
 
     with Store(":memory:", now=lambda: datetime(2025, 4, 9, tzinfo=UTC)) as store:
-        first = store.add(Article(site="a", url="https://a.example/1", headline="Kim orders"), key="kim", url_key="https://a.example/1")
-        again = store.add(Article(site="b", url="https://b.example/x", headline="KIM ORDERS"), key="kim", url_key="https://b.example/x")
+        first = store.add(Article(site="a", url="https://a.example/1", headline="Kim orders"), key="kim orders more launchers", url_key="https://a.example/1")
+        again = store.add(Article(site="b", url="https://b.example/x", headline="KIM ORDERS"), key="kim orders more launchers", url_key="https://b.example/x")
         assert isinstance(first, Added)
         assert isinstance(again, Duplicate)
         assert [e.id for e in store.entries(["b"], 10)] == [first.entry.id]
@@ -455,3 +455,24 @@ def test_a_version_1_database_upgrades_keeping_its_entries(tmp_path: Path, monke
         assert set(new.host_pauses()) == {"a.example"}
     with raw(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_generic_headline_on_two_sites_is_two_stories(store: Store):
+    """'Morning briefing' on two sites is not one story: short keys never merge across sites."""
+    first = add(store, article(1, site="wire", headline="Morning briefing"))
+    other = add(store, article(1, site="farm", headline="Morning briefing"))
+    assert isinstance(first, Added)
+    assert isinstance(other, Added)
+    assert store.entry_count() == 2
+
+
+def test_a_recurring_headline_on_one_site_is_a_new_story_but_a_moved_one_is_not(store: Store):
+    """Same site, same headline, new URL: days apart it is the next edition; same date it is a moved page."""
+    monday = datetime(2025, 4, 7, 6, tzinfo=UTC)
+    first = add(store, article(1, headline="Your morning briefing for today", published=monday))
+    moved = add(store, article(2, headline="Your morning briefing for today", published=monday))
+    next_week = add(store, article(3, headline="Your morning briefing for today", published=monday + timedelta(days=7)))
+    assert isinstance(first, Added)
+    assert isinstance(moved, Duplicate)
+    assert moved.entry.id == first.entry.id
+    assert isinstance(next_week, Added)
