@@ -33,22 +33,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"feedmaker {__version__}")
     parser.add_argument("--config", type=Path, default=Path("config"), help="config directory (default: ./config)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    # The same options after the command too (`feedmaker run --once --config DIR`); SUPPRESS keeps the
+    # top-level value when they are not repeated there.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config directory (default: ./config)")
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="crawl every site; without --once, run as a daemon serving the feeds")
+    run = sub.add_parser("run", parents=[common], help="crawl every site; without --once, run as a daemon serving the feeds")
     run.add_argument("--once", action="store_true", help="crawl every site once, write the feeds and exit")
     run.add_argument("--site", action="append", default=[], help="only this site (repeatable)")
 
-    check = sub.add_parser("check", help="dry run of one site's selectors; stores nothing")
+    check = sub.add_parser("check", parents=[common], help="dry run of one site's selectors; stores nothing")
     check.add_argument("site", help="site id (config/sites/<id>.toml) or path to a site file")
     source = check.add_mutually_exclusive_group()
     source.add_argument("--html", type=Path, help="read the listing page from this file")
     source.add_argument("--url", help="fetch this URL instead of the first start URL")
     check.add_argument("--article", action="store_true", help="also follow the first item to its article page")
 
-    sub.add_parser("validate", help="lint every config file")
+    sub.add_parser("validate", parents=[common], help="lint every config file")
 
-    suggest = sub.add_parser("suggest", help="propose a site config for a listing page")
+    suggest = sub.add_parser("suggest", parents=[common], help="propose a site config for a listing page")
     suggest.add_argument("source", help="URL or HTML file of a listing page")
     suggest.add_argument("--name", help="site name to put in the config")
     suggest.add_argument("--url", help="with a FILE: the page's real address (links resolve against it)")

@@ -378,8 +378,12 @@ def load_settings(path: Path) -> Settings:
 
 def load_all(config_dir: Path) -> tuple[Settings, list[SiteConfig]]:
     """Settings plus sites, with cross-checks: combined feeds name existing sites and no id clashes."""
+    if not config_dir.is_dir():
+        raise ConfigError(str(config_dir), "", "no such config directory (give one with --config DIR)")
     settings = load_settings(config_dir / "feedmaker.toml")
     sites = load_sites(config_dir / "sites")
+    if not sites:
+        raise ConfigError(str(config_dir / "sites"), "", "no site files (*.toml); see README 'Writing a site config'")
     ids = {s.id for s in sites}
     for i, feed in enumerate(settings.feed):
         if feed.id in ids:

@@ -69,3 +69,8 @@ def test_suggest_from_a_file_prints_a_config_that_check_confirms(tmp_path: Path,
 def test_suggest_from_a_file_needs_its_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["suggest", str(NUXT)]) == 2
     assert "--url" in capsys.readouterr().err
+
+
+def test_config_option_works_after_the_command_too(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--config", str(ROOT / "config")]) == 0
+    assert "all valid" in capsys.readouterr().out

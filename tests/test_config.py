@@ -120,3 +120,11 @@ def test_link_and_image_strings_mean_href_src_and_meta_content(tmp_path: Path) -
     assert site.article is not None
     assert site.article.image is not None
     assert site.article.image[0].attr == "content"
+
+
+def test_a_missing_config_dir_or_no_sites_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config directory"):
+        load_all(tmp_path / "nowhere")
+    (tmp_path / "sites").mkdir()
+    with pytest.raises(ConfigError, match=r"sites: no site files"):
+        load_all(tmp_path)
