@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -32,22 +32,21 @@ DRIFT_BEFORE = 0.5
 FILTER_LOOKBACK = 10
 
 
-def fill_rates(articles: Sequence[Article]) -> dict[str, float]:
+def fill_rates(articles: Sequence[Article], section: str) -> dict[str, float]:
+    """Share of articles with each watched field filled, keyed "list.published", "article.author", ..."""
     if not articles:
         return {}
-    return {
-        name: sum(1 for a in articles if getattr(a, name)) / len(articles)
-        for name in WATCHED
-    }
+    return {f"{section}.{name}": sum(1 for a in articles if getattr(a, name)) / len(articles) for name in WATCHED}
 
 
-def _selector_for(site: SiteConfig, name: str) -> str:
+def _selector_for(site: SiteConfig, measured: str) -> str:
+    section, name = measured.split(".", 1)
     key = SELECTOR_KEY[name]
-    for section, selectors in (("list", site.list), ("article", site.article)):
-        chain = getattr(selectors, key, None) if selectors is not None else None
-        if chain:
-            return f"{section}.{key} {' / '.join(spec.css for spec in chain)!r}"
-    return f"{key} (fallbacks only)"
+    selectors = site.list if section == "list" else site.article
+    chain = getattr(selectors, key, None) if selectors is not None else None
+    if chain:
+        return f"{section}.{key} {' / '.join(spec.css for spec in chain)!r}"
+    return f"{section}.{key} (fallbacks only)"
 
 
 async def _read_listings(
@@ -113,7 +112,8 @@ async def crawl_site(
     warnings: list[str] = []
     counts = {"new": 0, "updated": 0, "duplicates": 0}
     pages = not_modified = 0
-    articles: list[Article] = []
+    fill: dict[str, float] = {}
+    previous = store.last_good_run(site.id)
     try:
         items, pages, not_modified = await _read_listings(site, fetcher, store, warnings)
         known = store.known_urls(site.id, items)
@@ -124,6 +124,9 @@ async def crawl_site(
         todo = fresh[: site.max_articles] if follow else []
         done = await asyncio.gather(*(_complete(site, item, fetcher, warnings) for _, item in todo))
         completed += zip((url_key for url_key, _ in todo), done, strict=True)
+        # Listing fields are measured over every item, article-page fields over the pages followed now:
+        # a run with only known items must not look as if the article page had stopped giving authors.
+        fill = {**fill_rates(list(items.values()), "list"), **fill_rates([a for a in done if a], "article")}
         completed += fresh[len(todo) :]
         sightings = []
         for url_key, article in completed:
@@ -132,7 +135,6 @@ async def crawl_site(
             if not article.headline:
                 warnings.append(f"{article.url}: no headline found; item skipped")
                 continue
-            articles.append(article)
             key = canonical_key(article.headline, strip=site.canonical.strip, site_names=(site.name,))
             sightings.append((article, key, url_key))
         # One transaction per run: one disk sync instead of one per article, and no half-stored run. In a
@@ -144,12 +146,11 @@ async def crawl_site(
                 counts["updated"] += 1
             elif isinstance(outcome, Duplicate):
                 counts["duplicates"] += 1
-        warnings.extend(_drift(site, store, articles))
+        warnings.extend(_drift(site, previous.fill if previous else {}, fill))
     except FetchError as exc:
         errors.append(f"fetch failed: {exc}")
     except ExtractError as exc:
-        last = store.last_good_run(site.id)
-        hint = f" (last good run found {last.items} items)" if last and last.items else ""
+        hint = f" (last good run found {previous.items} items)" if previous and previous.items else ""
         errors.append(f"extract failed: {exc}{hint}")
     except FeedmakerError as exc:
         errors.append(str(exc))
@@ -166,21 +167,18 @@ async def crawl_site(
         errors=tuple(errors),
         warnings=tuple(warnings),
     )
-    store.record_run(report, fill=fill_rates(articles))
+    # A run that measured nothing (304, no article pages followed) keeps the last measured rates as the baseline.
+    store.record_run(report, fill={**(previous.fill if previous else {}), **fill})
     _log_report(report)
     return report
 
 
-def _drift(site: SiteConfig, store: Store, articles: Sequence[Article]) -> list[str]:
+def _drift(site: SiteConfig, before: Mapping[str, float], now: Mapping[str, float]) -> list[str]:
     """A field that was usually filled and now is never filled means its selector rotted."""
-    last = store.last_good_run(site.id)
-    if not articles or last is None:
-        return []
-    now_fill = fill_rates(articles)
     return [
-        f"drift: {name} found in {before:.0%} of items last good run, now in none; check {_selector_for(site, name)}"
-        for name, before in last.fill.items()
-        if name in now_fill and before >= DRIFT_BEFORE and now_fill[name] == 0
+        f"drift: {measured} found in {rate:.0%} of items last good run, now in none; check {_selector_for(site, measured)}"
+        for measured, rate in before.items()
+        if measured in now and rate >= DRIFT_BEFORE and now[measured] == 0
     ]
 
 

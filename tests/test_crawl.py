@@ -43,9 +43,9 @@ def listing(stories: Sequence[tuple[str, str, str | None]], next_page: str | Non
 class World:
     """A local site, its config and the store, with helpers to change pages and run the crawler."""
 
-    def __init__(self, tmp_path: Path, base: str, max_pages: int = 2) -> None:
+    def __init__(self, tmp_path: Path, base: str, max_pages: int = 2, extra: str = "") -> None:
         self.root = tmp_path / "www"
-        config = write_config(tmp_path / "config", {"changing": SITE.format(base=base, max_pages=max_pages)})
+        config = write_config(tmp_path / "config", {"changing": SITE.format(base=base, max_pages=max_pages) + extra})
         self.settings: Settings
         self.settings, [self.site] = load_all(config)
         self.store = Store(tmp_path / "state.db")
@@ -126,7 +126,7 @@ def test_date_selector_rot_is_flagged_with_the_selector(world: World) -> None:
     world.page("list1.html", listing([(s, t, None) for s, t, _ in stories]))
     report = world.run()
     assert report.ok
-    assert any("drift: published" in w and "list.date 'time'" in w for w in report.warnings), report.warnings
+    assert any("drift: list.published" in w and "list.date 'time'" in w for w in report.warnings), report.warnings
 
 
 def test_zero_items_is_an_error_naming_the_selector_and_the_feed_keeps_last_good_entries(world: World) -> None:
@@ -141,3 +141,25 @@ def test_zero_items_is_an_error_naming_the_selector_and_the_feed_keeps_last_good
     assert "last good run found 1 items" in error
     assert feed_path(world.settings, "changing").read_bytes() == good
     assert world.store.consecutive_failures("changing") == 1
+
+
+def test_article_field_drift_is_measured_on_pages_followed_not_on_known_items(tmp_path: Path) -> None:
+    """Known items bring no article fields; only newly followed pages that lost the byline are drift."""
+    (tmp_path / "www").mkdir()
+    with serve_dir(tmp_path / "www") as (base, _requests):
+        world = World(tmp_path, base, extra='[article]\nauthor = ".byline"\n')
+        try:
+            def story(slug: str, byline: bool) -> None:
+                author = '<p class="byline">Ann Writer</p>' if byline else "<p>no byline here</p>"
+                world.page(f"{slug}.html", f"<html><body><h1>{slug}</h1>{author}</body></html>")
+
+            story("a", byline=True)
+            world.page("list1.html", listing([("a", "Alpha story", None)]))
+            assert world.run().warnings == ()
+            assert world.run().warnings == ()  # nothing new: no article page to measure
+            story("b", byline=False)
+            world.page("list1.html", listing([("b", "Beta story", None), ("a", "Alpha story", None)]))
+            warnings = world.run().warnings
+            assert any("drift: article.author" in w and "article.author '.byline'" in w for w in warnings), warnings
+        finally:
+            world.store.close()
