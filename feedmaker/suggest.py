@@ -12,6 +12,8 @@ Pure: no I/O, no clock. The approach follows html2rss's auto_source:
    (a fallback chain where one selector is not enough) and read the page with them, as extract does.
 4. Rank the selectors by what they read: many items, headline-length text, article-like URLs, headings, dates,
    images, and nothing from nav/footer/aside/menus/comments.
+5. On front pages that spread their stories over differently classed groups (lead, latest, topic rows), join
+   the best selector with its peers into one selector list (`li.tout, div.dek`) when that list ranks higher.
 
 Field selectors are run with selectolax's `node.css_first`, which also matches the item node itself.
 """
@@ -219,6 +221,9 @@ def suggest(html: str, url: str) -> Suggestion:
     for c in found:
         if not any(_same_items(c, u) for u in unique):
             unique.append(c)
+    merged = _merge(page, unique)
+    if merged is not None:
+        unique.insert(0, merged)
     return Suggestion(url=url, title=title or None, best=unique[0], candidates=tuple(unique[:10]))
 
 
@@ -808,7 +813,12 @@ def _strptime(fmt: str) -> Callable[[str], datetime]:
 # -- 4. evaluating one item selector ------------------------------------------------------------------------------
 
 
-def _evaluate(page: _Page, css: str) -> Candidate | None:
+def _evaluate(page: _Page, css: str, members: Sequence[str] = ()) -> Candidate | None:
+    """Derive the field selectors for the items `css` matches, read the page with them and score the result.
+
+    `members` are the selectors `css` joins (see _merge); each is sampled in proportion to its size, and at
+    least MIN_ITEMS times, so that every member's markup proposes field selectors.
+    """
     try:
         nodes = page.tree.css(css)
     except SelectolaxError:
@@ -819,8 +829,7 @@ def _evaluate(page: _Page, css: str) -> Candidate | None:
     nested = sum(1 for n in nodes if any(a.mem_id in ids for a in _ancestors(n, page.root)))
     if nested > len(nodes) // 10:
         return None
-    step = max(1, len(nodes) // _SAMPLE)
-    sample = nodes[::step][:_SAMPLE]
+    sample = _sample(nodes) if not members else _stratified(page, nodes, members)
     parts = [page.anatomy(n) for n in sample]
     if sum(1 for p in parts if p.url and p.headline) < MIN_ITEMS:
         return None
@@ -878,6 +887,20 @@ def _evaluate(page: _Page, css: str) -> Candidate | None:
     richness = sum(min(len(_text(n)), 400) for n in sample) / len(sample) / 400
     score = _score(page, nodes, items, parts, selectors) * (0.4 + 0.6 * richness)
     return Candidate(selectors=selectors, items=items, score=score, matched=len(nodes))
+
+
+def _sample(nodes: Sequence[LexborNode], size: int = _SAMPLE) -> list[LexborNode]:
+    """At most `size` nodes spread evenly over `nodes`."""
+    return list(nodes[:: max(1, len(nodes) // size)][:size])
+
+
+def _stratified(page: _Page, nodes: Sequence[LexborNode], members: Sequence[str]) -> list[LexborNode]:
+    """A sample of a merged selector's `nodes`: each member's share, and at least MIN_ITEMS of every member."""
+    picked: set[int] = set()
+    for css in members:
+        group = page.tree.css(css)
+        picked.update(n.mem_id for n in _sample(group, max(MIN_ITEMS, round(_SAMPLE * len(group) / len(nodes)))))
+    return [n for n in nodes if n.mem_id in picked]  # in page order
 
 
 def _date_chain(sample: Sequence[LexborNode], parts: Sequence[_Anatomy]) -> tuple[FieldSpec, ...]:
@@ -949,9 +972,10 @@ def _score(
     bonus += 0.2 if selectors.summary else 0.0
     bonus += 0.3 * headings
     # A selector without a class, an id or a semantic tag (`li > a`) matches whatever has that shape.
-    vague = not re.search(r"[.#]|article|main|section|\btr\b", selectors.item)
+    # (Each selector of a list: a merged `item` is as vague as its vaguest member.)
+    vague = any(not re.search(r"[.#]|article|main|section|\btr\b", css) for css in selectors.item.split(","))
     return float(
-        min(n, 60) ** 0.6
+        _size_term(n)
         * (0.6 if vague else 1.0)
         * (0.1 + 0.9 * min(avg_len, 40) / 40)
         * 0.75 ** (len(selectors.link) + len(selectors.headline or ()) - 2)  # fallback chains: mixed markup
@@ -965,10 +989,85 @@ def _score(
     )
 
 
+def _size_term(n: int) -> float:
+    """What the item count adds to a score: sub-linear, and nothing past 60 (a front page, not a sitemap)."""
+    return float(min(n, 60) ** 0.6)
+
+
 def _same_items(a: Candidate, b: Candidate) -> bool:
     urls_a = {it.url for it in a.items}
     urls_b = {it.url for it in b.items}
     return len(urls_a & urls_b) >= 0.9 * max(len(urls_a), len(urls_b))
+
+
+# -- 5. one feed from several groups of story blocks ------------------------------------------------------------
+
+
+def _merge(page: _Page, ranked: Sequence[Candidate]) -> Candidate | None:
+    """The best group joined with its peers into one selector list (`li.tout, li.latest, div.dek`), or None.
+
+    News front pages spread their stories over differently classed blocks (lead, latest, topic carousels); a
+    feed wants all of them. A candidate joins the best one as a peer when it is the same kind of thing:
+
+    - story blocks: most items' headlines are headings with a link, to article-like URLs (_story_blocks);
+    - as good per item: its score without the item-count term is at least half the best's, since the count
+      term is what makes a small group (three lead stories) rank below a big one, and it is not the question
+      here; a worse ratio means another kind of list (related links, tags, a ticker);
+    - separate: none of its nodes is, holds or sits inside a node of the groups taken so far (a carousel that
+      wraps the best group's items is the same stories again, and a selector list must not match a node twice);
+    - new: at least half of its URLs are not read by the groups taken so far.
+
+    The union is then derived and scored like any candidate (_evaluate, with each member sampled) and it wins
+    only if it outscores the best group: the ranking that picks between single groups picks between one group
+    and several, with no margin of its own. It already charges a mix for what it costs: fallback chains where
+    the members' markup differs (0.75 each), fields only some members have (no date bonus unless half the items
+    have one), repeated URLs (a lead story also under "latest"), and it counts items only up to 60, so a merge
+    wins by adding stories, not by adding selectors.
+    """
+    best = ranked[0]
+    if not _story_blocks(page, best):
+        return None
+    bar = _per_item(best) / 2
+    members = [best.item]
+    first = page.tree.css(best.item)
+    taken = {n.mem_id for n in first}
+    around = {a.mem_id for n in first for a in _ancestors(n, page.root)}
+    covered = {it.url for it in best.items}
+    for c in ranked[1:]:
+        if _per_item(c) < bar or not _story_blocks(page, c):
+            continue
+        nodes = page.tree.css(c.item)
+        ids = {n.mem_id for n in nodes}
+        ups = {a.mem_id for n in nodes for a in _ancestors(n, page.root)}
+        if ids & (taken | around) or ups & taken:
+            continue
+        urls = {it.url for it in c.items}
+        if len(urls - covered) < len(urls) / 2:
+            continue
+        members.append(c.item)
+        taken |= ids
+        around |= ups
+        covered |= urls
+    if len(members) < 2:
+        return None
+    merged = _evaluate(page, ", ".join(members), members)
+    if merged is None or merged.score <= best.score:
+        return None
+    return merged
+
+
+def _per_item(c: Candidate) -> float:
+    """The score without its item-count term (see _score): how much each item reads like a story."""
+    return c.score / _size_term(len(c.items))
+
+
+def _story_blocks(page: _Page, c: Candidate) -> bool:
+    """Most sampled items have a heading for a headline, with a link, and the items' URLs read as articles."""
+    parts = [page.anatomy(n) for n in _sample(page.tree.css(c.item))]
+    headed = sum(1 for p in parts if p.url and p.title is not None and p.title.tag in _HEADINGS)
+    urls = {it.url for it in c.items}
+    article = sum(_article_like(u, page.host) for u in urls) / len(urls)
+    return headed >= len(parts) / 2 and article >= 0.5
 
 
 # -- TOML ---------------------------------------------------------------------------------------------------------
