@@ -232,7 +232,7 @@ def _check(args: argparse.Namespace) -> int:
     try:
         listing = extract_listing(page, site)
     except ExtractError as exc:
-        print(f"error: {exc}: 0 items; fix list.item", file=out)
+        print(f"error: {exc}: 0 items", file=out)
         return 1
     items = listing.items
     print(f"{len(items)} item(s) from list.item {site.list.item!r}", file=out)

@@ -915,11 +915,13 @@ def extract_listing(page: Page, site: SiteConfig) -> Listing:
     seen: set[str] = set()
     filters = site.filters
     filtered = bool(filters.include or filters.exclude)  # without patterns, keeps() keeps everything
+    linked = 0
     for node in nodes:
         item = _item_fields(doc, node)
         if item is None:
             log.debug("site=%s item without link url=%s", site.id, page.url)
             continue
+        linked += 1
         if item.url in seen:
             continue
         if filtered and not filters.keeps(item.headline, item.summary):
@@ -928,6 +930,10 @@ def extract_listing(page: Page, site: SiteConfig) -> Listing:
         items.append(item)
         if len(items) >= site.max_items:
             break
+    if not linked:
+        # Items but no links is a redesign as much as no items is: say which selector found nothing.
+        links = " / ".join(spec.css for spec in site.list.link)
+        raise ExtractError(page.url, links, f"found no http(s) link in any of the {len(nodes)} {site.list.item!r} item(s)")
     next_url = None
     if site.list.next:
         hit = _read_chain(doc, doc.tree, site.list.next, "link")

@@ -163,3 +163,13 @@ def test_article_field_drift_is_measured_on_pages_followed_not_on_known_items(tm
             assert any("drift: article.author" in w and "article.author '.byline'" in w for w in warnings), warnings
         finally:
             world.store.close()
+
+
+def test_items_that_lost_their_links_are_an_error_naming_the_link_selector(world: World) -> None:
+    world.page("list1.html", listing([("a", "Alpha story", None)]))
+    assert world.run().ok
+    world.page("list1.html", "<html><body><ul><li class='story'><span>Alpha story</span></li></ul></body></html>")
+    report = world.run()
+    [error] = report.errors
+    assert "selector 'a' found no http(s) link in any of the 1 'li.story' item(s)" in error
+    assert "last good run found 1 items" in error
