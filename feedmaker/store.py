@@ -120,16 +120,34 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             body BLOB NOT NULL
         )""",
     ),
+    (
+        # A source is one site's sighting: the same URL listed by two sites is two sources.
+        """CREATE TABLE sources_by_site (
+            url_key TEXT NOT NULL,
+            site TEXT NOT NULL,
+            entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            PRIMARY KEY (url_key, site)
+        )""",
+        "INSERT INTO sources_by_site (url_key, site, entry_id, url, first_seen) "
+        "SELECT url_key, site, entry_id, url, first_seen FROM sources",
+        "DROP TABLE sources",
+        "ALTER TABLE sources_by_site RENAME TO sources",
+        "CREATE INDEX sources_entry ON sources (entry_id, first_seen)",
+        "CREATE INDEX sources_site ON sources (site, entry_id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # A canonical key shorter than this many words is too generic to merge stories of different sites.
 GENERIC_KEY_WORDS = 4
-# One site repeating a headline at a new URL within this time is the same story moved; later, a new one.
-RECURRING_GAP = timedelta(days=2)
+# One site repeating a headline at a new URL within this time is the same story moved; later, it is the
+# next edition of a recurring title (a daily "Morning briefing" comes back after 24 h).
+RECURRING_GAP = timedelta(hours=20)
 
-# Fields merged on a re-sighting of the same URL: a new non-None value overwrites the stored one.
+# The stored article fields, in column order (see `_merge` for how a re-sighting changes them).
 _MERGED = ("url", "headline", "published", "author", "summary", "image", "content", "origins")
 _ENTRY_COLUMNS = (
     "id, site, key, url_key, url, headline, published, author, summary, image, content, origins, first_seen, updated"
@@ -270,9 +288,9 @@ class Store:
         """Store (article, key, url_key) sightings in ONE transaction, committed before returning: one disk
         sync per site run instead of one per article. Each sighting, in order:
 
-        1. `url_key` is a stored entry's URL, seen by the same site: merge (new non-None fields win;
-           empty origins keep the stored ones). A changed field gives Updated (updated = now, key = the
-           new key); otherwise Duplicate. Seen by another site: Duplicate, unchanged.
+        1. `url_key` is a stored entry's URL, seen by the same site: merge (see `_merge`). A changed field
+           gives Updated (updated = now, key = the new key); otherwise Duplicate. Seen by another site:
+           Duplicate, unchanged, recorded as that site's source.
         2. `url_key` was already recorded as another sighting (source) of an entry: Duplicate of that
            entry, unchanged (first-seen wins, even if this copy's headline was edited since).
         3. An entry has `key`: Duplicate; the first-seen entry keeps its id and fields, and this URL and
@@ -290,8 +308,9 @@ class Store:
         row = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE url_key = ?", (url_key,)).fetchone()
         if row is not None:
             if row[1] != _text(article.site):
-                # Another site lists the same URL: first-seen wins, or two sites' extractions of
-                # one page would overwrite each other on every run.
+                # Another site lists the same URL: first-seen wins, or two sites' extractions of one page
+                # would overwrite each other on every run; the sighting makes it part of that site's feed.
+                self._record_source(db, row[0], article, url_key=url_key, now=now)
                 return Duplicate(self._entry_by_id(db, row[0]), article.url)
             return self._merge(db, row, article, key=key, now=now)
         source = db.execute("SELECT entry_id FROM sources WHERE url_key = ?", (url_key,)).fetchone()
@@ -299,10 +318,7 @@ class Store:
             return Duplicate(self._entry_by_id(db, source[0]), article.url)
         row = self._copied_from(db, article, key=key, now=now)
         if row is not None:
-            db.execute(
-                "INSERT OR IGNORE INTO sources (url_key, entry_id, url, site, first_seen) VALUES (?, ?, ?, ?, ?)",
-                (url_key, row[0], _text(article.url), _text(article.site), now),
-            )
+            self._record_source(db, row[0], article, url_key=url_key, now=now)
             log.debug("site=%s duplicate of entry=%s url=%s", article.site, row[0], article.url)
             return Duplicate(self._entry_by_id(db, row[0]), article.url)
         entry_id = f"urn:uuid:{uuid.uuid4()}"
@@ -313,12 +329,20 @@ class Store:
         log.debug("site=%s added entry=%s url=%s", article.site, entry_id, article.url)
         return Added(self._entry_by_id(db, entry_id))
 
+    def _record_source(self, db: sqlite3.Connection, entry_id: str, article: Article, *, url_key: str, now: str) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO sources (url_key, site, entry_id, url, first_seen) VALUES (?, ?, ?, ?, ?)",
+            (url_key, _text(article.site), entry_id, _text(article.url), now),
+        )
+
     def _copied_from(self, db: sqlite3.Connection, article: Article, *, key: str, now: str) -> tuple[Any, ...] | None:
         """The stored entry that a sighting at a new URL repeats, by canonical key; None for a new story.
 
         Across sites a key match is the same story, however late (farms re-post wire copy months after),
         unless the key is too generic to mean one story ("Morning briefing", "Live updates"). On one site,
-        a headline back at a new URL long after the stored one is a recurring title, not a copy.
+        the same headline at a new URL is the same story moved when it is close in time to the site's
+        latest entry with that key (publish dates compared when both have one, else first sight with now),
+        and otherwise the next edition of a recurring title.
         """
         rows = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid", (key,)).fetchall()
         if not rows:
@@ -326,19 +350,36 @@ class Store:
         same_site = [r for r in rows if r[1] == _text(article.site)]
         if same_site:
             last = same_site[-1]
-            stored = _time(last[6] or last[12])  # published, else first_seen
-            seen = as_utc(article.published) if article.published else _time(now)
-            return last if abs(seen - stored) <= RECURRING_GAP else None
+            if last[6] and article.published:
+                gap = abs(as_utc(article.published) - _time(last[6]))
+            else:
+                gap = _time(now) - _time(last[12])
+            return last if gap < RECURRING_GAP else None
         return rows[0] if len(key.split()) >= GENERIC_KEY_WORDS else None
 
     def _merge(self, db: sqlite3.Connection, row: tuple[Any, ...], article: Article, *, key: str, now: str) -> AddResult:
+        """A re-sighting of a stored URL by its own site. Text fields take new non-None values (an edited
+        headline); the URL keeps its first form (rotating tracking parameters map to one url_key) and a
+        known date stays (re-reading "2 hours ago" every run must not move it); the origins of changed
+        fields follow them. Only a real change gives Updated."""
         stored = dict(zip(_MERGED, row[4:12], strict=True))
         fresh = dict(zip(_MERGED, _article_values(article), strict=True))
-        if fresh["origins"] == "[]":
-            fresh["origins"] = None
-        changes = {name: value for name, value in fresh.items() if value is not None and value != stored[name]}
+        changes = {
+            name: fresh[name]
+            for name in ("headline", "author", "summary", "image", "content")
+            if fresh[name] is not None and fresh[name] != stored[name]
+        }
+        if stored["published"] is None and fresh["published"] is not None:
+            changes["published"] = fresh["published"]
         entry_id = row[0]
         if changes:
+            origins = dict(json.loads(stored["origins"] or "[]"))
+            new_origins = dict(json.loads(fresh["origins"] or "[]"))
+            for name in changes:
+                origin_key = "date" if name == "published" else name
+                if origin_key in new_origins:
+                    origins[origin_key] = new_origins[origin_key]
+            changes["origins"] = json.dumps([list(pair) for pair in origins.items()])
             assignments = ", ".join(f"{name} = ?" for name in changes)
             db.execute(
                 f"UPDATE entries SET {assignments}, key = ?, updated = ? WHERE id = ?",
@@ -360,10 +401,14 @@ class Store:
         found: dict[str, list[str]] = {}
         for chunk in _chunks(entry_ids):
             marks = ", ".join("?" * len(chunk))
+            # A source at the entry's own URL (another site listing the same page) adds no link.
             for entry_id, url in db.execute(
-                f"SELECT entry_id, url FROM sources WHERE entry_id IN ({marks}) ORDER BY first_seen, url", chunk
+                "SELECT s.entry_id, s.url FROM sources s JOIN entries e ON e.id = s.entry_id "
+                f"WHERE s.entry_id IN ({marks}) AND s.url_key != e.url_key ORDER BY s.first_seen, s.url",
+                chunk,
             ):
-                found.setdefault(entry_id, []).append(url)
+                if url not in found.get(entry_id, ()):
+                    found.setdefault(entry_id, []).append(url)
         return {entry_id: tuple(urls) for entry_id, urls in found.items()}
 
     def known_urls(self, site: str, url_keys: Iterable[str]) -> set[str]:

@@ -476,3 +476,56 @@ def test_a_recurring_headline_on_one_site_is_a_new_story_but_a_moved_one_is_not(
     assert isinstance(moved, Duplicate)
     assert moved.entry.id == first.entry.id
     assert isinstance(next_week, Added)
+
+
+def test_the_same_url_listed_by_another_site_appears_in_that_sites_feed_once(store: Store):
+    first = add(store, article(1, site="wire"))
+    listed = Article(site="aggregator", url=first.entry.article.url, headline="Story number 1 told")
+    again = store.add(listed, key="story number 1 told", url_key=first.entry.article.url.lower())
+    assert isinstance(again, Duplicate)
+    assert [e.id for e in store.entries(["aggregator"], 10)] == [first.entry.id]
+    assert store.entries(["aggregator"], 10)[0].sources == ()  # no related link to itself
+
+
+def test_a_re_sighting_keeps_the_date_the_link_and_unchanged_origins(store: Store):
+    """'2 hours ago' re-read later, a rotated utm_ parameter and listing-only origins change nothing."""
+    url = "https://wire.example/story/1?utm_source=home"
+    at_ten = datetime(2025, 3, 1, 10, tzinfo=UTC)
+    first = store.add(
+        Article(site="wire", url=url, headline="Story number 1 told", published=at_ten, author="Ann",
+                origins=(("headline", "selector:h2"), ("date", "selector:time"), ("author", "selector:.by"))),
+        key="story number 1 told", url_key="https://wire.example/story/1",
+    )
+    later = store.add(
+        Article(site="wire", url="https://wire.example/story/1?utm_source=sidebar", headline="Story number 1 told",
+                published=at_ten + timedelta(minutes=20), origins=(("headline", "selector:h2"), ("date", "selector:time"))),
+        key="story number 1 told", url_key="https://wire.example/story/1",
+    )
+    assert isinstance(later, Duplicate)
+    entry = store.entries(["wire"], 1)[0]
+    assert entry.updated == first.entry.updated
+    assert entry.article.published == at_ten
+    assert entry.article.url == url
+    assert entry.article.origin("author") == "selector:.by"
+
+
+def test_daily_editions_of_a_recurring_title_are_each_a_story(store: Store):
+    day = datetime(2025, 3, 1, 6, tzinfo=UTC)
+    results = [
+        add(store, article(n, headline="Your morning briefing for today", published=day + timedelta(days=n)))
+        for n in range(1, 4)
+    ]
+    assert all(isinstance(r, Added) for r in results)
+
+
+def test_a_moved_story_with_and_without_a_date_stays_one_entry():
+    """Stored with a date; seen again at a new URL half an hour later without one: the same story."""
+    clock = [datetime(2025, 3, 4, 12, tzinfo=UTC)]
+    with Store(":memory:", now=lambda: clock[0]) as store:
+        first = add(store, article(1, headline="Budget for schools passes the senate", published=clock[0] - timedelta(days=3)))
+        clock[0] += timedelta(minutes=30)
+        moved = add(store, article(2, headline="Budget for schools passes the senate"))
+        dated_again = add(store, article(3, headline="Budget for schools passes the senate", published=clock[0] - timedelta(days=3)))
+    assert isinstance(moved, Duplicate)
+    assert isinstance(dated_again, Duplicate)
+    assert moved.entry.id == dated_again.entry.id == first.entry.id
