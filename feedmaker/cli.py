@@ -141,7 +141,9 @@ def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
             # Retry-After and asks each host for robots.txt at most once a day.
             fetcher.robots.preload(store.robots_files())
             try:
-                return await crawl_all(settings, sites, fetcher=fetcher, store=store, on_done=Progress(len(sites), sys.stderr))
+                return await crawl_all(
+                    settings, sites, fetcher=fetcher, store=store, on_done=Progress(len(sites), sys.stderr), all_sites=all_sites
+                )
             finally:
                 store.save_host_pauses(fetcher.paused_hosts())
                 store.save_robots_files(fetcher.robots.snapshot())
@@ -236,6 +238,9 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     items = listing.items
     print(f"{len(items)} item(s) from list.item {site.list.item!r}", file=out)
+    if not items:
+        print(f"error: [filters] removed every item (include {list(site.filters.include)}, exclude {list(site.filters.exclude)})", file=out)
+        return 1
     for n, item in enumerate(items, 1):
         print(f"  #{n}", file=out)
         _show_article(item, out)

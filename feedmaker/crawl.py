@@ -18,7 +18,17 @@ from feedmaker.errors import ExtractError, FeedmakerError, FetchError
 from feedmaker.extract import extract_article, extract_listing
 from feedmaker.feed import render_atom, write_feed
 from feedmaker.fetch import Fetcher
-from feedmaker.models import Added, Article, Duplicate, FeedMeta, NotModified, SiteReport, Updated, utcnow
+from feedmaker.models import (
+    Added,
+    Article,
+    Duplicate,
+    FeedMeta,
+    NotModified,
+    SiteReport,
+    Updated,
+    Validators,
+    utcnow,
+)
 from feedmaker.store import Store
 
 log = logging.getLogger(__name__)
@@ -51,11 +61,12 @@ def _selector_for(site: SiteConfig, measured: str) -> str:
 
 async def _read_listings(
     site: SiteConfig, fetcher: Fetcher, store: Store, warnings: list[str]
-) -> tuple[dict[str, Article], int, int]:
+) -> tuple[dict[str, Article], dict[str, Validators], int, int]:
     """Fetch every start URL and follow `list.next` up to max_pages. Returns the items by canonical URL
-    (first sighting wins), pages parsed and 304s. A start page that fails fails the run; a later page
-    that fails only ends that page chain, with a warning."""
+    (first sighting wins), each parsed page's validators, pages parsed and 304s. A start page that fails
+    fails the run; a later page that fails only ends that page chain, with a warning."""
     items: dict[str, Article] = {}
+    validators: dict[str, Validators] = {}
     pages = not_modified = 0
     for start in site.start_urls:
         url: str | None = start
@@ -77,12 +88,11 @@ async def _read_listings(
                 warnings.append(f"next page skipped: {exc}")
                 break
             pages += 1
-            # Save validators only after a good parse, so that a broken page is not hidden by a 304 next time.
-            store.save_validators(url, result.validators)
+            validators[url] = result.validators
             for item in listing.items:
                 items.setdefault(canonical_url(item.url), item)
             url = listing.next_url
-    return dict(list(items.items())[: site.max_items]), pages, not_modified
+    return dict(list(items.items())[: site.max_items]), validators, pages, not_modified
 
 
 async def _complete(site: SiteConfig, item: Article, fetcher: Fetcher, warnings: list[str]) -> Article | None:
@@ -115,25 +125,31 @@ async def crawl_site(
     fill: dict[str, float] = {}
     previous = store.last_good_run(site.id)
     try:
-        items, pages, not_modified = await _read_listings(site, fetcher, store, warnings)
+        items, validators, pages, not_modified = await _read_listings(site, fetcher, store, warnings)
         known = store.known_urls(site.id, items)
         fresh = [(url_key, item) for url_key, item in items.items() if url_key not in known]
         # Known items still go through the store (listing fields only): an edited headline updates its entry.
         completed: list[tuple[str, Article | None]] = [(k, i) for k, i in items.items() if k in known]
         follow = site.article is not None or any(not item.headline for _, item in fresh)
-        todo = fresh[: site.max_articles] if follow else []
-        done = await asyncio.gather(*(_complete(site, item, fetcher, warnings) for _, item in todo))
+        # New items past max_articles wait for a later run, so that each still gets its article page.
+        todo = fresh[: site.max_articles] if follow else fresh
+        deferred = len(fresh) - len(todo)
+        done = await asyncio.gather(*(_complete(site, item, fetcher, warnings) for _, item in todo)) if follow else [i for _, i in todo]
         completed += zip((url_key for url_key, _ in todo), done, strict=True)
         # Listing fields are measured over every item, article-page fields over the pages followed now:
         # a run with only known items must not look as if the article page had stopped giving authors.
-        fill = {**fill_rates(list(items.values()), "list"), **fill_rates([a for a in done if a], "article")}
-        completed += fresh[len(todo) :]
+        fill = {**fill_rates(list(items.values()), "list")}
+        if follow:
+            fill.update(fill_rates([a for a in done if a], "article"))
         sightings = []
+        left_out = deferred
         for url_key, article in completed:
-            if article is None:
+            if article is None or not article.headline:
+                if article is not None:
+                    warnings.append(f"{article.url}: no headline found; item skipped")
+                left_out += 1
                 continue
-            if not article.headline:
-                warnings.append(f"{article.url}: no headline found; item skipped")
+            if not site.filters.keeps(article.headline, article.summary):
                 continue
             key = canonical_key(article.headline, strip=site.canonical.strip, site_names=(site.name,))
             sightings.append((article, key, url_key))
@@ -146,6 +162,12 @@ async def crawl_site(
                 counts["updated"] += 1
             elif isinstance(outcome, Duplicate):
                 counts["duplicates"] += 1
+        if deferred:
+            warnings.append(f"{deferred} new item(s) left for the next run (max_articles = {site.max_articles})")
+        # Validators last, and only when every item is stored: a 304 next time must not hide one left out.
+        if not left_out:
+            for url, page_validators in validators.items():
+                store.save_validators(url, page_validators)
         warnings.extend(_drift(site, previous.fill if previous else {}, fill))
     except FetchError as exc:
         errors.append(f"fetch failed: {exc}")
@@ -250,8 +272,10 @@ async def crawl_all(
     fetcher: Fetcher,
     store: Store,
     on_done: Callable[[SiteReport], None] | None = None,
+    all_sites: Sequence[SiteConfig] | None = None,
 ) -> list[SiteReport]:
-    """Crawl every site concurrently (the fetcher keeps per-host politeness), then publish all feeds."""
+    """Crawl these sites concurrently (the fetcher keeps per-host politeness), then rewrite the feeds
+    that touch them. `all_sites` (default: `sites`) is the whole config, which combined feeds draw on."""
 
     async def one(site: SiteConfig) -> SiteReport:
         report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store)
@@ -260,5 +284,5 @@ async def crawl_all(
         return report
 
     reports = await asyncio.gather(*(one(s) for s in sites))
-    publish(settings, sites, store)
+    publish(settings, all_sites or sites, store, only={s.id for s in sites})
     return list(reports)

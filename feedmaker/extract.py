@@ -924,7 +924,8 @@ def extract_listing(page: Page, site: SiteConfig) -> Listing:
         linked += 1
         if item.url in seen:
             continue
-        if filtered and not filters.keeps(item.headline, item.summary):
+        # An item whose headline comes from its article page is filtered by the crawler once it has one.
+        if filtered and item.headline and not filters.keeps(item.headline, item.summary):
             continue
         seen.add(item.url)
         items.append(item)

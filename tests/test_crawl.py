@@ -20,6 +20,7 @@ from tests.sites import serve_dir, write_config
 SITE = """name = "Changing"
 start_urls = ["{base}/list1.html"]
 max_pages = {max_pages}
+max_articles = {max_articles}
 [list]
 item = "li.story"
 link = "a"
@@ -43,9 +44,10 @@ def listing(stories: Sequence[tuple[str, str, str | None]], next_page: str | Non
 class World:
     """A local site, its config and the store, with helpers to change pages and run the crawler."""
 
-    def __init__(self, tmp_path: Path, base: str, max_pages: int = 2, extra: str = "") -> None:
+    def __init__(self, tmp_path: Path, base: str, max_pages: int = 2, extra: str = "", max_articles: int = 20) -> None:
         self.root = tmp_path / "www"
-        config = write_config(tmp_path / "config", {"changing": SITE.format(base=base, max_pages=max_pages) + extra})
+        text = SITE.format(base=base, max_pages=max_pages, max_articles=max_articles) + extra
+        config = write_config(tmp_path / "config", {"changing": text})
         self.settings: Settings
         self.settings, [self.site] = load_all(config)
         self.store = Store(tmp_path / "state.db")
@@ -173,3 +175,60 @@ def test_items_that_lost_their_links_are_an_error_naming_the_link_selector(world
     [error] = report.errors
     assert "selector 'a' found no http(s) link in any of the 1 'li.story' item(s)" in error
     assert "last good run found 1 items" in error
+
+
+def article_world(tmp_path: Path, base: str, **options: object) -> World:
+    """A site whose listing links carry no text: headlines come from the article pages (h1)."""
+    return World(tmp_path, base, extra='[article]\nheadline = "h1"\n', **options)  # type: ignore[arg-type]
+
+
+def bare_listing(slugs: Sequence[str]) -> str:
+    return "<html><body><ul>" + "".join(f'<li class="story"><a href="{s}.html"></a></li>' for s in slugs) + "</ul></body></html>"
+
+
+def test_an_item_whose_article_page_failed_is_retried_next_run_not_hidden_by_a_304(tmp_path: Path) -> None:
+    (tmp_path / "www").mkdir()
+    with serve_dir(tmp_path / "www") as (base, _requests):
+        world = article_world(tmp_path, base)
+        try:
+            world.page("list1.html", bare_listing(["a"]))
+            first = world.run()
+            assert (first.new, first.not_modified) == (0, 0)
+            world.page("a.html", "<html><body><h1>Alpha story from the page</h1></body></html>")
+            second = world.run()
+            assert (second.new, second.not_modified) == (1, 0)
+            assert world.headlines() == ["Alpha story from the page"]
+            assert world.run().not_modified == 1  # now everything is stored, the listing may be cached
+        finally:
+            world.store.close()
+
+
+def test_new_items_past_max_articles_wait_for_the_next_run_with_their_article_pages(tmp_path: Path) -> None:
+    (tmp_path / "www").mkdir()
+    with serve_dir(tmp_path / "www") as (base, _requests):
+        world = article_world(tmp_path, base, max_articles=1)
+        try:
+            for slug in ("a", "b"):
+                world.page(f"{slug}.html", f"<html><body><h1>Story {slug} from its page</h1></body></html>")
+            world.page("list1.html", bare_listing(["a", "b"]))
+            first = world.run()
+            assert first.new == 1
+            assert any("1 new item(s) left for the next run (max_articles = 1)" in w for w in first.warnings)
+            assert world.run().new == 1
+            assert sorted(world.headlines()) == ["Story a from its page", "Story b from its page"]
+        finally:
+            world.store.close()
+
+
+def test_filters_see_headlines_that_come_from_the_article_page(tmp_path: Path) -> None:
+    (tmp_path / "www").mkdir()
+    with serve_dir(tmp_path / "www") as (base, _requests):
+        world = World(tmp_path, base, extra='[article]\nheadline = "h1"\n')
+        try:
+            world.page("list1.html", bare_listing(["a", "b"]))
+            world.page("a.html", "<html><body><h1>Sponsored: a great offer</h1></body></html>")
+            world.page("b.html", "<html><body><h1>Python 4 released today</h1></body></html>")
+            assert world.run().new == 1
+            assert world.headlines() == ["Python 4 released today"]
+        finally:
+            world.store.close()

@@ -252,3 +252,10 @@ def test_robots_txt_is_asked_once_across_runs(config: Path, web: tuple[str, list
     assert run_once(config) == 0
     assert run_once(config) == 0
     assert web[1].count("/robots.txt") == 1
+
+
+def test_running_one_site_leaves_combined_feeds_whole(config: Path) -> None:
+    assert run_once(config) == 0
+    before = feed_files(config)["all"]
+    assert main(["--config", str(config), "run", "--once", "--site", "wire"]) == 0
+    assert feed_files(config)["all"] == before
