@@ -313,16 +313,30 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
 
 
 def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
-    """Best-effort line of a key: walk its path through [section] headers and `key =` lines."""
+    """Best-effort line of a key: walk its path through [section] / n-th [[array]] headers and `key =`
+    lines, skipping comments."""
     lines = text.splitlines()
-    names = [p for p in loc if isinstance(p, str)]
     pos, found = 0, None
-    for depth, name in enumerate(names):
-        header = ".".join(names[: depth + 1])
-        hit = next((i for i, line in enumerate(lines) if line.strip() in (f"[{header}]", f"[[{header}]]")), None)
-        if hit is None:
-            pattern = re.compile(rf"(^|[\s{{,]){re.escape(name)}\s*=")
-            hit = next((i for i in range(pos, len(lines)) if pattern.search(lines[i])), None)
+    names: list[str] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            continue
+        names.append(part)
+        header = ".".join(names)
+        following = loc[i + 1] if i + 1 < len(loc) else None
+        nth = following if isinstance(following, int) else 0
+        tables = [k for k, line in enumerate(lines) if line.strip() == f"[{header}]"]
+        arrays = [k for k, line in enumerate(lines) if line.strip() == f"[[{header}]]"]
+        if arrays:
+            hit: int | None = arrays[min(nth, len(arrays) - 1)]
+        elif tables:
+            hit = tables[0]
+        else:
+            pattern = re.compile(rf"(^|[\s{{,]){re.escape(part)}\s*=")
+            hit = next(
+                (k for k in range(pos, len(lines)) if not lines[k].lstrip().startswith("#") and pattern.search(lines[k])),
+                None,
+            )
         if hit is None:
             break
         pos = found = hit

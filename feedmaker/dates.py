@@ -238,7 +238,13 @@ def _parse(text: str, tz: ZoneInfo, fmt: str | None, now: datetime) -> datetime 
     relative = _relative(text, tz, now)
     if relative is not None:
         return relative
+    if not fmt and _DOTTED.search(text):
+        # 04.03.2025 is day-first wherever dots separate a date (de, ru, pl, ...); month-first never uses them.
+        dayfirst = True
     return _fuzzy(text, dayfirst=dayfirst)
+
+
+_DOTTED = re.compile(r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{4}(?![\d.])")
 
 
 def _timestamp(text: str) -> datetime | None:

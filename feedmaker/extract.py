@@ -178,8 +178,10 @@ def _plain_origin(base: str) -> str | None:
     """The "scheme://host" of a base URL that _PLAIN_ABSOLUTE accepts; None for any other."""
     if not _PLAIN_ABSOLUTE.match(base):
         return None
-    slash = base.find("/", base.index("//") + 2)
-    return base if slash < 0 else base[:slash]
+    start = base.index("//") + 2
+    # The host ends at the first "/", "?" or "#": "https://news.example?x=1" has the origin "https://news.example".
+    ends = [i for i in (base.find(c, start) for c in "/?#") if i >= 0]
+    return base[: min(ends)] if ends else base
 
 
 def _absolute(raw: str, base: str, schemes: frozenset[str], origin: str | None = None) -> str | None:

@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from feedmaker.config import Settings
+from feedmaker.feed import xml_text
 
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
@@ -188,7 +189,8 @@ def render_opml(feeds: Sequence[tuple[str, str]], base_url: str) -> bytes:
     ET.SubElement(head, "title").text = "feedmaker feeds"
     body = ET.SubElement(root, "body")
     base = base_url.rstrip("/")
-    for feed_id, title in feeds:
+    for feed_id, name in feeds:
+        title = xml_text(name)  # a config name may hold characters XML forbids; the OPML must still parse
         ET.SubElement(body, "outline", type="rss", text=title, title=title, xmlUrl=f"{base}/feeds/{feed_id}.atom")
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data + b"\n"

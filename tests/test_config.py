@@ -128,3 +128,20 @@ def test_a_missing_config_dir_or_no_sites_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "sites").mkdir()
     with pytest.raises(ConfigError, match=r"sites: no site files"):
         load_all(tmp_path)
+
+
+def test_an_error_in_the_second_combined_feed_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / "sites").mkdir()
+    write(tmp_path / "sites", GOOD)
+    settings = write(
+        tmp_path,
+        '# filters = { exclude = ["commented"] }\n[[feed]]\nid = "one"\ntitle = "One"\nsites = ["example"]\n'
+        'filters = { exclude = ["fine"] }\n\n[[feed]]\nid = "two"\ntitle = "Two"\nsites = ["example"]\n'
+        'filters = { exclude = ["(unclosed"] }\n',
+        "feedmaker.toml",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_all(tmp_path)
+    assert info.value.key == "feed.1.filters.exclude"
+    assert info.value.line == 12
+    assert "(unclosed" in settings.read_text().splitlines()[info.value.line - 1]

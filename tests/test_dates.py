@@ -177,3 +177,17 @@ def test_numeric_offsets_parse_alike_on_repeated_calls() -> None:
     }
     for _ in range(2):
         assert {text: parse_date(text, tz=utc, now=now) for text in cases} == cases
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("04.03.2025", datetime(2025, 3, 3, 23, 0, tzinfo=UTC)),
+        ("04.03.2025 14:30", datetime(2025, 3, 4, 13, 30, tzinfo=UTC)),
+        ("05.03.2025 | 10:12", datetime(2025, 3, 5, 9, 12, tzinfo=UTC)),
+        ("24.03.2025", datetime(2025, 3, 23, 23, 0, tzinfo=UTC)),
+    ],
+)
+def test_dotted_dates_are_day_first(text: str, expected: datetime) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    assert parse_date(text, tz=berlin, now=datetime(2025, 5, 20, 12, tzinfo=UTC)) == expected

@@ -1022,3 +1022,10 @@ def test_listing_rows_repeating_a_date_and_a_selector_read_each_row() -> None:
         (f"https://news.example/n/{n}", f"Story {n}") for n in range(4)
     ]
     assert [i.published for i in items] == [NOW - timedelta(hours=3), datetime(2025, 3, 24, tzinfo=UTC)] * 2
+
+
+@pytest.mark.parametrize("base", ["https://news.example?section=world", "https://news.example#top", "https://news.example"])
+def test_root_relative_links_join_the_host_of_a_base_without_a_path(base: str) -> None:
+    html = doc(body='<article class="card"><h2><a href="/2025/03/storm.html">Storm</a></h2></article>')
+    [item] = extract_listing(make_page(html, url=base), make_site(item="article.card")).items
+    assert item.url == "https://news.example/2025/03/storm.html"

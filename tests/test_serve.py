@@ -235,3 +235,11 @@ async def test_status_page_shows_runs_and_failure_reasons_escaped(client: httpx.
     assert "2025-01-02 04:04:05 UTC" in page  # next run
     assert "News &amp; more" in page
     assert '<a href="/feeds/all.atom">Everything</a>' in page
+
+
+def test_opml_parses_even_when_a_feed_name_holds_characters_xml_forbids() -> None:
+    from feedmaker.serve import render_opml
+
+    data = render_opml([("odd", "Form\x0cfeed News\ud800")], "http://127.0.0.1:8080")
+    [outline] = ET.fromstring(data).iter("outline")
+    assert outline.get("title") == "Formfeed News"
