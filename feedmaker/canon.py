@@ -29,15 +29,26 @@ _PREFIX = re.compile(rf"^\s*(?P<head>[^-|:\u00b7\u2022]+?)\s*{_SEPARATOR}\s*")
 MAX_AFFIX_WORDS = 4
 
 _TRACKING = frozenset(
-    {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "ref", "igshid", "_ga", "yclid"}
+    # Not "ref": many sites use it as the article id (news.php?ref=101).
+    {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_ga", "yclid", "ref_src", "ref_url"}
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _words_only(text: str) -> str:
-    """Casefolded letters and digits separated by single spaces."""
+    """Casefolded letters and digits separated by single spaces. Combining marks (Indic and Thai vowel
+    signs) stay inside their word; invisible format characters (soft hyphen, zero-width space) vanish."""
     text = _APOSTROPHES.sub("", text.translate(_FOLD).casefold())
-    out = [ch if ch.isalnum() else " " for ch in text]
+    out = []
+    for ch in text:
+        if ch.isalnum():
+            out.append(ch)
+        else:
+            category = unicodedata.category(ch)
+            if category[0] == "M":
+                out.append(ch)
+            elif category != "Cf":
+                out.append(" ")
     return " ".join("".join(out).split())
 
 
@@ -82,8 +93,9 @@ def canonical_key(headline: str, *, strip: Sequence[str] = (), site_names: Seque
     return _words_only(text)
 
 
-def canonical_url(url: str) -> str:
-    """Lowercase scheme and host, no fragment, no default port, no tracking parameters, sorted query.
+def canonical_url(url: str, *, keep_fragment: bool = False) -> str:
+    """Lowercase scheme and host, no fragment (unless `keep_fragment`: items of one page that differ only
+    by #anchor), no default port, no tracking parameters, sorted query.
 
     Deliberately conservative: the path is kept byte for byte ("/index.html", trailing slashes and case
     can all name different resources on some servers).
@@ -105,7 +117,7 @@ def canonical_url(url: str) -> str:
     # Parameters are kept as written (no re-encoding), only filtered and sorted.
     query = sorted(p for p in parts.query.split("&") if p and not _is_tracking(p.split("=", 1)[0]))
     path = parts.path or ("/" if parts.netloc else "")
-    return urlunsplit((scheme, host, path, "&".join(query), ""))
+    return urlunsplit((scheme, host, path, "&".join(query), parts.fragment if keep_fragment else ""))
 
 
 def _is_tracking(raw_key: str) -> bool:

@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     suggest.add_argument("source", help="URL or HTML file of a listing page")
     suggest.add_argument("--name", help="site name to put in the config")
     suggest.add_argument("--url", help="with a FILE: the page's real address (links resolve against it)")
+    suggest.add_argument("--allow-private", action="store_true", help="with a URL: allow loopback/private addresses (intranet)")
     return parser
 
 
@@ -189,7 +190,7 @@ def _validate(config_dir: Path) -> int:
 
 def _load_check_site(config_dir: Path, ref: str) -> SiteConfig:
     path = Path(ref)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():
         return load_site(path)
     candidate = config_dir / "sites" / f"{ref}.toml"
     if not candidate.exists():
@@ -292,7 +293,7 @@ def _suggest(args: argparse.Namespace) -> int:
 
         async def fetch() -> Page:
             async with Fetcher(settings.fetch) as fetcher:
-                result = await fetcher.fetch(source)
+                result = await fetcher.fetch(source, allow_private=args.allow_private)
             assert not isinstance(result, NotModified)
             return result
 

@@ -7,7 +7,9 @@ FeedmakerError and records it in the SiteReport.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -75,7 +77,7 @@ async def _read_listings(
             seen.add(url)
             try:
                 result = await fetcher.fetch(
-                    url, known=store.validators(url), allow_private=site.allow_private_network, delay=site.delay
+                    url, known=store.validators(_cache_key(site, url)), allow_private=site.allow_private_network, delay=site.delay
                 )
                 if isinstance(result, NotModified):
                     # Unchanged listing: its items are stored already, and later pages are unchanged too.
@@ -88,11 +90,24 @@ async def _read_listings(
                 warnings.append(f"next page skipped: {exc}")
                 break
             pages += 1
-            validators[url] = result.validators
+            validators[_cache_key(site, url)] = result.validators
+            # Items of one page that differ by #fragment alone (a changelog's #v2-1-0, #v2-0-0) keep it in
+            # their key; anywhere else a fragment is noise (#comments) and is dropped.
+            plain = Counter(canonical_url(item.url) for item in listing.items)
             for item in listing.items:
-                items.setdefault(canonical_url(item.url), item)
+                key = canonical_url(item.url)
+                if plain[key] > 1 and "#" in item.url:
+                    key = canonical_url(item.url, keep_fragment=True)
+                items.setdefault(key, item)
             url = listing.next_url
     return dict(list(items.items())[: site.max_items]), validators, pages, not_modified
+
+
+def _cache_key(site: SiteConfig, url: str) -> str:
+    """Listing validators are kept per URL AND site config: after an edited selector, the next run must
+    re-read the page instead of getting a 304 for it."""
+    config = site.model_dump_json(exclude={"schedule", "path"})
+    return f"{url} config={hashlib.sha256(config.encode()).hexdigest()[:16]}"
 
 
 async def _complete(site: SiteConfig, item: Article, fetcher: Fetcher, warnings: list[str]) -> Article | None:
@@ -176,6 +191,10 @@ async def crawl_site(
         errors.append(f"extract failed: {exc}{hint}")
     except FeedmakerError as exc:
         errors.append(str(exc))
+    except Exception as exc:
+        # A bug, but one site's bug must not stop the other sites' runs or the daemon.
+        log.exception("site=%s run crashed", site.id)
+        errors.append(f"internal error (a bug; the log has the traceback): {type(exc).__name__}: {exc}")
     report = SiteReport(
         site=site.id,
         started=started,

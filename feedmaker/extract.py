@@ -13,6 +13,7 @@ http(s) (or mailto); `content` is sanitised HTML (nh3).
 from __future__ import annotations
 
 import codecs
+import html
 import json
 import logging
 import re
@@ -40,9 +41,9 @@ Value = str | datetime
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _URL_INVISIBLE = re.compile("[\t\n\r]")
 _PLAIN_ABSOLUTE = re.compile(
-    r"^https?://[^\x00-\x20/?#\\@]+(?:[/?#][^\x00-\x1f\x7f\ufffe\uffff\ud800-\udfff]*)?$", re.IGNORECASE
+    r"^https?://[^\x00-\x20/?#\\@]+(?:[/?#][^\x00-\x1f\x7f\ufffe\uffff\ud800-\udfff]*)?\Z", re.IGNORECASE
 )
-_PLAIN_ROOTED = re.compile(r"^/(?![/\\])[^\x00-\x20\\\x7f\ufffe\uffff\ud800-\udfff]*$")
+_PLAIN_ROOTED = re.compile(r"^/(?![/\\])[^\x00-\x20\\\x7f\ufffe\uffff\ud800-\udfff]*\Z")
 _C0_AND_SPACE = "".join(chr(i) for i in range(0x21))
 _LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 _IMAGE_SCHEMES = frozenset({"http", "https"})
@@ -188,6 +189,8 @@ def _absolute(raw: str, base: str, schemes: frozenset[str], origin: str | None =
     """An absolute URL with an allowed scheme, or None. Tabs and newlines are dropped first, as
     browsers do, so "java\\tscript:" is seen for what it is. `origin` is _plain_origin(base), when
     the caller has it already."""
+    # Browsers ignore leading and trailing spaces and controls in an href ("…/story/1 ", "/story/2\n").
+    raw = raw.strip(_C0_AND_SPACE)
     if _PLAIN_ABSOLUTE.match(raw):  # the common cases, without urljoin's cost
         return unicodedata.normalize("NFC", raw).replace(" ", "%20")
     if _PLAIN_ROOTED.match(raw) and "/." not in raw and "http" in schemes:
@@ -585,6 +588,9 @@ def _from_jsonld(doc: _Document, key: str, kind: Kind) -> tuple[Value, str] | No
         raw = _jsonld_image(data.get("image")) or ""
     else:
         raw = _jsonld_text(data.get(key)) or ""
+    if "&" in raw:
+        # JSON-LD is JSON, but many pages entity-encode its strings as if it were HTML ("&#8217;", "&amp;").
+        raw = html.unescape(raw)
     value = _finish(doc, kind, raw) if raw.strip() else None
     return (value, "json-ld") if value is not None else None
 

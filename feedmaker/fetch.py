@@ -387,7 +387,7 @@ class _Pause:
 def retry_after_seconds(value: str, now: datetime) -> float | None:
     """`Retry-After` as seconds from `now` (delta-seconds or HTTP-date), within [0, 24 h]."""
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() is True too, and float() refuses it
         seconds = float(value)
     else:
         try:

@@ -97,9 +97,10 @@ def test_a_headline_that_is_only_the_site_name_is_not_emptied() -> None:
         ("https://example.com:8443/a", "https://example.com:8443/a"),
         ("https://example.com", "https://example.com/"),
         (
-            "https://ex.com/a?utm_source=x&utm_medium=y&fbclid=1&gclid=2&mc_cid=3&mc_eid=4&ref=5&igshid=6&id=7",
+            "https://ex.com/a?utm_source=x&utm_medium=y&fbclid=1&gclid=2&mc_cid=3&mc_eid=4&ref_src=5&igshid=6&id=7",
             "https://ex.com/a?id=7",
         ),
+        ("https://ex.com/news.php?ref=101", "https://ex.com/news.php?ref=101"),  # an article id on many CMSes
         ("https://ex.com/a/index.html", "https://ex.com/a/index.html"),
         ("https://ex.com/a%20b?q=a%20b", "https://ex.com/a%20b?q=a%20b"),
     ],
@@ -110,3 +111,19 @@ def test_canonical_url(url: str, expected: str) -> None:
 
 def test_canonical_url_tolerates_garbage() -> None:
     assert canonical_url("http://[::1") == "http://[::1"
+
+
+def test_soft_hyphens_and_zero_width_spaces_do_not_split_words():
+    plain = "Bundesregierung beschließt neues Heizungsgesetz"
+    assert canonical_key("Bundes\u00adregierung beschließt neues Heizungs\u200bgesetz") == canonical_key(plain)
+
+
+def test_indic_vowel_signs_stay_inside_their_word():
+    """'Live updates' in Hindi is two words, so it stays a generic (short) key."""
+    assert canonical_key("लाइव अपडेट") == "लाइव अपडेट"
+    assert canonical_key("ข่าว") != canonical_key("ขาว")  # Thai 'news' is not 'white'
+
+
+def test_fragment_kept_only_when_asked():
+    assert canonical_url("https://ex.com/changelog#v2-1-0") == "https://ex.com/changelog"
+    assert canonical_url("https://ex.com/changelog#v2-1-0", keep_fragment=True) == "https://ex.com/changelog#v2-1-0"

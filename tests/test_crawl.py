@@ -232,3 +232,37 @@ def test_filters_see_headlines_that_come_from_the_article_page(tmp_path: Path) -
             assert world.headlines() == ["Python 4 released today"]
         finally:
             world.store.close()
+
+
+def test_items_that_differ_by_fragment_alone_are_separate_entries(world: World) -> None:
+    """A changelog page: #v2-1-0, #v2-0-0 and #v1-9-0 are three releases, not one."""
+    world.page("list1.html", listing([("changelog.html#v2-1-0", "Version 2.1.0", None), ("changelog.html#v2-0-0", "Version 2.0.0", None),
+                                      ("changelog.html#v1-9-0", "Version 1.9.0", None)]))
+    assert world.run().new == 3
+
+
+def test_an_edited_site_config_rereads_a_listing_that_would_answer_304(tmp_path: Path) -> None:
+    (tmp_path / "www").mkdir()
+    with serve_dir(tmp_path / "www") as (base, _requests):
+        world = World(tmp_path, base)
+        try:
+            world.page("list1.html", listing([("a", "Alpha story", "2025-01-01T10:00:00Z")]))
+            assert world.run().new == 1
+            assert world.run().not_modified == 1
+            _, [world.site] = load_all(write_config(tmp_path / "config", {"changing": SITE.format(base=base, max_pages=2, max_articles=5) + '\n[canonical]\nstrip = ["^Breaking: "]\n'}))
+            edited = world.run()
+            assert edited.not_modified == 0
+            assert edited.pages == 1
+        finally:
+            world.store.close()
+
+
+def test_a_bug_in_one_site_is_reported_not_raised(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    world.page("list1.html", listing([("a", "Alpha story", None)]))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("could not convert string to float: '²'")
+
+    monkeypatch.setattr("feedmaker.crawl.extract_listing", broken)
+    report = world.run()
+    assert report.errors == ("internal error (a bug; the log has the traceback): ValueError: could not convert string to float: '²'",)

@@ -1029,3 +1029,18 @@ def test_root_relative_links_join_the_host_of_a_base_without_a_path(base: str) -
     html = doc(body='<article class="card"><h2><a href="/2025/03/storm.html">Storm</a></h2></article>')
     [item] = extract_listing(make_page(html, url=base), make_site(item="article.card")).items
     assert item.url == "https://news.example/2025/03/storm.html"
+
+
+def test_json_ld_strings_are_html_unescaped() -> None:
+    ld = '{"@type": "NewsArticle", "headline": "Apple&#8217;s new chip &amp; the M5 roadmap", "author": {"name": "Jane &amp; John Doe"}}'
+    page = make_page(doc(head=f'<script type="application/ld+json">{ld}</script>', body="<p>x</p>"))
+    article = extract_fields(page, make_site())
+    assert article.headline == "Apple\u2019s new chip & the M5 roadmap"
+    assert article.author == "Jane & John Doe"
+
+
+@pytest.mark.parametrize("href", ["/story/1\n", "https://news.example/story/1 ", " /story/1"])
+def test_hrefs_with_surrounding_whitespace_resolve_like_a_browser(href: str) -> None:
+    html = doc(body=f'<article class="card"><h2><a href="{href}">Storm</a></h2></article>')
+    [item] = extract_listing(make_page(html, url="https://news.example/"), make_site(item="article.card")).items
+    assert item.url == "https://news.example/story/1"

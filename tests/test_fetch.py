@@ -915,3 +915,8 @@ async def test_politeness_on_one_host(site: HostileServer):
     assert not [p for p in paths if p.startswith("/private/")]
     assert len(paths) == 6
     assert site.min_gap() >= 0.2
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u2460", "12\u00b3"])
+def test_retry_after_with_non_ascii_digits_is_ignored_not_a_crash(value):
+    assert retry_after_seconds(value, datetime(2025, 1, 1, tzinfo=UTC)) is None
