@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections import Counter
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -91,13 +91,8 @@ async def _read_listings(
                 break
             pages += 1
             validators[_cache_key(site, url)] = result.validators
-            # Items of one page that differ by #fragment alone (a changelog's #v2-1-0, #v2-0-0) keep it in
-            # their key; anywhere else a fragment is noise (#comments) and is dropped.
-            plain = Counter(canonical_url(item.url) for item in listing.items)
             for item in listing.items:
-                key = canonical_url(item.url)
-                if plain[key] > 1 and "#" in item.url:
-                    key = canonical_url(item.url, keep_fragment=True)
+                key = canonical_url(item.url, keep_fragment=_names_an_item(item.url))
                 items.setdefault(key, item)
             url = listing.next_url
     return dict(list(items.items())[: site.max_items]), validators, pages, not_modified
@@ -108,6 +103,19 @@ def _cache_key(site: SiteConfig, url: str) -> str:
     re-read the page instead of getting a 304 for it."""
     config = site.model_dump_json(exclude={"schedule", "path"})
     return f"{url} config={hashlib.sha256(config.encode()).hexdigest()[:16]}"
+
+
+# Fragments that only point into a page (comments, navigation); any other id-like fragment names an item,
+# as a changelog's #v2-1-0 does. Fragments holding "=" or "&" are tracking ("#xtor=RSS-1") and dropped.
+_NOISE_FRAGMENTS = re.compile(r"(?i)^(?:top|main|content|main-content|comments?|respond|reply|disqus_thread|comment-\d+|more)$")
+_ID_FRAGMENT = re.compile(r"^[A-Za-z][\w.:-]*$")
+
+
+def _names_an_item(url: str) -> bool:
+    """Whether the #fragment of a listing link tells items apart: the same for every page and run, so
+    an item's key never changes when other items come and go."""
+    fragment = url.partition("#")[2]
+    return bool(_ID_FRAGMENT.match(fragment)) and not _NOISE_FRAGMENTS.match(fragment)
 
 
 async def _complete(site: SiteConfig, item: Article, fetcher: Fetcher, warnings: list[str]) -> Article | None:
@@ -141,33 +149,40 @@ async def crawl_site(
     previous = store.last_good_run(site.id)
     try:
         items, validators, pages, not_modified = await _read_listings(site, fetcher, store, warnings)
+        rejected = store.filtered_urls(site.id, items)
         known = store.known_urls(site.id, items)
-        fresh = [(url_key, item) for url_key, item in items.items() if url_key not in known]
-        # Known items still go through the store (listing fields only): an edited headline updates its entry.
-        completed: list[tuple[str, Article | None]] = [(k, i) for k, i in items.items() if k in known]
+        fresh = [(url_key, item) for url_key, item in items.items() if url_key not in known and url_key not in rejected]
+        # Known items go through the store too, with listing fields only: an edited headline updates its
+        # entry, and another site's story becomes this site's source. Their URL identifies them.
+        sightings = [
+            (item, canonical_key(item.headline, strip=site.canonical.strip, site_names=(site.name,)), url_key)
+            for url_key, item in items.items()
+            if url_key in known
+        ]
         follow = site.article is not None or any(not item.headline for _, item in fresh)
         # New items past max_articles wait for a later run, so that each still gets its article page.
         todo = fresh[: site.max_articles] if follow else fresh
         deferred = len(fresh) - len(todo)
         done = await asyncio.gather(*(_complete(site, item, fetcher, warnings) for _, item in todo)) if follow else [i for _, i in todo]
-        completed += zip((url_key for url_key, _ in todo), done, strict=True)
         # Listing fields are measured over every item, article-page fields over the pages followed now:
         # a run with only known items must not look as if the article page had stopped giving authors.
         fill = {**fill_rates(list(items.values()), "list")}
         if follow:
             fill.update(fill_rates([a for a in done if a], "article"))
-        sightings = []
         left_out = deferred
-        for url_key, article in completed:
+        newly_rejected = []
+        for (url_key, _), article in zip(todo, done, strict=True):
             if article is None or not article.headline:
                 if article is not None:
                     warnings.append(f"{article.url}: no headline found; item skipped")
                 left_out += 1
-                continue
-            if not site.filters.keeps(article.headline, article.summary):
-                continue
-            key = canonical_key(article.headline, strip=site.canonical.strip, site_names=(site.name,))
-            sightings.append((article, key, url_key))
+            elif not site.filters.keeps(article.headline, article.summary):
+                newly_rejected.append(url_key)
+            else:
+                key = canonical_key(article.headline, strip=site.canonical.strip, site_names=(site.name,))
+                sightings.append((article, key, url_key))
+        if newly_rejected:
+            store.mark_filtered(site.id, newly_rejected)
         # One transaction per run: one disk sync instead of one per article, and no half-stored run. In a
         # thread, so that the sync does not stall other sites' fetches or the daemon's HTTP server.
         for outcome in await asyncio.to_thread(store.add_many, sightings):

@@ -44,6 +44,7 @@ _PLAIN_ABSOLUTE = re.compile(
     r"^https?://[^\x00-\x20/?#\\@]+(?:[/?#][^\x00-\x1f\x7f\ufffe\uffff\ud800-\udfff]*)?\Z", re.IGNORECASE
 )
 _PLAIN_ROOTED = re.compile(r"^/(?![/\\])[^\x00-\x20\\\x7f\ufffe\uffff\ud800-\udfff]*\Z")
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _C0_AND_SPACE = "".join(chr(i) for i in range(0x21))
 _LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 _IMAGE_SCHEMES = frozenset({"http", "https"})
@@ -590,7 +591,8 @@ def _from_jsonld(doc: _Document, key: str, kind: Kind) -> tuple[Value, str] | No
         raw = _jsonld_text(data.get(key)) or ""
     if "&" in raw:
         # JSON-LD is JSON, but many pages entity-encode its strings as if it were HTML ("&#8217;", "&amp;").
-        raw = html.unescape(raw)
+        # Only complete references: html.unescape alone would turn "?w=800&region=eu" into "®ion=eu".
+        raw = _ENTITY.sub(lambda m: html.unescape(m.group(0)), raw)
     value = _finish(doc, kind, raw) if raw.strip() else None
     return (value, "json-ld") if value is not None else None
 

@@ -137,6 +137,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX sources_entry ON sources (entry_id, first_seen)",
         "CREATE INDEX sources_site ON sources (site, entry_id)",
     ),
+    (
+        # New items a site's filters rejected after reading their article page: remembered, so that they are
+        # not fetched again every run, nor take the place of later items under max_articles.
+        """CREATE TABLE filtered (
+            url_key TEXT NOT NULL,
+            site TEXT NOT NULL,
+            seen TEXT NOT NULL,
+            PRIMARY KEY (url_key, site)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -146,6 +156,7 @@ GENERIC_KEY_WORDS = 4
 # One site repeating a headline at a new URL within this time is the same story moved; later, it is the
 # next edition of a recurring title (a daily "Morning briefing" comes back after 24 h).
 RECURRING_GAP = timedelta(hours=20)
+VALIDATORS_KEPT = timedelta(days=30)
 
 # The stored article fields, in column order (see `_merge` for how a re-sighting changes them).
 _MERGED = ("url", "headline", "published", "author", "summary", "image", "content", "origins")
@@ -315,6 +326,7 @@ class Store:
             return self._merge(db, row, article, key=key, now=now)
         source = db.execute("SELECT entry_id FROM sources WHERE url_key = ?", (url_key,)).fetchone()
         if source is not None:
+            self._record_source(db, source[0], article, url_key=url_key, now=now)
             return Duplicate(self._entry_by_id(db, source[0]), article.url)
         row = self._copied_from(db, article, key=key, now=now)
         if row is not None:
@@ -367,11 +379,12 @@ class Store:
         changes = {
             name: fresh[name]
             for name in ("headline", "author", "summary", "image", "content")
-            if fresh[name] is not None and fresh[name] != stored[name]
+            if fresh[name] and fresh[name] != stored[name]  # "" (no headline on the listing) is no value
         }
         if stored["published"] is None and fresh["published"] is not None:
             changes["published"] = fresh["published"]
         entry_id = row[0]
+        key = key or row[2]  # a sighting without a headline (known by its URL) keeps the stored key
         if changes:
             origins = dict(json.loads(stored["origins"] or "[]"))
             new_origins = dict(json.loads(fresh["origins"] or "[]"))
@@ -427,6 +440,25 @@ class Store:
                     )
                 )
         return known
+
+    def filtered_urls(self, site: str, url_keys: Iterable[str]) -> set[str]:
+        """Which of these canonical URLs this site's filters rejected before (see `mark_filtered`)."""
+        keys = sorted({_text(k) for k in url_keys})
+        found: set[str] = set()
+        with self._read(f"look up filtered URLs for site {site}") as db:
+            for chunk in _chunks(keys):
+                marks = ", ".join("?" * len(chunk))
+                found.update(
+                    r[0] for r in db.execute(f"SELECT url_key FROM filtered WHERE site = ? AND url_key IN ({marks})", (site, *chunk))
+                )
+        return found
+
+    def mark_filtered(self, site: str, url_keys: Iterable[str]) -> None:
+        now = _iso(self._now())
+        with self._write(f"remember filtered URLs of site {site}") as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO filtered (url_key, site, seen) VALUES (?, ?, ?)", [(_text(k), site, now) for k in url_keys]
+            )
 
     def entries(self, sites: Sequence[str], limit: int) -> list[Entry]:
         """The newest `limit` entries first seen on these sites or seen there later as a source (so a
@@ -527,6 +559,8 @@ class Store:
                 "(SELECT id FROM runs WHERE site = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
                 (report.site, report.site, RUNS_KEPT),
             )
+            # Validators of pages not fetched for a month (old config versions, moved listings) are dead weight.
+            db.execute("DELETE FROM validators WHERE saved < ?", (_iso(report.finished - VALIDATORS_KEPT),))
 
     def last_run(self, site: str) -> RunRecord | None:
         return self._run(site, "")

@@ -266,3 +266,48 @@ def test_a_bug_in_one_site_is_reported_not_raised(world: World, monkeypatch: pyt
     monkeypatch.setattr("feedmaker.crawl.extract_listing", broken)
     report = world.run()
     assert report.errors == ("internal error (a bug; the log has the traceback): ValueError: could not convert string to float: '²'",)
+
+
+def test_items_filtered_after_their_article_page_are_remembered_and_do_not_starve_later_ones(tmp_path: Path) -> None:
+    (tmp_path / "www").mkdir()
+    with serve_dir(tmp_path / "www") as (base, requests):
+        world = World(tmp_path, base, max_articles=2, extra='[article]\nsummary = "p.summary"\n')
+        try:
+            for n, summary in ((1, "Sponsored by a bank"), (2, "Sponsored by a car maker"), (3, "The council met")):
+                world.page(f"a{n}.html", f'<html><body><p class="summary">{summary}</p></body></html>')
+            world.page("list1.html", listing([(f"a{n}", f"Story number {n}", None) for n in (1, 2, 3)]))
+            world.site = world.site.model_copy(update={"filters": world.site.filters.model_copy(update={"exclude": ("sponsored by",)})})
+            assert world.run().new == 0
+            assert world.run().new == 1
+            assert world.headlines() == ["Story number 3"]
+            third = world.run()
+            assert third.not_modified == 1
+            assert [r for r in requests if r.startswith("/a")].count("/a1.html") == 1
+        finally:
+            world.store.close()
+
+
+def test_known_items_without_a_listing_headline_are_quiet_and_let_the_listing_be_cached(tmp_path: Path) -> None:
+    (tmp_path / "www").mkdir()
+    with serve_dir(tmp_path / "www") as (base, _requests):
+        world = article_world(tmp_path, base)
+        try:
+            world.page("a.html", "<html><body><h1>Alpha story from the page</h1></body></html>")
+            world.page("list1.html", bare_listing(["a"]))
+            assert world.run().new == 1
+            world.page("list1.html", bare_listing(["a"]) + "<!-- changed -->")
+            second = world.run()
+            assert (second.new, second.duplicates, second.warnings) == (0, 1, ())
+            assert world.run().not_modified == 1
+            assert world.headlines() == ["Alpha story from the page"]
+        finally:
+            world.store.close()
+
+
+def test_a_fragment_key_does_not_change_when_more_items_appear(world: World) -> None:
+    world.page("list1.html", listing([("changelog.html#v1-0-0", "Version 1.0.0 released", None)]))
+    assert world.run().new == 1
+    world.page("list1.html", listing([("changelog.html#v1-1-0", "Version 1.1.0 released", None),
+                                      ("changelog.html#v1-0-0", "Version 1.0.0 released", None)]))
+    second = world.run()
+    assert (second.new, second.duplicates) == (1, 1)

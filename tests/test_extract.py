@@ -1044,3 +1044,10 @@ def test_hrefs_with_surrounding_whitespace_resolve_like_a_browser(href: str) -> 
     html = doc(body=f'<article class="card"><h2><a href="{href}">Storm</a></h2></article>')
     [item] = extract_listing(make_page(html, url="https://news.example/"), make_site(item="article.card")).items
     assert item.url == "https://news.example/story/1"
+
+
+def test_json_ld_unescaping_leaves_bare_ampersand_words_alone() -> None:
+    ld = '{"@type": "NewsArticle", "headline": "Prices&notes", "image": "https://cdn.example/p.jpg?w=800&region=eu&section=biz"}'
+    page = make_page(doc(head=f'<script type="application/ld+json">{ld}</script>', body="<p>x</p>"))
+    article = extract_fields(page, make_site())
+    assert article.image == "https://cdn.example/p.jpg?w=800&region=eu&section=biz"

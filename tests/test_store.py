@@ -529,3 +529,15 @@ def test_a_moved_story_with_and_without_a_date_stays_one_entry():
     assert isinstance(moved, Duplicate)
     assert isinstance(dated_again, Duplicate)
     assert moved.entry.id == dated_again.entry.id == first.entry.id
+
+
+def test_every_site_listing_a_known_url_gets_the_story_in_its_feed(store: Store):
+    """A at U; B's copy at V; then C lists U and D lists V: all four feeds show the one story."""
+    first = add(store, article(1, site="a"), key="the one story told here")
+    add(store, article(2, site="b"), key="the one story told here")
+    for site, source in (("c", first.entry.article.url), ("d", "https://b.example/story/2")):
+        listed = Article(site=site, url=source, headline="")
+        assert isinstance(store.add(listed, key="", url_key=source.lower()), Duplicate)
+    for site in "abcd":
+        assert [e.id for e in store.entries([site], 10)] == [first.entry.id]
+    assert store.entries(["a"], 1)[0].article.headline == "Story number 1 told"
