@@ -426,31 +426,32 @@ class Store:
 
     def known_urls(self, site: str, url_keys: Iterable[str]) -> set[str]:
         """Which of these canonical URLs are stored already, as an entry or a source, from any site."""
-        keys = sorted({_text(k) for k in url_keys})
-        known: set[str] = set()
-        with self._read(f"look up known URLs for site {site}") as db:
-            for chunk in _chunks(keys):
-                marks = ", ".join("?" * len(chunk))
-                known.update(
-                    r[0]
-                    for r in db.execute(
-                        f"SELECT url_key FROM entries WHERE url_key IN ({marks}) "
-                        f"UNION SELECT url_key FROM sources WHERE url_key IN ({marks})",
-                        (*chunk, *chunk),
-                    )
-                )
-        return known
+        return self._present(
+            f"look up known URLs for site {site}",
+            "SELECT url_key FROM entries WHERE url_key IN ({marks}) UNION SELECT url_key FROM sources WHERE url_key IN ({marks})",
+            url_keys,
+            lambda chunk: (*chunk, *chunk),
+        )
 
     def filtered_urls(self, site: str, url_keys: Iterable[str]) -> set[str]:
         """Which of these canonical URLs this site's filters rejected before (see `mark_filtered`)."""
+        return self._present(
+            f"look up filtered URLs for site {site}",
+            "SELECT url_key FROM filtered WHERE site = ? AND url_key IN ({marks})",
+            url_keys,
+            lambda chunk: (site, *chunk),
+        )
+
+    def _present(
+        self, action: str, query: str, url_keys: Iterable[str], params: Callable[[Sequence[str]], tuple[str, ...]]
+    ) -> set[str]:
+        """The url_keys a query finds, asked in chunks that stay under SQLite's parameter limit."""
         keys = sorted({_text(k) for k in url_keys})
         found: set[str] = set()
-        with self._read(f"look up filtered URLs for site {site}") as db:
+        with self._read(action) as db:
             for chunk in _chunks(keys):
-                marks = ", ".join("?" * len(chunk))
-                found.update(
-                    r[0] for r in db.execute(f"SELECT url_key FROM filtered WHERE site = ? AND url_key IN ({marks})", (site, *chunk))
-                )
+                sql = query.format(marks=", ".join("?" * len(chunk)))
+                found.update(r[0] for r in db.execute(sql, params(chunk)))
         return found
 
     def mark_filtered(self, site: str, url_keys: Iterable[str]) -> None:
