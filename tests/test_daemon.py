@@ -152,9 +152,19 @@ def start_daemon(tmp: Path, www: Path, base: str, *, names: tuple[str, ...] = ("
         except httpx.TransportError:
             return False
 
-    wait_for(up, 15, "the daemon's server")
-    wait_for(lambda: len(daemon.titles("alpha")) == 2, 15, "the first crawl of alpha")
+    try:
+        wait_for(up, 15, "the daemon's server")
+        wait_for(lambda: len(daemon.titles("alpha")) == 2, 15, "the first crawl of alpha")
+    except BaseException:
+        kill(daemon)  # a failed start must not leave a daemon running after the test run
+        raise
     return daemon
+
+
+def kill(daemon: Daemon) -> None:
+    if daemon.proc.poll() is None:
+        daemon.proc.kill()
+        daemon.proc.wait()
 
 
 def stop(daemon: Daemon) -> tuple[int, float]:
@@ -307,10 +317,13 @@ def test_sigterm_with_a_crawl_in_flight_stops_within_10s_and_leaves_an_intact_st
     www.mkdir()
     with serve_stalling(www) as (base, stall, stalled):
         daemon = start_daemon(tmp_path, www, base, names=("alpha", "beta", "slow"))
-        wait_for(lambda: all(len(daemon.titles(n)) == 2 for n in ("alpha", "beta", "slow")), 15, "the first crawls")
-        stall.set()
-        wait_for(stalled.is_set, 10, "a crawl of the stalling site")
-        code, seconds = stop(daemon)
+        try:
+            wait_for(lambda: all(len(daemon.titles(n)) == 2 for n in ("alpha", "beta", "slow")), 15, "the first crawls")
+            stall.set()
+            wait_for(stalled.is_set, 10, "a crawl of the stalling site")
+            code, seconds = stop(daemon)
+        finally:
+            kill(daemon)
     log = daemon.log()
     assert code == 0, log
     assert seconds < 10
