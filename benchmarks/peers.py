@@ -338,11 +338,16 @@ def write_feedmaker_config(root: Path, fixture: Fixture, *, crawl_articles: int 
     return config
 
 
-def feedmaker_run_once(config: Path, timeout: float) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+def feedmaker_run_once(config: Path, timeout: float, row: Row) -> tuple[float, float, subprocess.CompletedProcess[bytes]] | None:
+    """`feedmaker run --once` on `config`: wall time, CPU time and result; None (and the row skipped) on timeout."""
     cmd = [sys.executable, "-m", "feedmaker", "--config", str(config), "run", "--once"]
-    started = time.perf_counter()
-    done = run_bounded(cmd, cwd=config.parent, timeout=timeout)
-    return time.perf_counter() - started, done
+    cpu, started = child_cpu(), time.perf_counter()
+    try:
+        done = run_bounded(cmd, cwd=config.parent, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        row.skipped = f"did not finish within {timeout:.0f} s"
+        return None
+    return time.perf_counter() - started, child_cpu() - cpu, done
 
 
 def _failed_sites(done: subprocess.CompletedProcess[bytes]) -> str:
@@ -360,13 +365,12 @@ def feedmaker_feeds(work: Path, served: Served, timeout: float) -> Row:
         row.skipped = why
         return row
     config = write_feedmaker_config(work / "fm-feeds", fixture)
-    before, cpu = served.stats(), child_cpu()
-    try:
-        row.seconds, done = feedmaker_run_once(config, timeout)
-    except subprocess.TimeoutExpired:
-        row.skipped = f"did not finish within {timeout:.0f} s"
+    before = served.stats()
+    ran = feedmaker_run_once(config, timeout, row)
+    if ran is None:
         return row
-    row.cpu = child_cpu() - cpu
+    seconds, cpu, done = ran
+    row.seconds, row.cpu = seconds, cpu
     check = FeedCheck()
     out = work / "fm-feeds" / "output"
     for n in range(fixture.sites):
@@ -552,13 +556,12 @@ def feedmaker_pipeline_crawl(work: Path, served: Served, pages: int, timeout: fl
     if fixture.articles != per_site:
         row.notes.append(f"each listing links to all {fixture.articles} articles of its site")
     config = write_feedmaker_config(work / "fm-crawl", fixture, crawl_articles=fixture.articles)
-    before, cpu = served.stats(), child_cpu()
-    try:
-        row.seconds, done = feedmaker_run_once(config, timeout)
-    except subprocess.TimeoutExpired:
-        row.skipped = f"did not finish within {timeout:.0f} s"
+    before = served.stats()
+    ran = feedmaker_run_once(config, timeout, row)
+    if ran is None:
         return row
-    row.cpu = child_cpu() - cpu
+    seconds, cpu, done = ran
+    row.seconds, row.cpu = seconds, cpu
     stats = {k: v - before.get(k, 0) for k, v in served.stats().items()}
     articles = stats.get("article", 0)
     entries = 0

@@ -69,6 +69,7 @@ async def _read_listings(
     fails the run; a later page that fails only ends that page chain, with a warning."""
     items: dict[str, Article] = {}
     validators: dict[str, Validators] = {}
+    tag = _config_tag(site)
     pages = not_modified = 0
     for start in site.start_urls:
         url: str | None = start
@@ -77,7 +78,7 @@ async def _read_listings(
             seen.add(url)
             try:
                 result = await fetcher.fetch(
-                    url, known=store.validators(_cache_key(site, url)), allow_private=site.allow_private_network, delay=site.delay
+                    url, known=store.validators(f"{url} {tag}"), allow_private=site.allow_private_network, delay=site.delay
                 )
                 if isinstance(result, NotModified):
                     # Unchanged listing: its items are stored already, and later pages are unchanged too.
@@ -90,7 +91,7 @@ async def _read_listings(
                 warnings.append(f"next page skipped: {exc}")
                 break
             pages += 1
-            validators[_cache_key(site, url)] = result.validators
+            validators[f"{url} {tag}"] = result.validators
             for item in listing.items:
                 key = canonical_url(item.url, keep_fragment=_names_an_item(item.url))
                 items.setdefault(key, item)
@@ -98,11 +99,11 @@ async def _read_listings(
     return dict(list(items.items())[: site.max_items]), validators, pages, not_modified
 
 
-def _cache_key(site: SiteConfig, url: str) -> str:
+def _config_tag(site: SiteConfig) -> str:
     """Listing validators are kept per URL AND site config: after an edited selector, the next run must
     re-read the page instead of getting a 304 for it."""
     config = site.model_dump_json(exclude={"schedule", "path"})
-    return f"{url} config={hashlib.sha256(config.encode()).hexdigest()[:16]}"
+    return f"config={hashlib.sha256(config.encode()).hexdigest()[:16]}"
 
 
 # Fragments that only point into a page (comments, navigation); any other id-like fragment names an item,
@@ -154,11 +155,10 @@ async def crawl_site(
         fresh = [(url_key, item) for url_key, item in items.items() if url_key not in known and url_key not in rejected]
         # Known items go through the store too, with listing fields only: an edited headline updates its
         # entry, and another site's story becomes this site's source. Their URL identifies them.
-        sightings = [
-            (item, canonical_key(item.headline, strip=site.canonical.strip, site_names=(site.name,)), url_key)
-            for url_key, item in items.items()
-            if url_key in known
-        ]
+        def key_of(headline: str) -> str:
+            return canonical_key(headline, strip=site.canonical.strip, site_names=(site.name,))
+
+        sightings = [(item, key_of(item.headline), url_key) for url_key, item in items.items() if url_key in known]
         follow = site.article is not None or any(not item.headline for _, item in fresh)
         # New items past max_articles wait for a later run, so that each still gets its article page.
         todo = fresh[: site.max_articles] if follow else fresh
@@ -179,8 +179,7 @@ async def crawl_site(
             elif not site.filters.keeps(article.headline, article.summary):
                 newly_rejected.append(url_key)
             else:
-                key = canonical_key(article.headline, strip=site.canonical.strip, site_names=(site.name,))
-                sightings.append((article, key, url_key))
+                sightings.append((article, key_of(article.headline), url_key))
         if newly_rejected:
             store.mark_filtered(site.id, newly_rejected)
         # One transaction per run: one disk sync instead of one per article, and no half-stored run. In a
