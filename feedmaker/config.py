@@ -6,9 +6,14 @@ each (its id is the file stem). Every problem is a ConfigError naming the file a
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import tomllib
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -23,11 +28,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 # Selectors are compiled here so that a typo is a config error at load time, not an empty feed later.
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
-from feedmaker.errors import ConfigError
+from feedmaker.errors import ConfigError, ConfigErrors
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PROBE = LexborHTMLParser("<p></p>")
@@ -83,7 +89,7 @@ def _to_chain(value: Any) -> Any:
         value = [value]
     if isinstance(value, list):
         return tuple({"css": v} if isinstance(v, str) else v for v in value)
-    return value
+    raise ValueError("must be a CSS selector, a table { css = … } or a list of them")
 
 
 def _link_chain(value: Any) -> Any:
@@ -167,10 +173,16 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Seconds are allowed (the test and demo daemons run `every 2s`); the per-host delay keeps a public host
+# safe from a short schedule anyway. Beyond a year the trigger's arithmetic overflows for absurd values.
+MIN_INTERVAL = 1
+MAX_INTERVAL = 366 * 86400
 
 
 class Schedule(_Frozen):
-    """`every 30m` (s, m, h, d) or a five-field cron line."""
+    """`every 30m` (s, m, h, d; 1 s to 366 d) or a five-field cron line that fires at some time.
+
+    The one schedule check: `validate`, `run --once` and the daemon all reach it through config loading."""
 
     text: str
     interval: int | None = None  # seconds, for `every ...`
@@ -181,16 +193,19 @@ class Schedule(_Frozen):
         text = text.strip()
         if m := _EVERY.match(text):
             seconds = int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-            if seconds < 1:
-                raise ValueError("interval must be at least 1 s")
+            if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
+                raise ValueError(f"interval {text!r} must be between 1 s and 366 days")
             return cls(text=text, interval=seconds)
         if len(text.split()) == 5:
             from apscheduler.triggers.cron import CronTrigger
 
             try:
-                CronTrigger.from_crontab(text)
+                trigger = CronTrigger.from_crontab(text, timezone=UTC)
             except ValueError as exc:
                 raise ValueError(f"invalid cron line {text!r}: {exc}") from exc
+            # "0 0 30 2 *" parses but names no real day; APScheduler answers None after searching to year 9999.
+            if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+                raise ValueError(f"cron line {text!r} never fires (no such day)")
             return cls(text=text, cron=text)
         raise ValueError(f"schedule {text!r} is neither 'every N(s|m|h|d)' nor a five-field cron line")
 
@@ -343,66 +358,221 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     return None if found is None else found + 1
 
 
-def _config_error(path: Path, exc: ValidationError, text: str = "") -> ConfigError:
-    problems = []
-    # A misspelt key shows up as "unknown key" plus "Field required": name the misspelling first.
-    errors = sorted(exc.errors(), key=lambda err: err["type"] != "extra_forbidden")
+# pydantic's error types in plain words; `{…}` fields come from the error's context.
+_PLAIN: dict[str, str] = {
+    "missing": "missing",
+    "extra_forbidden": "unknown key",
+    "string_type": "must be text in quotes",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "tuple_type": "must be a list [ … ]",
+    "list_type": "must be a list [ … ]",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "dict_type": "must be a table",
+    "path_type": "must be a path in quotes",
+    "too_short": "needs at least {min_length} value(s)",
+    "string_too_short": "needs at least {min_length} character(s)",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "literal_error": "must be one of {expected}",
+}
+_SHOW_INPUT = {"string_type", "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing",
+               "bool_type", "bool_parsing", "tuple_type", "list_type", "model_type", "model_attributes_type",
+               "dict_type", "path_type", "literal_error"}  # fmt: skip
+_RESERVED = ("id", "path")  # set from the file, never written in it
+
+
+def _plain(err: ErrorDetails) -> str:
+    kind = err["type"]
+    if kind in ("value_error", "assertion_error"):
+        return err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "too_short" and err.get("ctx", {}).get("min_length") == 1:
+        return "must not be empty"
+    template = _PLAIN.get(kind)
+    if template is None:
+        return err["msg"]
+    message = template.format(**err.get("ctx", {}))
+    return f"{message}, not {_shown(err['input'])}" if kind in _SHOW_INPUT else message
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside a field's type (`ArticleSelectors | None`, `tuple[FieldSpec, ...]`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[str, ...]:
+    """The keys a file may write at `loc` (the table holding an unknown key)."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if current is not None else None
+        current = _model_in(field.annotation) if field is not None else None
+    if current is None:
+        return ()
+    return tuple(k for k in current.model_fields if k not in _RESERVED)
+
+
+def _config_errors(path: Path, exc: ValidationError, model: type[BaseModel], text: str = "") -> list[ConfigError]:
+    """One ConfigError per problem pydantic found, in plain words, with "did you mean" for misspelt keys."""
+    found: list[ConfigError] = []
+    suggested: set[tuple[str | int, ...]] = set()
+    errors = exc.errors()
     for err in errors:
-        key = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        problems.append((key, msg))
-    key, msg = problems[0]
-    more = f" (and {len(problems) - 1} more: " + "; ".join(f"{k}: {m}" for k, m in problems[1:]) + ")" if len(problems) > 1 else ""
-    return ConfigError(str(path), key, msg + more, line=_line_of(text, errors[0]["loc"]))
+        loc = tuple(err["loc"])
+        message = _plain(err)
+        if err["type"] == "extra_forbidden" and isinstance(loc[-1], str):
+            close = difflib.get_close_matches(loc[-1], _keys_at(model, loc[:-1]), n=1)
+            if close:
+                message += f"; did you mean `{close[0]}`?"
+                suggested.add((*loc[:-1], close[0]))
+        found.append(ConfigError(str(path), _dotted(loc), message, line=_line_of(text, loc)))
+    # "itme = …" also leaves `item` missing: the misspelling already says so.
+    missing = {_dotted(tuple(e["loc"])) for e in errors if e["type"] == "missing" and tuple(e["loc"]) in suggested}
+    return [e for e in found if not (e.key in missing and e.problem == "missing")]
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _one(errors: Sequence[ConfigError]) -> ConfigError:
+    """The error to raise for `errors` (at least one): itself when alone, else all of them together."""
+    return errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
 
 def load_site(path: Path) -> SiteConfig:
+    """One site file. Raises ConfigError naming every problem in it (ConfigErrors when several)."""
     data, text = _read_toml(path)
-    for reserved in ("id", "path"):
-        if reserved in data:
-            raise ConfigError(str(path), reserved, "is set from the file name; remove it")
+    problems = [
+        ConfigError(str(path), key, "is set from the file name; remove it", line=_line_of(text, (key,)))
+        for key in _RESERVED
+        if key in data
+    ]
     try:
-        return SiteConfig.model_validate({**data, "id": path.stem, "path": str(path)})
+        site = SiteConfig.model_validate({**{k: v for k, v in data.items() if k not in _RESERVED}, "id": path.stem, "path": str(path)})
     except ValidationError as exc:
-        raise _config_error(path, exc, text) from exc
+        problems += _config_errors(path, exc, SiteConfig, text)
+    if problems:
+        raise _one(sorted(problems, key=lambda e: e.line or 0))
+    return site
 
 
 def load_sites(directory: Path) -> list[SiteConfig]:
-    """Every `*.toml` in `directory`, sorted by id. Raises on the first bad file."""
-    return [load_site(p) for p in sorted(directory.glob("*.toml"))]
+    """Every `*.toml` in `directory`, sorted by id. Raises naming every problem in every file."""
+    sites, errors = _read_sites(directory)
+    if errors:
+        raise _one(errors)
+    return sites
+
+
+def _read_sites(directory: Path) -> tuple[list[SiteConfig], list[ConfigError]]:
+    sites: list[SiteConfig] = []
+    errors: list[ConfigError] = []
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            sites.append(load_site(path))
+        except ConfigError as exc:
+            errors += exc.errors
+    return sites, errors
 
 
 def load_settings(path: Path) -> Settings:
     """Global settings; a missing file means all defaults. Relative dirs are relative to the config's parent."""
+    return _read_settings(path)[0]
+
+
+def _read_settings(path: Path) -> tuple[Settings, str]:
     data, text = _read_toml(path) if path.exists() else ({}, "")
     try:
         settings = Settings.model_validate({**data, "path": str(path)})
     except ValidationError as exc:
-        raise _config_error(path, exc, text) from exc
+        raise _one(_config_errors(path, exc, Settings, text)) from exc
     root = path.parent.parent if path.parent.name == "config" else path.parent
-    return settings.model_copy(
+    settings = settings.model_copy(
         update={
             "output_dir": settings.output_dir if settings.output_dir.is_absolute() else root / settings.output_dir,
             "state_dir": settings.state_dir if settings.state_dir.is_absolute() else root / settings.state_dir,
         }
     )
+    return settings, text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigCheck:
+    """One pass over a config directory: what is valid and every problem found (`validate` prints both)."""
+
+    settings: Settings | None  # None when feedmaker.toml itself is invalid
+    sites: tuple[SiteConfig, ...]
+    errors: tuple[ConfigError, ...]
+
+
+def check_config(config_dir: Path) -> ConfigCheck:
+    """Every file of `config_dir` checked, each problem collected rather than raised."""
+    if not config_dir.is_dir():
+        missing = ConfigError(str(config_dir), "", "no such config directory (give one with --config DIR)")
+        return ConfigCheck(settings=None, sites=(), errors=(missing,))
+    errors: list[ConfigError] = []
+    settings: Settings | None = None
+    text = ""
+    try:
+        settings, text = _read_settings(config_dir / "feedmaker.toml")
+    except ConfigError as exc:
+        errors += exc.errors
+    sites, site_errors = _read_sites(config_dir / "sites")
+    errors += site_errors
+    if not sites and not site_errors:
+        errors.append(ConfigError(str(config_dir / "sites"), "", "no site files (*.toml); see README 'Writing a site config'"))
+    if settings is not None and not site_errors:
+        # Only once every site file loaded: a feed naming a site whose file is broken is not a second problem.
+        errors += _feed_errors(settings, sites, text)
+    return ConfigCheck(settings=settings, sites=tuple(sites), errors=tuple(errors))
+
+
+def _feed_errors(settings: Settings, sites: Sequence[SiteConfig], text: str) -> list[ConfigError]:
+    ids = {s.id for s in sites}
+    errors = []
+    for i, feed in enumerate(settings.feed):
+        if feed.id in ids:
+            line = _line_of(text, ("feed", i, "id"))
+            errors.append(ConfigError(settings.path, f"feed.{i}.id", f"{feed.id!r} is also a site id", line=line))
+        missing = [s for s in feed.sites if s not in ids]
+        if missing:
+            line = _line_of(text, ("feed", i, "sites"))
+            problem = f"unknown site(s) {missing}; known: {sorted(ids)}"
+            errors.append(ConfigError(settings.path, f"feed.{i}.sites", problem, line=line))
+    return errors
 
 
 def load_all(config_dir: Path) -> tuple[Settings, list[SiteConfig]]:
-    """Settings plus sites, with cross-checks: combined feeds name existing sites and no id clashes."""
-    if not config_dir.is_dir():
-        raise ConfigError(str(config_dir), "", "no such config directory (give one with --config DIR)")
-    settings = load_settings(config_dir / "feedmaker.toml")
-    sites = load_sites(config_dir / "sites")
-    if not sites:
-        raise ConfigError(str(config_dir / "sites"), "", "no site files (*.toml); see README 'Writing a site config'")
-    ids = {s.id for s in sites}
-    for i, feed in enumerate(settings.feed):
-        if feed.id in ids:
-            raise ConfigError(settings.path, f"feed.{i}.id", f"{feed.id!r} is also a site id")
-        missing = [s for s in feed.sites if s not in ids]
-        if missing:
-            raise ConfigError(settings.path, f"feed.{i}.sites", f"unknown site(s) {missing}; known: {sorted(ids)}")
-    return settings, sites
+    """Settings plus sites, with cross-checks: combined feeds name existing sites and no id clashes.
+    Raises ConfigError naming every problem of every file (ConfigErrors when several)."""
+    found = check_config(config_dir)
+    if found.errors:
+        raise _one(found.errors)
+    assert found.settings is not None  # no errors means feedmaker.toml loaded
+    return found.settings, list(found.sites)

@@ -2,6 +2,7 @@
 
 * FeedmakerError           the CLI prints these without a traceback; anything else is a bug
   - ConfigError            path + key (or line:col from tomllib) + problem
+    · ConfigErrors         several of them, found in one pass over the config
   - FetchError             url + reason
     · Blocked              robots.txt disallows, private address refused, or 401/403/429 after retries
     · TooLarge             body over the decoded-size cap (checked while streaming)
@@ -15,6 +16,8 @@ Expected outcomes are values, not exceptions (`NotModified`, `Duplicate`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class FeedmakerError(Exception):
     """Base of every error feedmaker raises on purpose."""
@@ -26,6 +29,25 @@ class ConfigError(FeedmakerError):
         where = f"{where}: {key}" if key else where
         super().__init__(f"{where}: {problem}")
         self.path, self.key, self.problem, self.line = path, key, problem, line
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        """Each problem on its own: this one, or every one a ConfigErrors holds."""
+        return (self,)
+
+
+class ConfigErrors(ConfigError):
+    """Every problem of one pass (`validate`, start-up); its own fields are the first problem's."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.path, first.key, first.problem, line=first.line)
+        self.args = ("\n".join(str(e) for e in errors),)
+        self._errors = tuple(errors)
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        return self._errors
 
 
 class FetchError(FeedmakerError):
