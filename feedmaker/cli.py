@@ -19,20 +19,19 @@ from pathlib import Path
 from typing import TextIO
 
 from feedmaker import __version__
-from feedmaker.config import Settings, SiteConfig, load_all, load_settings, load_site
-from feedmaker.errors import ConfigError, ExtractError, FeedmakerError
-from feedmaker.models import Article, NotModified, Page, SiteReport
+from feedmaker.config import Settings, SiteConfig, check_config, load_all, load_settings, load_site
+from feedmaker.errors import ConfigError, FeedmakerError
+from feedmaker.models import NotModified, Page, SiteReport
 
 log = logging.getLogger(__name__)
-
-FIELDS = ("headline", "url", "published", "author", "summary", "image", "content")
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedmaker", description="Turn web pages into Atom feeds.")
     parser.add_argument("--version", action="version", version=f"feedmaker {__version__}")
     parser.add_argument("--config", type=Path, default=Path("config"), help="config directory (default: ./config)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="-v: feedmaker's debug lines (one per request); -vv: libraries' too"
+    )
     # The same options after the command too (`feedmaker run --once --config DIR`); SUPPRESS keeps the
     # top-level value when they are not repeated there.
     common = argparse.ArgumentParser(add_help=False)
@@ -50,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--html", type=Path, help="read the listing page from this file")
     source.add_argument("--url", help="fetch this URL instead of the first start URL")
     check.add_argument("--article", action="store_true", help="also follow the first item to its article page")
+    check.add_argument("--json", action="store_true", help="print the report as JSON (values in full, origins, fill counts)")
+    check.add_argument("--full", action="store_true", help="show values in full instead of shortened to 70 characters")
 
     sub.add_parser("validate", parents=[common], help="lint every config file")
 
@@ -61,12 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(level: str, verbose: int, *, daemon: bool = False) -> None:
-    chosen = "DEBUG" if verbose >= 2 else ("INFO" if verbose == 1 else level)
-    logging.basicConfig(level=chosen, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    # httpx logs every request at INFO; the crawler logs what matters per site.
-    for noisy in ("httpx", "httpcore", "apscheduler"):
-        logging.getLogger(noisy).setLevel("DEBUG" if verbose >= 2 and not daemon else "WARNING")
+def _setup_logging(level: str, verbose: int) -> None:
+    """-v shows feedmaker's own DEBUG lines (one per request, each store decision); -vv adds every
+    library's debug (httpx, httpcore, apscheduler, ...). Without -v, httpx's INFO line per request is hidden."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    # Set even when basicConfig found handlers already (a second main() in one process, pytest).
+    logging.getLogger().setLevel("DEBUG" if verbose >= 2 else level)
+    logging.getLogger("feedmaker").setLevel("DEBUG" if verbose >= 1 else logging.NOTSET)
+    for library in ("httpx", "httpcore", "apscheduler"):
+        logging.getLogger(library).setLevel("DEBUG" if verbose >= 2 else "WARNING")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.once:
                 from feedmaker.daemon import run_daemon
 
-                _setup_logging(load_settings(args.config / "feedmaker.toml").log_level, args.verbose, daemon=True)
+                _setup_logging(load_settings(args.config / "feedmaker.toml").log_level, args.verbose)
                 return run_daemon(args.config, verbose=args.verbose)
             return _run_once(args.config, args.site, args.verbose)
         if args.command == "check":
@@ -86,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "suggest":
             return _suggest(args)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        for error in exc.errors:
+            print(f"config error: {error}", file=sys.stderr)
         return 2
     except FeedmakerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -181,10 +186,18 @@ def _table(rows: Sequence[tuple[str, ...]], out: TextIO) -> None:
 
 
 def _validate(config_dir: Path) -> int:
-    settings, sites = load_all(config_dir)
-    for site in sites:
+    """Every problem of every file, one `file:line: key: problem` line each (what editors and CI parse)."""
+    found = check_config(config_dir)
+    for site in found.sites:
         print(f"ok  {site.path}  ({site.name}, {len(site.start_urls)} start URL(s), schedule {site.schedule.text})")
-    print(f"{len(sites)} site(s), {len(settings.feed)} combined feed(s): all valid")
+    if found.errors:
+        for error in found.errors:
+            print(error, file=sys.stderr)
+        files = len({e.path for e in found.errors})
+        print(f"config error: {len(found.errors)} problem(s) in {files} file(s)", file=sys.stderr)
+        return 2
+    assert found.settings is not None
+    print(f"{len(found.sites)} site(s), {len(found.settings.feed)} combined feed(s): all valid")
     return 0
 
 
@@ -198,28 +211,13 @@ def _load_check_site(config_dir: Path, ref: str) -> SiteConfig:
     return load_site(candidate)
 
 
-def _shorten(value: object, width: int = 70) -> str:
-    text = "" if value is None else str(value)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _show_article(article: Article, out: TextIO) -> None:
-    for name in FIELDS:
-        value = getattr(article, name)
-        origin = article.origin(name if name != "published" else "date") or article.origin(name) or ""
-        shown = _shorten(value) if value else "-- empty --"
-        print(f"    {name:<9} {shown}" + (f"   [{origin}]" if origin and value else ""), file=out)
-
-
 def _check(args: argparse.Namespace) -> int:
-    from feedmaker.extract import extract_article, extract_listing
     from feedmaker.fetch import Fetcher
+    from feedmaker.report import build_report, render_json, render_text
 
     settings = load_settings(args.config / "feedmaker.toml")
     site = _load_check_site(args.config, args.site)
     _setup_logging(settings.log_level, args.verbose)
-    out = sys.stdout
 
     async def fetch(url: str) -> Page:
         async with Fetcher(settings.fetch) as fetcher:
@@ -228,57 +226,22 @@ def _check(args: argparse.Namespace) -> int:
         return result
 
     if args.html:
-        page = Page(url=args.url or site.start_urls[0], body=args.html.read_bytes(), encoding=None)
+        try:
+            body = args.html.read_bytes()
+        except OSError as exc:
+            print(f"error: --html {args.html}: cannot read: {exc.strerror}", file=sys.stderr)
+            return 2
+        page = Page(url=args.url or site.start_urls[0], body=body, encoding=None)
     else:
         page = asyncio.run(fetch(args.url or site.start_urls[0]))
-    print(f"site {site.id} ({site.path}), page {page.url}", file=out)
-    try:
-        listing = extract_listing(page, site)
-    except ExtractError as exc:
-        print(f"error: {exc}: 0 items", file=out)
-        return 1
-    items = listing.items
-    print(f"{len(items)} item(s) from list.item {site.list.item!r}", file=out)
-    if not items:
-        print(f"error: [filters] removed every item (include {list(site.filters.include)}, exclude {list(site.filters.exclude)})", file=out)
-        return 1
-    for n, item in enumerate(items, 1):
-        print(f"  #{n}", file=out)
-        _show_article(item, out)
-    warnings = _field_summary(site, items, out)
-    if listing.next_url:
-        print(f"next page: {listing.next_url}", file=out)
-    elif site.list.next:
-        warnings.append(f"list.next {site.list.next[0].css!r} matched nothing")
-    if args.article and items:
-        article_page = page if args.html else asyncio.run(fetch(items[0].url))
-        if args.html:
-            print("(--article with --html: the article page is not fetched; showing listing page fallbacks)", file=out)
-        full = extract_article(article_page, site, items[0])
-        print(f"article page {article_page.url}", file=out)
-        _show_article(full, out)
-    for warning in warnings:
-        print(f"warning: {warning}", file=out)
-    return 0
-
-
-def _field_summary(site: SiteConfig, items: Sequence[Article], out: TextIO) -> list[str]:
-    """A table per field: its selector, how many items it filled and where the values came from.
-    Returns a warning for each configured selector that left items empty."""
-    keys = {"headline": "headline", "link": "url", "date": "published", "author": "author", "summary": "summary", "image": "image", "content": "content"}
-    rows = [("field", "list selector", "filled", "from")]
-    warnings = []
-    for key, attr in keys.items():
-        chain = getattr(site.list, key)
-        css = " / ".join(spec.css + (f"@{spec.attr}" if spec.attr else "") for spec in chain) if chain else "-"
-        filled = [i for i in items if getattr(i, attr)]
-        origin_key = "date" if key == "date" else attr
-        origins = sorted({(i.origin(origin_key) or i.origin(attr) or "?").split(":")[0] for i in filled})
-        rows.append((key, css, f"{len(filled)}/{len(items)}", ",".join(origins) or "-"))
-        if chain and len(filled) < len(items):
-            warnings.append(f"list.{key} {css!r} is empty in {len(items) - len(filled)}/{len(items)} item(s)")
-    _table(rows, out)
-    return warnings
+    follow = None
+    if args.article:
+        follow = (lambda url: page) if args.html else (lambda url: asyncio.run(fetch(url)))
+        if args.html and not args.json:
+            print("(--article with --html: the article page is not fetched; showing listing page fallbacks)")
+    report = build_report(site, page, follow=follow)
+    print(render_json(report) if args.json else render_text(report, width=None if args.full else 70))
+    return 0 if report.ok else 1
 
 
 def _suggest(args: argparse.Namespace) -> int:

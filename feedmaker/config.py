@@ -87,7 +87,7 @@ def _to_chain(value: Any) -> Any:
     """A field is a CSS string, a table, or a list of either tried in order."""
     if isinstance(value, str | dict):
         value = [value]
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return tuple({"css": v} if isinstance(v, str) else v for v in value)
     raise ValueError("must be a CSS selector, a table { css = … } or a list of them")
 

@@ -254,5 +254,5 @@ def test_schedule_bounds() -> None:
     assert Schedule.parse("every 366d").interval == 366 * 86400
     assert Schedule.parse("0 0 29 2 *").cron == "0 0 29 2 *"  # leap day: rare but real
     for bad in ("every 367d", "0 0 31 4 *", "0 0 30 2 *"):
-        with pytest.raises(ValueError, match="366 days|never fires"):
+        with pytest.raises(ValueError, match=r"366 days|never fires"):
             Schedule.parse(bad)
