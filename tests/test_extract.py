@@ -26,7 +26,6 @@ from feedmaker.extract import (
     extract_article,
     extract_fields,
     extract_listing,
-    field_report,
     sanitize_html,
     strip_title_affixes,
 )
@@ -506,18 +505,6 @@ def test_article_fills_an_empty_listing_headline() -> None:
     item = Article(site="news", url="https://news.example/a", headline="")
     merged = extract_article(make_page(META_PAGE), make_site(), item)
     assert (merged.headline, merged.origin("headline")) == ("OG headline", "meta:og:title")
-
-
-def test_field_report_lists_selectors_and_fallbacks() -> None:
-    site = make_site(article={"headline": ["h1.none", "h2"]})
-    rows = field_report(make_page(META_PAGE.replace("<body>", "<body><h2>From h2</h2>")), site, article=True)
-    headline_rows = [(r.source, r.matches, r.value, r.used) for r in rows if r.field == "headline"]
-    assert headline_rows[:2] == [("selector:h1.none", 0, None, False), ("selector:h2", 1, "From h2", True)]
-    assert ("meta:og:title", 1, "OG headline - News Example", False) in headline_rows
-    listing_rows = field_report(make_page(LISTING), make_site())
-    assert listing_rows[0].field == "item"
-    assert listing_rows[0].matches == 5
-    assert any(r.field == "link" and r.matches == 4 for r in listing_rows)
 
 
 # ------------------------------------------------------------------------------------ decoding
