@@ -315,12 +315,18 @@ class Settings(_Frozen):
         return self
 
 
+_TOML_AT = re.compile(r"\(at line (\d+), column \d+\)$")
+
+
 def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
     try:
         text = path.read_text(encoding="utf-8")
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"TOML syntax: {exc}") from exc
+        # Python 3.11's error carries its position only in the message: "… (at line 2, column 10)".
+        at = _TOML_AT.search(str(exc))
+        line = int(at.group(1)) if at else None
+        raise ConfigError(str(path), "", f"TOML syntax: {exc}", line=line) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), "", f"not UTF-8 text: {exc}") from exc
     except OSError as exc:

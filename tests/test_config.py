@@ -77,8 +77,10 @@ def test_a_mistake_names_file_and_key(tmp_path: Path, change: tuple[str, str], k
 
 def test_toml_syntax_error_names_line(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace('name = "Example News"', 'name = "Example News'))
-    with pytest.raises(ConfigError, match=r"line 1"):
+    with pytest.raises(ConfigError, match=r"line 1") as info:
         load_site(path)
+    assert info.value.line == 1
+    assert str(info.value).startswith(f"{path}:1: TOML syntax: ")
 
 
 def test_missing_required_field_is_named(tmp_path: Path) -> None:
