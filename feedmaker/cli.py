@@ -25,6 +25,7 @@ from feedmaker.models import NotModified, Page, SiteReport
 
 log = logging.getLogger(__name__)
 
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedmaker", description="Turn web pages into Atom feeds.")
     parser.add_argument("--version", action="version", version=f"feedmaker {__version__}")

@@ -553,14 +553,14 @@ def check_config(config_dir: Path) -> ConfigCheck:
     errors += site_errors
     if not sites and not site_errors:
         errors.append(ConfigError(str(config_dir / "sites"), "", "no site files (*.toml); see README 'Writing a site config'"))
-    if settings is not None and not site_errors:
-        # Only once every site file loaded: a feed naming a site whose file is broken is not a second problem.
-        errors += _feed_errors(settings, sites, text)
+    if settings is not None:
+        # Every file's stem is a site id, valid or not: a feed naming a broken site is not a second problem.
+        ids = {p.stem for p in (config_dir / "sites").glob("*.toml")}
+        errors += _feed_errors(settings, ids, text)
     return ConfigCheck(settings=settings, sites=tuple(sites), errors=tuple(errors))
 
 
-def _feed_errors(settings: Settings, sites: Sequence[SiteConfig], text: str) -> list[ConfigError]:
-    ids = {s.id for s in sites}
+def _feed_errors(settings: Settings, ids: set[str], text: str) -> list[ConfigError]:
     errors = []
     for i, feed in enumerate(settings.feed):
         if feed.id in ids:

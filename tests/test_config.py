@@ -258,3 +258,13 @@ def test_schedule_bounds() -> None:
     for bad in ("every 367d", "0 0 31 4 *", "0 0 30 2 *"):
         with pytest.raises(ValueError, match=r"366 days|never fires"):
             Schedule.parse(bad)
+
+
+def test_feed_cross_checks_run_beside_broken_site_files(tmp_path: Path) -> None:
+    """A broken site file is one problem; a feed naming it is not another, a feed naming nothing is."""
+    (tmp_path / "sites").mkdir()
+    write(tmp_path / "sites", GOOD.replace("Asia/Seoul", "Mars/Olympus"))
+    write(tmp_path, '[[feed]]\nid = "all"\ntitle = "All"\nsites = ["example", "nope"]\n', "feedmaker.toml")
+    found = check_config(tmp_path)
+    assert [(Path(e.path).name, e.key) for e in found.errors] == [("example.toml", "timezone"), ("feedmaker.toml", "feed.0.sites")]
+    assert "['nope']" in found.errors[1].problem
