@@ -230,3 +230,17 @@ def test_without_verbose_no_debug_line_is_shown(tmp_path: Path, local_site: str,
     site.write_text(SITE)
     assert main(["check", str(site), "--url", local_site, "--json"]) == 0
     assert not [r for r in caplog.records if r.levelno < logging.INFO or r.name.startswith("httpx")]
+
+
+@pytest.mark.parametrize("schedule", ["0 0 30 2 *", "every 99999999999999999999d"])
+def test_the_daemon_refuses_a_schedule_validate_refuses_with_the_same_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], schedule: str
+) -> None:
+    """One schedule check at config load: the daemon stops with exit 2 before binding or scheduling anything."""
+    config = make_config(tmp_path, local=SITE.replace('name = "Local News"', f'name = "Local News"\nschedule = "{schedule}"'))
+    assert main(["--config", str(config), "validate"]) == 2
+    from_validate = capsys.readouterr().err.splitlines()[0]
+    assert from_validate.startswith(f"{config / 'sites' / 'local.toml'}:2: schedule: ")
+    assert main(["--config", str(config), "run"]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"config error: {from_validate}"]
+    assert not (tmp_path / "state").exists()
