@@ -406,7 +406,9 @@ def _plain(err: ErrorDetails) -> str:
     template = _PLAIN.get(kind)
     if template is None:
         return err["msg"]
-    message = template.format(**err.get("ctx", {}))
+    # A float bound prints as written in the model: "at least 0", not "at least 0.0".
+    ctx = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in err.get("ctx", {}).items()}
+    message = template.format(**ctx)
     return f"{message}, not {_shown(err['input'])}" if kind in _SHOW_INPUT else message
 
 
@@ -459,7 +461,8 @@ def _config_errors(path: Path, exc: ValidationError, model: type[BaseModel], tex
         found.append(ConfigError(str(path), _dotted(loc), message, line=_line_of(text, loc)))
     # "itme = …" also leaves `item` missing: the misspelling already says so.
     missing = {_dotted(tuple(e["loc"])) for e in errors if e["type"] == "missing" and tuple(e["loc"]) in suggested}
-    return [e for e in found if not (e.key in missing and e.problem == "missing")]
+    kept = [e for e in found if not (e.key in missing and e.problem == "missing")]
+    return sorted(kept, key=lambda e: e.line or 0)
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from feedmaker.config import Schedule, check_config, load_all, load_site
+from feedmaker.config import Schedule, check_config, load_all, load_settings, load_site
 from feedmaker.errors import ConfigError, ConfigErrors
 
 GOOD = """name = "Example News"
@@ -268,3 +268,14 @@ def test_feed_cross_checks_run_beside_broken_site_files(tmp_path: Path) -> None:
     found = check_config(tmp_path)
     assert [(Path(e.path).name, e.key) for e in found.errors] == [("example.toml", "timezone"), ("feedmaker.toml", "feed.0.sites")]
     assert "['nope']" in found.errors[1].problem
+
+
+def test_settings_problems_come_in_file_order_in_plain_words(tmp_path: Path) -> None:
+    path = write(tmp_path, 'log_level = "LOUD"\n[server]\nport = 99999\n[fetch]\ndelay = -1\n', "feedmaker.toml")
+    with pytest.raises(ConfigErrors) as info:
+        load_settings(path)
+    assert [(e.line, e.key, e.problem) for e in info.value.errors] == [
+        (1, "log_level", "must be one of 'DEBUG', 'INFO', 'WARNING' or 'ERROR', not 'LOUD'"),
+        (3, "server.port", "must be at most 65535"),
+        (5, "fetch.delay", "must be at least 0"),
+    ]
