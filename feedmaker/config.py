@@ -6,12 +6,9 @@ each (its id is the file stem). Every problem is a ConfigError naming the file a
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import tomllib
-import typing
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,12 +25,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
 # Selectors are compiled here so that a typo is a config error at load time, not an empty feed later.
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
-from feedmaker.errors import ConfigError, ConfigErrors
+from feedmaker.config_problems import combined, config_errors, line_of
+from feedmaker.errors import ConfigError
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PROBE = LexborHTMLParser("<p></p>")
@@ -333,161 +330,23 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from exc
 
 
-def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
-    """Best-effort line of a key: walk its path through [section] / n-th [[array]] headers and `key =`
-    lines, skipping comments."""
-    lines = text.splitlines()
-    pos, found = 0, None
-    names: list[str] = []
-    for i, part in enumerate(loc):
-        if isinstance(part, int):
-            continue
-        names.append(part)
-        header = ".".join(names)
-        following = loc[i + 1] if i + 1 < len(loc) else None
-        nth = following if isinstance(following, int) else 0
-        tables = [k for k, line in enumerate(lines) if line.strip() == f"[{header}]"]
-        arrays = [k for k, line in enumerate(lines) if line.strip() == f"[[{header}]]"]
-        if arrays:
-            hit: int | None = arrays[min(nth, len(arrays) - 1)]
-        elif tables:
-            hit = tables[0]
-        else:
-            pattern = re.compile(rf"(^|[\s{{,]){re.escape(part)}\s*=")
-            hit = next(
-                (k for k in range(pos, len(lines)) if not lines[k].lstrip().startswith("#") and pattern.search(lines[k])),
-                None,
-            )
-        if hit is None:
-            break
-        pos = found = hit
-    return None if found is None else found + 1
-
-
-# pydantic's error types in plain words; `{…}` fields come from the error's context.
-_PLAIN: dict[str, str] = {
-    "missing": "missing",
-    "extra_forbidden": "unknown key",
-    "string_type": "must be text in quotes",
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "finite_number": "must be a finite number",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "tuple_type": "must be a list [ … ]",
-    "list_type": "must be a list [ … ]",
-    "model_type": "must be a table",
-    "model_attributes_type": "must be a table",
-    "dict_type": "must be a table",
-    "path_type": "must be a path in quotes",
-    "too_short": "needs at least {min_length} value(s)",
-    "string_too_short": "needs at least {min_length} character(s)",
-    "greater_than_equal": "must be at least {ge}",
-    "greater_than": "must be more than {gt}",
-    "less_than_equal": "must be at most {le}",
-    "less_than": "must be less than {lt}",
-    "literal_error": "must be one of {expected}",
-}
-_SHOW_INPUT = {"string_type", "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing",
-               "bool_type", "bool_parsing", "tuple_type", "list_type", "model_type", "model_attributes_type",
-               "dict_type", "path_type", "literal_error"}  # fmt: skip
 _RESERVED = ("id", "path")  # set from the file, never written in it
-
-
-def _plain(err: ErrorDetails) -> str:
-    kind = err["type"]
-    if kind in ("value_error", "assertion_error"):
-        return err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if kind == "too_short" and err.get("ctx", {}).get("min_length") == 1:
-        return "must not be empty"
-    template = _PLAIN.get(kind)
-    if template is None:
-        return err["msg"]
-    # A float bound prints as written in the model: "at least 0", not "at least 0.0".
-    ctx = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in err.get("ctx", {}).items()}
-    message = template.format(**ctx)
-    return f"{message}, not {_shown(err['input'])}" if kind in _SHOW_INPUT else message
-
-
-def _shown(value: object) -> str:
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list | tuple):
-        return "a list"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside a field's type (`ArticleSelectors | None`, `tuple[FieldSpec, ...]`)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _keys_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[str, ...]:
-    """The keys a file may write at `loc` (the table holding an unknown key)."""
-    current: type[BaseModel] | None = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = current.model_fields.get(part) if current is not None else None
-        current = _model_in(field.annotation) if field is not None else None
-    if current is None:
-        return ()
-    return tuple(k for k in current.model_fields if k not in _RESERVED)
-
-
-def _config_errors(path: Path, exc: ValidationError, model: type[BaseModel], text: str = "") -> list[ConfigError]:
-    """One ConfigError per problem pydantic found, in plain words, with "did you mean" for misspelt keys."""
-    found: list[ConfigError] = []
-    suggested: set[tuple[str | int, ...]] = set()
-    errors = exc.errors()
-    for err in errors:
-        loc = tuple(err["loc"])
-        message = _plain(err)
-        if err["type"] == "extra_forbidden" and isinstance(loc[-1], str):
-            close = difflib.get_close_matches(loc[-1], _keys_at(model, loc[:-1]), n=1)
-            if close:
-                message += f"; did you mean `{close[0]}`?"
-                suggested.add((*loc[:-1], close[0]))
-        found.append(ConfigError(str(path), _dotted(loc), message, line=_line_of(text, loc)))
-    # "itme = …" also leaves `item` missing: the misspelling already says so.
-    missing = {_dotted(tuple(e["loc"])) for e in errors if e["type"] == "missing" and tuple(e["loc"]) in suggested}
-    kept = [e for e in found if not (e.key in missing and e.problem == "missing")]
-    return sorted(kept, key=lambda e: e.line or 0)
-
-
-def _dotted(loc: tuple[str | int, ...]) -> str:
-    return ".".join(str(p) for p in loc)
-
-
-def _one(errors: Sequence[ConfigError]) -> ConfigError:
-    """The error to raise for `errors` (at least one): itself when alone, else all of them together."""
-    return errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
 
 def load_site(path: Path) -> SiteConfig:
     """One site file. Raises ConfigError naming every problem in it (ConfigErrors when several)."""
     data, text = _read_toml(path)
     problems = [
-        ConfigError(str(path), key, "is set from the file name; remove it", line=_line_of(text, (key,)))
+        ConfigError(str(path), key, "is set from the file name; remove it", line=line_of(text, (key,)))
         for key in _RESERVED
         if key in data
     ]
     try:
         site = SiteConfig.model_validate({**{k: v for k, v in data.items() if k not in _RESERVED}, "id": path.stem, "path": str(path)})
     except ValidationError as exc:
-        problems += _config_errors(path, exc, SiteConfig, text)
+        problems += config_errors(path, exc, SiteConfig, text, hidden=_RESERVED)
     if problems:
-        raise _one(sorted(problems, key=lambda e: e.line or 0))
+        raise combined(sorted(problems, key=lambda e: e.line or 0))
     return site
 
 
@@ -495,7 +354,7 @@ def load_sites(directory: Path) -> list[SiteConfig]:
     """Every `*.toml` in `directory`, sorted by id. Raises naming every problem in every file."""
     sites, errors = _read_sites(directory)
     if errors:
-        raise _one(errors)
+        raise combined(errors)
     return sites
 
 
@@ -520,7 +379,7 @@ def _read_settings(path: Path) -> tuple[Settings, str]:
     try:
         settings = Settings.model_validate({**data, "path": str(path)})
     except ValidationError as exc:
-        raise _one(_config_errors(path, exc, Settings, text)) from exc
+        raise combined(config_errors(path, exc, Settings, text)) from exc
     root = path.parent.parent if path.parent.name == "config" else path.parent
     settings = settings.model_copy(
         update={
@@ -567,11 +426,11 @@ def _feed_errors(settings: Settings, ids: set[str], text: str) -> list[ConfigErr
     errors = []
     for i, feed in enumerate(settings.feed):
         if feed.id in ids:
-            line = _line_of(text, ("feed", i, "id"))
+            line = line_of(text, ("feed", i, "id"))
             errors.append(ConfigError(settings.path, f"feed.{i}.id", f"{feed.id!r} is also a site id", line=line))
         missing = [s for s in feed.sites if s not in ids]
         if missing:
-            line = _line_of(text, ("feed", i, "sites"))
+            line = line_of(text, ("feed", i, "sites"))
             problem = f"unknown site(s) {missing}; known: {sorted(ids)}"
             errors.append(ConfigError(settings.path, f"feed.{i}.sites", problem, line=line))
     return errors
@@ -582,6 +441,6 @@ def load_all(config_dir: Path) -> tuple[Settings, list[SiteConfig]]:
     Raises ConfigError naming every problem of every file (ConfigErrors when several)."""
     found = check_config(config_dir)
     if found.errors:
-        raise _one(found.errors)
+        raise combined(found.errors)
     assert found.settings is not None  # no errors means feedmaker.toml loaded
     return found.settings, list(found.sites)
