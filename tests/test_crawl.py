@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from feedmaker.config import Settings, load_all
-from feedmaker.crawl import crawl_site, feed_path, publish
+from feedmaker.crawl import crawl_site
 from feedmaker.fetch import Fetcher
 from feedmaker.models import SiteReport
+from feedmaker.publish import feed_path, publish
 from feedmaker.store import Store
 from tests.sites import serve_dir, write_config
 

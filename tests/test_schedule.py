@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -16,6 +15,7 @@ from feedmaker.config import Settings, SiteConfig
 from feedmaker.errors import FeedError
 from feedmaker.fetch import Fetcher
 from feedmaker.models import SiteReport
+from feedmaker.publish import Published
 from feedmaker.schedule import (
     SiteRunner,
     add_site_jobs,
@@ -79,9 +79,9 @@ class FakePublish:
     def __init__(self) -> None:
         self.calls: list[set[str] | None] = []
 
-    def __call__(self, settings: Settings, sites: Any, store: Store, *, only: set[str] | None = None) -> list[Path]:
+    def __call__(self, settings: Settings, sites: Any, store: Store, *, only: set[str] | None = None) -> Published:
         self.calls.append(only)
-        return []
+        return Published()
 
 
 def test_one_job_per_site_with_id_trigger_and_limits():
@@ -213,7 +213,7 @@ async def test_a_crashing_run_is_logged_and_does_not_raise(store: Store, caplog:
 
 @pytest.mark.anyio
 async def test_a_failed_publish_is_a_warning_and_the_run_still_counts(store: Store, caplog: pytest.LogCaptureFixture):
-    def full_disk(*args: Any, **kwargs: Any) -> list[Path]:
+    def full_disk(*args: Any, **kwargs: Any) -> Published:
         raise FeedError("output/news.atom: cannot write: No space left on device")
 
     clock = Clock(T0)
