@@ -14,12 +14,12 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from feedmaker.canon import canonical_key, canonical_url
 from feedmaker.config import Settings, SiteConfig
-from feedmaker.errors import ExtractError, FeedmakerError, FetchError
+from feedmaker.errors import ExtractError, FeedmakerError, FetchError, StoreError
 from feedmaker.extract import extract_article, extract_listing
 from feedmaker.fetch import Fetcher
 from feedmaker.models import Added, Article, Duplicate, NotModified, SiteReport, Updated, Validators, utcnow
@@ -124,8 +124,12 @@ async def crawl_site(
         site, started=started, finished=now(), previous=previous,
         listings=listings, followed=followed, kept=kept, stored=stored, error=error,
     )
-    # A run that measured nothing (304, no article pages followed) keeps the last measured rates as the baseline.
-    await asyncio.to_thread(store.record_run, report, fill={**(previous.fill if previous else {}), **fill})
+    try:
+        # A run that measured nothing (304, no article pages followed) keeps the last measured rates as the baseline.
+        await asyncio.to_thread(store.record_run, report, fill={**(previous.fill if previous else {}), **fill})
+    except StoreError as exc:
+        # The run happened but left no trace: report it failed, so that no feed is rewritten from it.
+        report = replace(report, errors=(*report.errors, f"run not recorded: {exc}"))
     _log_report(report)
     return report
 
