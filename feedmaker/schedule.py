@@ -150,15 +150,17 @@ class SiteRunner:
         site = self.sites.get(site_id)
         if site is None:
             return None  # removed by a reload just as its job fired
-        retry = self.retry_after(site.id)
-        if retry is not None:
-            log.info("site=%s run skipped: backing off after %d failure(s) until %s",
-                     site.id, self.store.consecutive_failures(site.id), retry.isoformat(timespec="seconds"))
-            return None
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
         try:
+            # Store reads wait behind other sites' writes (the store has one lock): off the loop as well.
+            retry = await asyncio.to_thread(self.retry_after, site.id)
+            if retry is not None:
+                failures = await asyncio.to_thread(self.store.consecutive_failures, site.id)
+                log.info("site=%s run skipped: backing off after %d failure(s) until %s",
+                         site.id, failures, retry.isoformat(timespec="seconds"))
+                return None
             report = await self.crawl(site, settings=self.settings, fetcher=self.fetcher, store=self.store, now=self.now)
             # A failed run never replaces a good feed: the file on disk stays the last good one.
             if report.ok:
