@@ -284,6 +284,9 @@ def run_daemon(config_dir: Path, *, verbose: int = 0) -> int:
     Raises ConfigError for a bad config, LockedError when another feedmaker holds the state directory and
     FeedmakerError when the server port cannot be bound; returns 0 after a clean stop.
     """
+    # Until the loop's handler is in place a SIGHUP (an early `systemctl reload`) must not kill the daemon;
+    # the config it would reload is read next anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     settings, sites = load_all(config_dir)
 
     async def main() -> int:
