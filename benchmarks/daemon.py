@@ -29,11 +29,11 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 
 from feedmaker.config import FetchSettings, ServerSettings, Settings, SiteConfig
-from feedmaker.crawl import feed_ids, publish
 from feedmaker.daemon import listen
 from feedmaker.fetch import Fetcher
+from feedmaker.publish import feed_ids, publish
 from feedmaker.schedule import SiteRunner, add_site_jobs, make_scheduler
-from feedmaker.serve import make_app, make_server
+from feedmaker.serve import Status, make_app, make_server
 from feedmaker.store import Store
 
 SHOWN = 20  # articles on the fixture listing, so a page stays the same size as the soak goes on
@@ -130,7 +130,7 @@ async def soak(args: argparse.Namespace, tmp: Path, base: str, www: Path) -> Non
             runner = SiteRunner(settings, [site], fetcher=fetcher, store=store)
             add_site_jobs(scheduler, runner, [site])
             publish(settings, [site], store)
-            server = make_server(make_app(settings, feed_ids(settings, [site]), lambda: []))
+            server = make_server(make_app(settings, lambda: feed_ids(settings, [site]), lambda: Status()))
             finished: asyncio.Queue[JobExecutionEvent] = asyncio.Queue()
             scheduler.add_listener(finished.put_nowait, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
             scheduler.start()

@@ -131,33 +131,20 @@ class Progress:
 
 def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
     from feedmaker.crawl import crawl_all
-    from feedmaker.daemon import state_lock
-    from feedmaker.feed import clean_stale_temp
-    from feedmaker.fetch import Fetcher
-    from feedmaker.store import Store
+    from feedmaker.daemon import open_session
 
     settings, all_sites = load_all(config_dir)
     sites = _selected(all_sites, wanted)
     _setup_logging(settings.log_level, verbose)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
 
     async def go() -> list[SiteReport]:
-        async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
-            # Politeness state outlives the process: a run from cron every few minutes still honours
-            # Retry-After and asks each host for robots.txt at most once a day.
-            fetcher.robots.preload(store.robots_files())
-            try:
-                return await crawl_all(
-                    settings, sites, fetcher=fetcher, store=store, on_done=Progress(len(sites), sys.stderr), all_sites=all_sites
-                )
-            finally:
-                store.save_host_pauses(fetcher.paused_hosts())
-                store.save_robots_files(fetcher.robots.snapshot())
+        async with open_session(settings) as session:
+            return await crawl_all(
+                settings, sites, fetcher=session.fetcher, store=session.store,
+                on_done=Progress(len(sites), sys.stderr), all_sites=all_sites,
+            )
 
-    with state_lock(settings.state_dir), Store(settings.state_dir / "feedmaker.db") as store:
-        clean_stale_temp(settings.output_dir)
-        reports = asyncio.run(go())
+    reports = asyncio.run(go())
     _print_summary(reports, settings)
     failed = [r.site for r in reports if not r.ok]
     if failed:

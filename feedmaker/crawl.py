@@ -1,7 +1,10 @@
-"""The orchestrator: SiteConfig -> fetch -> extract -> canon -> store -> SiteReport, and store -> feed files.
+"""The orchestrator: SiteConfig -> fetch -> extract -> canon -> store -> SiteReport.
 
-The only module that knows every stage. One broken site never stops the others: crawl_site catches
-FeedmakerError and records it in the SiteReport.
+The only module that knows every stage. `crawl_site` reads top to bottom as its steps:
+read listings -> partition known/new -> follow articles -> filter -> store -> summarise, each a small
+function passing a frozen value to the next. One broken site never stops the others: crawl_site catches
+FeedmakerError and records it in the SiteReport. Store calls run in a worker thread (the store
+serialises them), so a disk sync never stalls other sites' fetches or the daemon's HTTP server.
 """
 
 from __future__ import annotations
@@ -11,27 +14,19 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 
 from feedmaker.canon import canonical_key, canonical_url
-from feedmaker.config import Filters, Settings, SiteConfig
-from feedmaker.errors import ExtractError, FeedmakerError, FetchError
+from feedmaker.config import Settings, SiteConfig
+from feedmaker.errors import ExtractError, FeedmakerError, FetchError, StoreError
 from feedmaker.extract import extract_article, extract_listing
-from feedmaker.feed import render_atom, write_feed
 from feedmaker.fetch import Fetcher
-from feedmaker.models import (
-    Added,
-    Article,
-    Duplicate,
-    FeedMeta,
-    NotModified,
-    SiteReport,
-    Updated,
-    Validators,
-    utcnow,
-)
-from feedmaker.store import Store
+from feedmaker.models import Added, Article, Duplicate, NotModified, SiteReport, Updated, Validators, utcnow
+from feedmaker.publish import publish
+from feedmaker.store import RunRecord, Store
+
+__all__ = ["DRIFT_BEFORE", "WATCHED", "crawl_all", "crawl_site", "fill_rates"]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +35,58 @@ WATCHED = ("headline", "published", "author", "summary", "image")
 SELECTOR_KEY = {"headline": "headline", "published": "date", "author": "author", "summary": "summary", "image": "image"}
 # A field that was filled in at least this share of items in the last good run and now in none has drifted.
 DRIFT_BEFORE = 0.5
-# A filtered combined feed picks its entries from this many times feed_size of the newest ones.
-FILTER_LOOKBACK = 10
+
+# (article, canonical headline key, canonical URL key): one sighting, as Store.add_many takes it.
+Sighting = tuple[Article, str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listings:
+    """read_listings -> partition: the items by canonical URL (first sighting wins) and what reading cost."""
+
+    items: tuple[tuple[str, Article], ...]
+    validators: tuple[tuple[str, Validators], ...]  # per parsed page, saved once every item is stored
+    pages: int
+    not_modified: int
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Partition:
+    """partition -> follow/filter: items the store knows (listing fields only) and new ones."""
+
+    known: tuple[Sighting, ...]
+    fresh: tuple[tuple[str, Article], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Followed:
+    """follow_articles -> filter: new items completed from their article pages (None: dropped)."""
+
+    todo: tuple[tuple[str, Article], ...]
+    done: tuple[Article | None, ...]  # one per todo item
+    deferred: int  # new items past max_articles, left for a later run
+    followed: bool  # whether article pages were fetched at all
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sorted:
+    """filter_articles -> store: what goes to the store, what the site's filters rejected, what was left out."""
+
+    sightings: tuple[Sighting, ...]
+    rejected: tuple[str, ...]  # url keys
+    left_out: int
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stored:
+    """store_sightings -> summarise: what the store made of the sightings."""
+
+    new: int = 0
+    updated: int = 0
+    duplicates: int = 0
 
 
 def fill_rates(articles: Sequence[Article], section: str) -> dict[str, float]:
@@ -51,24 +96,50 @@ def fill_rates(articles: Sequence[Article], section: str) -> dict[str, float]:
     return {f"{section}.{name}": sum(1 for a in articles if getattr(a, name)) / len(articles) for name in WATCHED}
 
 
-def _selector_for(site: SiteConfig, measured: str) -> str:
-    section, name = measured.split(".", 1)
-    key = SELECTOR_KEY[name]
-    selectors = site.list if section == "list" else site.article
-    chain = getattr(selectors, key, None) if selectors is not None else None
-    if chain:
-        return f"{section}.{key} {' / '.join(spec.css for spec in chain)!r}"
-    return f"{section}.{key} (fallbacks only)"
+async def crawl_site(
+    site: SiteConfig,
+    *,
+    settings: Settings,
+    fetcher: Fetcher,
+    store: Store,
+    now: Callable[[], datetime] = utcnow,
+) -> SiteReport:
+    """One run of one site. Never raises FeedmakerError: failures are in the report, which is also stored."""
+    started = now()
+    previous = await asyncio.to_thread(store.last_good_run, site.id)
+    listings: Listings | None = None
+    followed: Followed | None = None
+    kept: Sorted | None = None
+    stored: Stored | None = None
+    error: str | None = None
+    try:
+        listings = await read_listings(site, fetcher, store)
+        split = await asyncio.to_thread(partition, site, listings, store)
+        followed = await follow_articles(site, split.fresh, fetcher)
+        kept = filter_articles(site, split, followed)
+        stored = await asyncio.to_thread(store_sightings, site, store, listings, kept)
+    except Exception as exc:
+        error = describe_failure(site, exc, previous)
+    report, fill = summarise(
+        site, started=started, finished=now(), previous=previous,
+        listings=listings, followed=followed, kept=kept, stored=stored, error=error,
+    )
+    try:
+        # A run that measured nothing (304, no article pages followed) keeps the last measured rates as the baseline.
+        await asyncio.to_thread(store.record_run, report, fill={**(previous.fill if previous else {}), **fill})
+    except StoreError as exc:
+        # The run happened but left no trace: report it failed, so that no feed is rewritten from it.
+        report = replace(report, errors=(*report.errors, f"run not recorded: {exc}"))
+    _log_report(report)
+    return report
 
 
-async def _read_listings(
-    site: SiteConfig, fetcher: Fetcher, store: Store, warnings: list[str]
-) -> tuple[dict[str, Article], dict[str, Validators], int, int]:
-    """Fetch every start URL and follow `list.next` up to max_pages. Returns the items by canonical URL
-    (first sighting wins), each parsed page's validators, pages parsed and 304s. A start page that fails
-    fails the run; a later page that fails only ends that page chain, with a warning."""
+async def read_listings(site: SiteConfig, fetcher: Fetcher, store: Store) -> Listings:
+    """Fetch every start URL and follow `list.next` up to max_pages. A start page that fails fails the
+    run; a later page that fails only ends that page chain, with a warning."""
     items: dict[str, Article] = {}
     validators: dict[str, Validators] = {}
+    warnings: list[str] = []
     tag = _config_tag(site)
     pages = not_modified = 0
     for start in site.start_urls:
@@ -77,9 +148,8 @@ async def _read_listings(
         while url and url not in seen and len(seen) < site.max_pages:
             seen.add(url)
             try:
-                result = await fetcher.fetch(
-                    url, known=store.validators(f"{url} {tag}"), allow_private=site.allow_private_network, delay=site.delay
-                )
+                known = await asyncio.to_thread(store.validators, f"{url} {tag}")
+                result = await fetcher.fetch(url, known=known, allow_private=site.allow_private_network, delay=site.delay)
                 if isinstance(result, NotModified):
                     # Unchanged listing: its items are stored already, and later pages are unchanged too.
                     not_modified += 1
@@ -96,7 +166,151 @@ async def _read_listings(
                 key = canonical_url(item.url, keep_fragment=_names_an_item(item.url))
                 items.setdefault(key, item)
             url = listing.next_url
-    return dict(list(items.items())[: site.max_items]), validators, pages, not_modified
+    return Listings(
+        items=tuple(items.items())[: site.max_items],
+        validators=tuple(validators.items()),
+        pages=pages,
+        not_modified=not_modified,
+        warnings=tuple(warnings),
+    )
+
+
+def partition(site: SiteConfig, listings: Listings, store: Store) -> Partition:
+    """Split the items into known ones and new ones, leaving out those the site's filters rejected before.
+
+    Known items go through the store too, with listing fields only: an edited headline updates its entry,
+    and another site's story becomes this site's source. Their URL identifies them."""
+    url_keys = [url_key for url_key, _ in listings.items]
+    rejected = store.filtered_urls(site.id, url_keys)
+    known = store.known_urls(site.id, url_keys)
+    return Partition(
+        known=tuple((item, _key_of(site, item.headline), url_key) for url_key, item in listings.items if url_key in known),
+        fresh=tuple((url_key, item) for url_key, item in listings.items if url_key not in known and url_key not in rejected),
+    )
+
+
+async def follow_articles(site: SiteConfig, fresh: Sequence[tuple[str, Article]], fetcher: Fetcher) -> Followed:
+    """Complete new items from their article pages: always with `[article]` selectors, and for listings
+    that give no headline. New items past max_articles wait for a later run, so each still gets its page."""
+    follow = site.article is not None or any(not item.headline for _, item in fresh)
+    todo = tuple(fresh[: site.max_articles] if follow else fresh)
+    if not follow:
+        return Followed(todo=todo, done=tuple(item for _, item in todo), deferred=0, followed=False)
+    results = await asyncio.gather(*(_complete(site, item, fetcher) for _, item in todo))
+    return Followed(
+        todo=todo,
+        done=tuple(article for article, _ in results),
+        deferred=len(fresh) - len(todo),
+        followed=True,
+        warnings=tuple(warning for _, warning in results if warning),
+    )
+
+
+async def _complete(site: SiteConfig, item: Article, fetcher: Fetcher) -> tuple[Article | None, str | None]:
+    """Follow a new item's link for its article-page fields; keep the listing item if that fails."""
+    try:
+        result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay)
+        if isinstance(result, NotModified):
+            return item, None
+        return extract_article(result, site, item), None
+    except FeedmakerError as exc:
+        log.warning("site=%s article failed url=%s reason=%s", site.id, item.url, exc)
+        return (item if item.headline else None), f"article page skipped: {exc}"
+
+
+def filter_articles(site: SiteConfig, split: Partition, followed: Followed) -> Sorted:
+    """Drop new items without a headline, set aside those the site's filters reject, keep the rest."""
+    sightings = list(split.known)
+    rejected: list[str] = []
+    warnings: list[str] = []
+    left_out = followed.deferred
+    for (url_key, _), article in zip(followed.todo, followed.done, strict=True):
+        if article is None or not article.headline:
+            if article is not None:
+                warnings.append(f"{article.url}: no headline found; item skipped")
+            left_out += 1
+        elif not site.filters.keeps(article.headline, article.summary):
+            rejected.append(url_key)
+        else:
+            sightings.append((article, _key_of(site, article.headline), url_key))
+    return Sorted(sightings=tuple(sightings), rejected=tuple(rejected), left_out=left_out, warnings=tuple(warnings))
+
+
+def store_sightings(site: SiteConfig, store: Store, listings: Listings, kept: Sorted) -> Stored:
+    """Write the run to the store; blocking (disk syncs), so crawl_site runs it in a worker thread."""
+    if kept.rejected:
+        store.mark_filtered(site.id, kept.rejected)
+    # One transaction per run: one disk sync instead of one per article, and no half-stored run.
+    outcomes = store.add_many(kept.sightings)
+    # Validators last, and only when every item is stored: a 304 next time must not hide one left out.
+    if not kept.left_out:
+        for url, page_validators in listings.validators:
+            store.save_validators(url, page_validators)
+    return Stored(
+        new=sum(isinstance(o, Added) for o in outcomes),
+        updated=sum(isinstance(o, Updated) for o in outcomes),
+        duplicates=sum(isinstance(o, Duplicate) for o in outcomes),
+    )
+
+
+def describe_failure(site: SiteConfig, exc: Exception, previous: RunRecord | None) -> str:
+    """The report's line for a run that stopped at `exc`."""
+    if isinstance(exc, FetchError):
+        return f"fetch failed: {exc}"
+    if isinstance(exc, ExtractError):
+        hint = f" (last good run found {previous.items} items)" if previous and previous.items else ""
+        return f"extract failed: {exc}{hint}"
+    if isinstance(exc, FeedmakerError):
+        return str(exc)
+    # A bug, but one site's bug must not stop the other sites' runs or the daemon.
+    log.error("site=%s run crashed", site.id, exc_info=exc)
+    return f"internal error (a bug; the log has the traceback): {type(exc).__name__}: {exc}"
+
+
+def summarise(
+    site: SiteConfig,
+    *,
+    started: datetime,
+    finished: datetime,
+    previous: RunRecord | None,
+    listings: Listings | None,
+    followed: Followed | None,
+    kept: Sorted | None,
+    stored: Stored | None,
+    error: str | None,
+) -> tuple[SiteReport, dict[str, float]]:
+    """The report and the fill rates of a run, from whichever steps completed."""
+    warnings = [*(listings.warnings if listings else ()), *(followed.warnings if followed else ()), *(kept.warnings if kept else ())]
+    # Listing fields are measured over every item, article-page fields over the pages followed now:
+    # a run with only known items must not look as if the article page had stopped giving authors.
+    fill: dict[str, float] = {}
+    if listings is not None and followed is not None:
+        fill.update(fill_rates([item for _, item in listings.items], "list"))
+        if followed.followed:
+            fill.update(fill_rates([a for a in followed.done if a], "article"))
+    if stored is not None and followed is not None:
+        if followed.deferred:
+            warnings.append(f"{followed.deferred} new item(s) left for the next run (max_articles = {site.max_articles})")
+        warnings.extend(_drift(site, previous.fill if previous else {}, fill))
+    counts = stored or Stored()
+    report = SiteReport(
+        site=site.id,
+        started=started,
+        finished=finished,
+        pages=listings.pages if listings else 0,
+        items=counts.new + counts.updated + counts.duplicates,
+        new=counts.new,
+        updated=counts.updated,
+        duplicates=counts.duplicates,
+        not_modified=listings.not_modified if listings else 0,
+        errors=(error,) if error else (),
+        warnings=tuple(warnings),
+    )
+    return report, fill
+
+
+def _key_of(site: SiteConfig, headline: str) -> str:
+    return canonical_key(headline, strip=site.canonical.strip, site_names=(site.name,))
 
 
 def _config_tag(site: SiteConfig) -> str:
@@ -119,113 +333,14 @@ def _names_an_item(url: str) -> bool:
     return bool(_ID_FRAGMENT.match(fragment)) and not _NOISE_FRAGMENTS.match(fragment)
 
 
-async def _complete(site: SiteConfig, item: Article, fetcher: Fetcher, warnings: list[str]) -> Article | None:
-    """Follow a new item's link for its article-page fields; keep the listing item if that fails."""
-    try:
-        result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay)
-        if isinstance(result, NotModified):
-            return item
-        return extract_article(result, site, item)
-    except FeedmakerError as exc:
-        warnings.append(f"article page skipped: {exc}")
-        log.warning("site=%s article failed url=%s reason=%s", site.id, item.url, exc)
-        return item if item.headline else None
-
-
-async def crawl_site(
-    site: SiteConfig,
-    *,
-    settings: Settings,
-    fetcher: Fetcher,
-    store: Store,
-    now: Callable[[], datetime] = utcnow,
-) -> SiteReport:
-    """One run of one site. Never raises FeedmakerError: failures are in the report, which is also stored."""
-    started = now()
-    errors: list[str] = []
-    warnings: list[str] = []
-    counts = {"new": 0, "updated": 0, "duplicates": 0}
-    pages = not_modified = 0
-    fill: dict[str, float] = {}
-    previous = store.last_good_run(site.id)
-    try:
-        items, validators, pages, not_modified = await _read_listings(site, fetcher, store, warnings)
-        rejected = store.filtered_urls(site.id, items)
-        known = store.known_urls(site.id, items)
-        fresh = [(url_key, item) for url_key, item in items.items() if url_key not in known and url_key not in rejected]
-        # Known items go through the store too, with listing fields only: an edited headline updates its
-        # entry, and another site's story becomes this site's source. Their URL identifies them.
-        def key_of(headline: str) -> str:
-            return canonical_key(headline, strip=site.canonical.strip, site_names=(site.name,))
-
-        sightings = [(item, key_of(item.headline), url_key) for url_key, item in items.items() if url_key in known]
-        follow = site.article is not None or any(not item.headline for _, item in fresh)
-        # New items past max_articles wait for a later run, so that each still gets its article page.
-        todo = fresh[: site.max_articles] if follow else fresh
-        deferred = len(fresh) - len(todo)
-        done = await asyncio.gather(*(_complete(site, item, fetcher, warnings) for _, item in todo)) if follow else [i for _, i in todo]
-        # Listing fields are measured over every item, article-page fields over the pages followed now:
-        # a run with only known items must not look as if the article page had stopped giving authors.
-        fill = {**fill_rates(list(items.values()), "list")}
-        if follow:
-            fill.update(fill_rates([a for a in done if a], "article"))
-        left_out = deferred
-        newly_rejected = []
-        for (url_key, _), article in zip(todo, done, strict=True):
-            if article is None or not article.headline:
-                if article is not None:
-                    warnings.append(f"{article.url}: no headline found; item skipped")
-                left_out += 1
-            elif not site.filters.keeps(article.headline, article.summary):
-                newly_rejected.append(url_key)
-            else:
-                sightings.append((article, key_of(article.headline), url_key))
-        if newly_rejected:
-            store.mark_filtered(site.id, newly_rejected)
-        # One transaction per run: one disk sync instead of one per article, and no half-stored run. In a
-        # thread, so that the sync does not stall other sites' fetches or the daemon's HTTP server.
-        for outcome in await asyncio.to_thread(store.add_many, sightings):
-            if isinstance(outcome, Added):
-                counts["new"] += 1
-            elif isinstance(outcome, Updated):
-                counts["updated"] += 1
-            elif isinstance(outcome, Duplicate):
-                counts["duplicates"] += 1
-        if deferred:
-            warnings.append(f"{deferred} new item(s) left for the next run (max_articles = {site.max_articles})")
-        # Validators last, and only when every item is stored: a 304 next time must not hide one left out.
-        if not left_out:
-            for url, page_validators in validators.items():
-                store.save_validators(url, page_validators)
-        warnings.extend(_drift(site, previous.fill if previous else {}, fill))
-    except FetchError as exc:
-        errors.append(f"fetch failed: {exc}")
-    except ExtractError as exc:
-        hint = f" (last good run found {previous.items} items)" if previous and previous.items else ""
-        errors.append(f"extract failed: {exc}{hint}")
-    except FeedmakerError as exc:
-        errors.append(str(exc))
-    except Exception as exc:
-        # A bug, but one site's bug must not stop the other sites' runs or the daemon.
-        log.exception("site=%s run crashed", site.id)
-        errors.append(f"internal error (a bug; the log has the traceback): {type(exc).__name__}: {exc}")
-    report = SiteReport(
-        site=site.id,
-        started=started,
-        finished=now(),
-        pages=pages,
-        items=counts["new"] + counts["updated"] + counts["duplicates"],
-        new=counts["new"],
-        updated=counts["updated"],
-        duplicates=counts["duplicates"],
-        not_modified=not_modified,
-        errors=tuple(errors),
-        warnings=tuple(warnings),
-    )
-    # A run that measured nothing (304, no article pages followed) keeps the last measured rates as the baseline.
-    store.record_run(report, fill={**(previous.fill if previous else {}), **fill})
-    _log_report(report)
-    return report
+def _selector_for(site: SiteConfig, measured: str) -> str:
+    section, name = measured.split(".", 1)
+    key = SELECTOR_KEY[name]
+    selectors = site.list if section == "list" else site.article
+    chain = getattr(selectors, key, None) if selectors is not None else None
+    if chain:
+        return f"{section}.{key} {' / '.join(spec.css for spec in chain)!r}"
+    return f"{section}.{key} (fallbacks only)"
 
 
 def _drift(site: SiteConfig, before: Mapping[str, float], now: Mapping[str, float]) -> list[str]:
@@ -253,51 +368,6 @@ def _log_report(r: SiteReport) -> None:
         log.warning("site=%s %s", r.site, warning)
 
 
-def feed_ids(settings: Settings, sites: Sequence[SiteConfig]) -> list[tuple[str, str]]:
-    """(id, title) of every feed: one per site, then the combined feeds."""
-    return [(s.id, s.name) for s in sites] + [(f.id, f.title) for f in settings.feed]
-
-
-def feed_path(settings: Settings, feed_id: str) -> Path:
-    return settings.output_dir / f"{feed_id}.atom"
-
-
-def _self_url(settings: Settings, feed_id: str) -> str | None:
-    base = settings.server.base_url
-    return f"{base.rstrip('/')}/feeds/{feed_id}.atom" if base else None
-
-
-def publish(settings: Settings, sites: Sequence[SiteConfig], store: Store, *, only: set[str] | None = None) -> list[Path]:
-    """Render every feed touching `only` (site ids; None = all) and write those whose bytes changed."""
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
-    by_id = {s.id: s for s in sites}
-    plans: list[tuple[FeedMeta, tuple[str, ...], Filters]] = [
-        (FeedMeta(id=s.id, title=s.name, link=s.home_url, self_url=_self_url(settings, s.id)), (s.id,), Filters())
-        for s in sites
-    ]
-    for combined in settings.feed:
-        first = by_id.get(combined.sites[0])
-        link = first.home_url if first else "about:blank"
-        meta = FeedMeta(id=combined.id, title=combined.title, link=link, self_url=_self_url(settings, combined.id))
-        plans.append((meta, combined.sites, combined.filters))
-    written = []
-    for meta, site_ids, filters in plans:
-        if only is not None and not only.intersection(site_ids):
-            continue
-        if filters.include or filters.exclude:
-            # Filtered at write time, so a changed filter applies to stored entries too. Look further back
-            # than feed_size so that a strict filter still fills the feed.
-            candidates = store.entries(site_ids, settings.feed_size * FILTER_LOOKBACK)
-            entries = [e for e in candidates if filters.keeps(e.article.headline, e.article.summary)][: settings.feed_size]
-        else:
-            entries = store.entries(site_ids, settings.feed_size)
-        data = render_atom(meta, entries)
-        path = feed_path(settings, meta.id)
-        if write_feed(path, data):
-            written.append(path)
-    return written
-
-
 async def crawl_all(
     settings: Settings,
     sites: Sequence[SiteConfig],
@@ -317,5 +387,5 @@ async def crawl_all(
         return report
 
     reports = await asyncio.gather(*(one(s) for s in sites))
-    publish(settings, all_sites or sites, store, only={s.id for s in sites})
+    await asyncio.to_thread(publish, settings, all_sites or sites, store, only={s.id for s in sites})
     return list(reports)

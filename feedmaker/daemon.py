@@ -1,8 +1,12 @@
 """The daemon: config dir -> lock + store + scheduler (schedule.py) + HTTP server (serve.py) in one asyncio loop.
 
-`run_daemon(config_dir)` is what `feedmaker run` (without --once) calls. One daemon per state directory
-(`state_lock`, also taken by `run --once`). SIGTERM/SIGINT stop scheduling, give running crawls up to 5 s,
-stop the server and close the store, all within 10 s, and the exit code is 0.
+`run_daemon(config_dir)` is what `feedmaker run` (without --once) calls. `open_session(settings)` sets up and
+tears down what `run --once` and the daemon both need: the state lock (one feedmaker per state directory),
+the store and a fetcher carrying earlier runs' politeness state. SIGTERM/SIGINT stop scheduling, give running
+crawls up to 5 s, stop the server and close the store, all within 10 s, and the exit code is 0. SIGHUP reloads
+the config: validated first (on error the running config stays and the error is logged), then added, removed
+and rescheduled sites and the combined feeds take effect at once; settings read only at start-up (state and
+output dirs, [server], [fetch], log_level) are logged as needing a restart.
 
 The stages are imported only once the lock is held: they take most of a second to import, and a second
 daemon on the same state directory must be refused at once.
@@ -18,7 +22,8 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,9 +33,12 @@ from feedmaker.errors import FeedmakerError, LockedError
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+    from feedmaker.fetch import Fetcher
     from feedmaker.schedule import SiteRunner
-    from feedmaker.serve import SiteStatus
+    from feedmaker.serve import SiteStatus, Status
     from feedmaker.store import Store
+
+__all__ = ["DB_NAME", "LOCK_NAME", "Daemon", "Session", "listen", "open_session", "run_daemon", "site_statuses", "state_lock"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,8 @@ LOCK_NAME = "feedmaker.lock"
 DB_NAME = "feedmaker.db"
 DRAIN_SECONDS = 5.0  # running crawls get this long to finish at shutdown, then they are cancelled
 SERVER_GRACE_SECONDS = 2  # open HTTP responses get this long at shutdown
+# Settings read once at start-up; a reload that changes them logs that a restart is needed and keeps them.
+RESTART_ONLY = ("state_dir", "output_dir", "server", "fetch", "log_level")
 
 
 @contextlib.contextmanager
@@ -82,10 +92,46 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+@dataclass(frozen=True, slots=True)
+class Session:
+    """open_session -> run --once / daemon: the open store and the fetcher."""
+
+    store: Store
+    fetcher: Fetcher
+
+
+@contextlib.asynccontextmanager
+async def open_session(settings: Settings) -> AsyncIterator[Session]:
+    """Hold the state lock, open the store, clear stale temp files from the output dir and start a fetcher
+    with the host pauses and robots.txt files of earlier runs; save those again and close everything on exit.
+
+    Politeness state outlives the process: a run from cron every few minutes still honours Retry-After and
+    asks each host for robots.txt at most once a day.
+    """
+    with state_lock(settings.state_dir):
+        # Imported once the lock is held: a second feedmaker on this state dir is refused before the slow imports.
+        from feedmaker.feed import clean_stale_temp
+        from feedmaker.fetch import Fetcher
+        from feedmaker.store import Store
+
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+        with Store(settings.state_dir / DB_NAME) as store:
+            clean_stale_temp(settings.output_dir)
+            async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
+                fetcher.robots.preload(store.robots_files())
+                try:
+                    yield Session(store=store, fetcher=fetcher)
+                finally:
+                    # On the loop, but nothing is served any more: the daemon stops its server first.
+                    store.save_host_pauses(fetcher.paused_hosts())
+                    store.save_robots_files(fetcher.robots.snapshot())
+
+
 def site_statuses(
     sites: Sequence[SiteConfig], store: Store, scheduler: AsyncIOScheduler, runner: SiteRunner
 ) -> list[SiteStatus]:
-    """What the status page and /healthz show, read from the store's run history and the scheduler."""
+    """What the status page and /healthz show per site, from the store's run history, the scheduler and the
+    entry counts of the last publish (what the feed files hold, not what the store holds)."""
     from feedmaker.schedule import next_run
     from feedmaker.serve import SiteStatus
 
@@ -109,66 +155,126 @@ def site_statuses(
                 warnings=tuple(last.warnings) if last else (),
                 failures=store.consecutive_failures(site.id),
                 last_good=good.finished if good else None,
-                entries=store.entry_count(site.id),
+                entries=runner.feed_entries.get(site.id, 0),
                 next_run=upcoming,
             )
         )
     return statuses
 
 
+class Daemon:
+    """The running daemon's config (held by the runner, swapped whole on SIGHUP) and what the server reads."""
+
+    def __init__(self, config_dir: Path, store: Store, scheduler: AsyncIOScheduler, runner: SiteRunner) -> None:
+        self.config_dir, self.store, self.scheduler, self.runner = config_dir, store, scheduler, runner
+
+    def feeds(self) -> list[tuple[str, str]]:
+        from feedmaker.publish import feed_ids
+
+        return feed_ids(self.runner.settings, list(self.runner.sites.values()))
+
+    def status(self) -> Status:
+        """One snapshot for the status page and /healthz; reads the store, so the server calls it in a thread."""
+        from feedmaker.serve import Status
+
+        settings, sites = self.runner.settings, list(self.runner.sites.values())
+        failed_write = self.store.write_error or self.runner.publish_error
+        return Status(
+            sites=tuple(site_statuses(sites, self.store, self.scheduler, self.runner)),
+            feed_entries=tuple((f.id, self.runner.feed_entries.get(f.id, 0)) for f in settings.feed),
+            write_error=str(failed_write) if failed_write else None,
+        )
+
+    async def reload(self) -> None:
+        """SIGHUP: load and validate the config dir, then apply it; on any error keep the running config."""
+        from feedmaker.models import utcnow
+        from feedmaker.schedule import apply_config
+
+        try:
+            loaded, sites = await asyncio.to_thread(load_all, self.config_dir)
+        except FeedmakerError as exc:
+            log.error("config reload failed; keeping the running config: %s", exc)
+            return
+        running = self.runner.settings
+        for key in RESTART_ONLY:
+            if getattr(loaded, key) != getattr(running, key):
+                log.warning("config reload: %s changed; restart feedmaker to apply it (keeping the running value)", key)
+        settings = loaded.model_copy(update={key: getattr(running, key) for key in RESTART_ONLY})
+        changes = apply_config(self.scheduler, self.runner, settings, sites, now=utcnow())
+        log.info(
+            "config reloaded sites=%d added=%s removed=%s rescheduled=%s edited=%s feeds=%d",
+            len(sites), ",".join(changes.added) or "-", ",".join(changes.removed) or "-",
+            ",".join(changes.rescheduled) or "-", ",".join(changes.edited) or "-", len(settings.feed),
+        )
+        try:
+            # Combined feeds may have changed: rewrite every feed from what is stored.
+            await self.runner.publish_feeds()
+        except FeedmakerError as exc:
+            log.warning("publish after reload failed reason=%s", exc)
+
+    async def reload_on(self, hup: asyncio.Event) -> None:
+        """One reload at a time; signals arriving during one coalesce into the next."""
+        while True:
+            await hup.wait()
+            hup.clear()
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("config reload crashed; keeping the running config")
+
+
 async def serve_and_schedule(
-    settings: Settings, sites: Sequence[SiteConfig], store: Store, sock: socket.socket, *, verbose: int = 0
+    config_dir: Path, settings: Settings, sites: Sequence[SiteConfig], session: Session, sock: socket.socket, *, verbose: int = 0
 ) -> int:
-    """Run until SIGTERM/SIGINT (or the server dies). Returns the exit code."""
-    from feedmaker.crawl import feed_ids
-    from feedmaker.fetch import Fetcher
+    """Run until SIGTERM/SIGINT (or the server dies); SIGHUP reloads the config. Returns the exit code."""
     from feedmaker.models import utcnow
     from feedmaker.schedule import SiteRunner, add_site_jobs, make_scheduler
     from feedmaker.serve import make_app, make_server
 
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop, hup = asyncio.Event(), asyncio.Event()
+    scheduler = make_scheduler()
+    runner = SiteRunner(settings, sites, fetcher=session.fetcher, store=session.store)
+    daemon = Daemon(config_dir, session.store, scheduler, runner)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hup.set)
     try:
-        async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
-            fetcher.robots.preload(store.robots_files())
-            scheduler = make_scheduler()
-            runner = SiteRunner(settings, sites, fetcher=fetcher, store=store)
-            add_site_jobs(scheduler, runner, sites, first_run=utcnow())
-            app = make_app(settings, feed_ids(settings, sites), lambda: site_statuses(sites, store, scheduler, runner))
-            server = make_server(app, verbose=verbose, grace=SERVER_GRACE_SECONDS)
-            scheduler.start()
-            serving = asyncio.create_task(server.serve(sockets=[sock]))
-            host, port = sock.getsockname()[:2]
-            log.info("daemon started pid=%d sites=%d url=http://%s:%d state=%s", os.getpid(), len(sites), host, port, settings.state_dir)
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            code = 0 if stop.is_set() else 1
-            if not stop.is_set():
-                log.error("server stopped unexpectedly; shutting down")
-            stopping.cancel()
+        # Feeds from what is stored, before any crawl: a fresh output dir is served at once.
+        await runner.publish_feeds()
+        add_site_jobs(scheduler, runner, sites, first_run=utcnow())
+        server = make_server(make_app(settings, daemon.feeds, daemon.status), verbose=verbose, grace=SERVER_GRACE_SECONDS)
+        scheduler.start()
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        reloading = asyncio.create_task(daemon.reload_on(hup))
+        host, port = sock.getsockname()[:2]
+        log.info("daemon started pid=%d sites=%d url=http://%s:%d state=%s", os.getpid(), len(sites), host, port, settings.state_dir)
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        code = 0 if stop.is_set() else 1
+        if not stop.is_set():
+            log.error("server stopped unexpectedly; shutting down")
+        stopping.cancel()
+        reloading.cancel()
 
-            log.info("daemon stopping: %d crawl(s) in flight", runner.in_flight)
-            scheduler.pause()
-            cancelled = await runner.drain(DRAIN_SECONDS)
-            if cancelled:
-                log.warning("daemon cancelled %d crawl(s) still running after %.0fs", cancelled, DRAIN_SECONDS)
-            scheduler.shutdown(wait=False)
-            server.should_exit = True
-            try:
-                await asyncio.wait_for(serving, timeout=SERVER_GRACE_SECONDS + 1)
-            except TimeoutError:
-                log.warning("server did not stop in time")
-            except Exception:
-                log.exception("server failed")
-                code = 1
-            await asyncio.sleep(0)  # let the scheduler's deferred shutdown run
-            store.save_host_pauses(fetcher.paused_hosts())
-            store.save_robots_files(fetcher.robots.snapshot())
+        log.info("daemon stopping: %d crawl(s) in flight", runner.in_flight)
+        scheduler.pause()
+        cancelled = await runner.drain(DRAIN_SECONDS)
+        if cancelled:
+            log.warning("daemon cancelled %d crawl(s) still running after %.0fs", cancelled, DRAIN_SECONDS)
+        scheduler.shutdown(wait=False)
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(serving, timeout=SERVER_GRACE_SECONDS + 1)
+        except TimeoutError:
+            log.warning("server did not stop in time")
+        except Exception:
+            log.exception("server failed")
+            code = 1
+        await asyncio.sleep(0)  # let the scheduler's deferred shutdown run
         return code
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 
 
@@ -178,18 +284,17 @@ def run_daemon(config_dir: Path, *, verbose: int = 0) -> int:
     Raises ConfigError for a bad config, LockedError when another feedmaker holds the state directory and
     FeedmakerError when the server port cannot be bound; returns 0 after a clean stop.
     """
+    # Until the loop's handler is in place a SIGHUP (an early `systemctl reload`) must not kill the daemon;
+    # the config it would reload is read next anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     settings, sites = load_all(config_dir)
-    with state_lock(settings.state_dir):
-        from feedmaker.crawl import publish
-        from feedmaker.feed import clean_stale_temp
-        from feedmaker.store import Store
 
-        sock = listen(settings.server.host, settings.server.port)
-        with contextlib.closing(sock), Store(settings.state_dir / DB_NAME) as store:
-            settings.output_dir.mkdir(parents=True, exist_ok=True)
-            clean_stale_temp(settings.output_dir)
-            # Feeds from what is stored, before any crawl: a fresh output dir is served at once.
-            publish(settings, sites, store)
-            code = asyncio.run(serve_and_schedule(settings, sites, store, sock, verbose=verbose))
+    async def main() -> int:
+        async with open_session(settings) as session:
+            sock = listen(settings.server.host, settings.server.port)
+            with contextlib.closing(sock):
+                return await serve_and_schedule(config_dir, settings, sites, session, sock, verbose=verbose)
+
+    code = asyncio.run(main())
     log.info("daemon stopped code=%d", code)
     return code

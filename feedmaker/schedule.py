@@ -1,31 +1,49 @@
 """Scheduling stage: SiteConfig.schedule -> one APScheduler 3 job per site on the asyncio loop.
 
-Each job calls `crawl.crawl_site` and then `crawl.publish` for the feeds touching that site; there is no crawl
-logic here. A site that keeps failing backs off by itself: with N consecutive failures (from the store) a run is
+Each job calls `crawl.crawl_site` and then `publish.publish` (in a worker thread) for the feeds touching that
+site; there is no crawl logic here. `apply_config` swaps in a reloaded config: jobs of added sites are added,
+of removed sites removed, of sites with a new schedule replaced. A site that keeps failing backs off by itself: with N consecutive failures (from the store) a run is
 skipped until interval x 2^N (cap 24 h) has passed since the last run started, and the first good run resets N.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from feedmaker.config import Schedule, Settings, SiteConfig
-from feedmaker.crawl import crawl_site, publish
+from feedmaker.crawl import crawl_site
 from feedmaker.errors import FeedmakerError
 from feedmaker.fetch import Fetcher
 from feedmaker.models import SiteReport, utcnow
+from feedmaker.publish import Published, publish
 from feedmaker.store import Store
+
+__all__ = [
+    "Changes",
+    "SiteRunner",
+    "add_site_jobs",
+    "apply_config",
+    "backoff_wait",
+    "interval_seconds",
+    "is_due",
+    "jitter_seconds",
+    "make_scheduler",
+    "next_run",
+    "trigger_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +53,7 @@ JITTER_CAP = 300.0  # seconds
 FIRST_RUN_SPREAD_CAP = 30.0  # seconds: the start-up runs are spread, but all happen soon after start
 
 Crawl = Callable[..., Awaitable[SiteReport]]
-Publish = Callable[..., Sequence[Path]]
+Publish = Callable[..., Published]
 
 
 def interval_seconds(schedule: Schedule, now: datetime | None = None) -> float:
@@ -76,7 +94,8 @@ def is_due(*, interval: float, failures: int, last_started: datetime | None, now
 
 
 class SiteRunner:
-    """The body of every site job: back-off check, crawl, publish. Tracks in-flight runs for shutdown."""
+    """The body of every site job: back-off check, crawl, publish. Tracks in-flight runs for shutdown, the
+    entries each published feed holds, and whether the last feed write failed."""
 
     def __init__(
         self,
@@ -94,6 +113,25 @@ class SiteRunner:
         self.fetcher, self.store, self.now = fetcher, store, now
         self.crawl, self.publish = crawl, publish
         self._running: set[asyncio.Task[object]] = set()
+        self.feed_entries: dict[str, int] = {}  # feed id -> entries in its file, from the last publish of it
+        self.publish_error: str | None = None  # why the last feed write failed; None once a write succeeds
+
+    def configure(self, settings: Settings, sites: Sequence[SiteConfig]) -> None:
+        """Use this config from the next run on; runs in flight finish with the one they started with."""
+        self.settings, self.sites = settings, {s.id: s for s in sites}
+
+    async def publish_feeds(self, only: set[str] | None = None) -> Published:
+        """Publish in a worker thread: its fsyncs must not stall the loop that serves HTTP."""
+        try:
+            published = await asyncio.to_thread(self.publish, self.settings, list(self.sites.values()), self.store, only=only)
+        except FeedmakerError as exc:
+            self.publish_error = str(exc)
+            raise
+        # Only a file actually replaced shows the output dir takes writes again; an unchanged feed writes nothing.
+        if published.written:
+            self.publish_error = None
+        self.feed_entries.update(published.entries)
+        return published
 
     def retry_after(self, site_id: str) -> datetime | None:
         """When a backing-off site may run again; None when it is not backing off."""
@@ -109,26 +147,30 @@ class SiteRunner:
 
     async def run(self, site_id: str) -> SiteReport | None:
         """One scheduled run of one site; None when skipped (backing off) or cancelled at shutdown."""
-        site = self.sites[site_id]
-        retry = self.retry_after(site.id)
-        if retry is not None:
-            log.info("site=%s run skipped: backing off after %d failure(s) until %s",
-                     site.id, self.store.consecutive_failures(site.id), retry.isoformat(timespec="seconds"))
-            return None
+        site = self.sites.get(site_id)
+        if site is None:
+            return None  # removed by a reload just as its job fired
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
         try:
+            # Store reads wait behind other sites' writes (the store has one lock): off the loop as well.
+            retry = await asyncio.to_thread(self.retry_after, site.id)
+            if retry is not None:
+                failures = await asyncio.to_thread(self.store.consecutive_failures, site.id)
+                log.info("site=%s run skipped: backing off after %d failure(s) until %s",
+                         site.id, failures, retry.isoformat(timespec="seconds"))
+                return None
             report = await self.crawl(site, settings=self.settings, fetcher=self.fetcher, store=self.store, now=self.now)
             # A failed run never replaces a good feed: the file on disk stays the last good one.
             if report.ok:
                 try:
-                    written = self.publish(self.settings, list(self.sites.values()), self.store, only={site.id})
+                    published = await self.publish_feeds(only={site.id})
                 except FeedmakerError as exc:
                     # The old file stays in place and the next good run writes it; the daemon carries on.
                     log.warning("site=%s publish failed reason=%s", site.id, exc)
                     return report
-                for path in written:
+                for path in published.written:
                     log.debug("site=%s feed written path=%s", site.id, path)
             return report
         except asyncio.CancelledError:
@@ -199,3 +241,34 @@ def next_run(scheduler: AsyncIOScheduler, site_id: str) -> datetime | None:
     job = scheduler.get_job(f"site:{site_id}")
     when: datetime | None = getattr(job, "next_run_time", None) if job else None
     return when
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Changes:
+    """apply_config -> daemon: which site ids a reload added, removed, rescheduled or otherwise edited."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    rescheduled: tuple[str, ...] = ()
+    edited: tuple[str, ...] = ()
+
+
+def apply_config(
+    scheduler: AsyncIOScheduler, runner: SiteRunner, settings: Settings, sites: Sequence[SiteConfig], *, now: datetime
+) -> Changes:
+    """Swap in a reloaded config without a restart. Added sites run soon after `now` as at start-up;
+    rescheduled ones keep their back-off state and follow the new trigger from now."""
+    old, new = runner.sites, {s.id: s for s in sites}
+    changes = Changes(
+        added=tuple(i for i in new if i not in old),
+        removed=tuple(i for i in old if i not in new),
+        rescheduled=tuple(i for i in new if i in old and new[i].schedule != old[i].schedule),
+        edited=tuple(i for i in new if i in old and new[i].schedule == old[i].schedule and new[i] != old[i]),
+    )
+    runner.configure(settings, sites)
+    for site_id in changes.removed:
+        with contextlib.suppress(JobLookupError):
+            scheduler.remove_job(f"site:{site_id}")
+    add_site_jobs(scheduler, runner, [new[i] for i in changes.added], first_run=now)
+    add_site_jobs(scheduler, runner, [new[i] for i in changes.rescheduled])
+    return changes

@@ -1,14 +1,17 @@
 """Serving stage: feed files in output_dir -> HTTP, for feed readers and the operator.
 
 `respond(feed, method, headers) -> Reply` holds the HTTP rules (ETag, Last-Modified, 304, gzip) and is pure;
-`make_app(...)` is the starlette glue: `/feeds/<id>.atom`, `/opml`, `/healthz` and `/` (status page);
+`make_app(...)` is the starlette glue: `/feeds/<id>.atom`, `/opml`, `/healthz` and `/` (status page), reading
+the feed list and a `Status` snapshot through callables so that a config reload shows at once;
 `make_server(app)` a uvicorn server to run inside the daemon's own loop, leaving signals to the daemon.
 The server only reads files: a failing site keeps its last good feed (publish never writes a failed crawl),
-and its failure is shown on the status page, never as an entry.
+and its failure is shown on the status page, never as an entry. `/healthz` says `ok`, `degraded` (sites
+failing, named) or `failing` (the last store or feed write failed, e.g. a full disk: HTTP 503).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import html
@@ -31,6 +34,23 @@ from starlette.routing import Route
 from feedmaker.config import Settings
 from feedmaker.feed import xml_text
 
+__all__ = [
+    "FeedFile",
+    "FeedFiles",
+    "FeedSource",
+    "Reply",
+    "SiteStatus",
+    "Status",
+    "StatusSource",
+    "accepts_gzip",
+    "health",
+    "make_app",
+    "make_server",
+    "render_opml",
+    "render_status",
+    "respond",
+]
+
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 
@@ -49,7 +69,7 @@ class SiteStatus:
     warnings: tuple[str, ...] = ()
     failures: int = 0  # consecutive failed runs
     last_good: datetime | None = None  # when the last successful run finished
-    entries: int = 0  # entries stored for the site
+    entries: int = 0  # entries the site's feed file holds
     next_run: datetime | None = None  # from the scheduler (after any back-off); None = not scheduled
 
     @property
@@ -59,7 +79,19 @@ class SiteStatus:
         return "failing" if self.failures or self.errors else "ok"
 
 
-StatusSource = Callable[[], Sequence[SiteStatus]]
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
+    """daemon -> serve: one snapshot for the status page and /healthz."""
+
+    sites: tuple[SiteStatus, ...] = ()
+    feed_entries: tuple[tuple[str, int], ...] = ()  # combined feed id -> entries its file holds
+    write_error: str | None = None  # why the last store or feed write failed; None while writes succeed
+
+
+# Called per request: the feed list is in memory; the status reads the store, so it runs in a worker thread.
+FeedSource = Callable[[], Sequence[tuple[str, str]]]
+StatusSource = Callable[[], Status]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,25 +228,32 @@ def render_opml(feeds: Sequence[tuple[str, str]], base_url: str) -> bytes:
     return data + b"\n"
 
 
-def health(statuses: Sequence[SiteStatus]) -> dict[str, object]:
+def health(status: Status) -> tuple[int, dict[str, object]]:
+    """(HTTP status, body): `failing` (503) when the last write failed, as nothing new can be kept;
+    `degraded` while any site's last run failed; `ok` otherwise (pending sites included)."""
     counts = {"ok": 0, "failing": 0, "pending": 0}
-    for s in statuses:
+    for s in status.sites:
         counts[s.state] += 1
-    return {
-        "status": "ok",
+    failing_sites = [s.site for s in status.sites if s.state == "failing"]
+    state = "failing" if status.write_error else "degraded" if failing_sites else "ok"
+    body: dict[str, object] = {
+        "status": state,
+        "write_error": status.write_error,
+        "failing_sites": failing_sites,
         "counts": counts,
-        "sites": {s.site: {"state": s.state, "failures": s.failures} for s in statuses},
+        "sites": {s.site: {"state": s.state, "failures": s.failures} for s in status.sites},
     }
+    return (503 if status.write_error else 200), body
 
 
 def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
 
 
-def render_status(statuses: Sequence[SiteStatus], feeds: Sequence[tuple[str, str]]) -> str:
+def render_status(status: Status, feeds: Sequence[tuple[str, str]]) -> str:
     e = html.escape
     rows = []
-    for s in statuses:
+    for s in status.sites:
         items = "unchanged (304)" if s.not_modified and not s.items else str(s.items)
         if s.state == "failing":
             reason = "; ".join(s.errors) or "last run failed"
@@ -226,45 +265,50 @@ def render_status(statuses: Sequence[SiteStatus], feeds: Sequence[tuple[str, str
             f"<td>{_when(s.last_run)}</td><td>{items}</td><td>{s.new}</td><td>{s.entries}</td>{state}"
             f"<td>{_when(s.last_good)}</td><td>{_when(s.next_run)}</td></tr>"
         )
-    site_ids = {s.site for s in statuses}
+    site_ids = {s.site for s in status.sites}
+    entries = dict(status.feed_entries)
     combined = [
-        f'<li><a href="/feeds/{e(feed_id)}.atom">{e(title)}</a></li>' for feed_id, title in feeds if feed_id not in site_ids
+        f'<li><a href="/feeds/{e(feed_id)}.atom">{e(title)}</a> <span class="entries">{entries.get(feed_id, 0)} entries</span></li>'
+        for feed_id, title in feeds
+        if feed_id not in site_ids
     ]
+    alarm = f'<p class="failing">writes failing: {e(status.write_error)}</p>' if status.write_error else ""
     combined_html = f"<h2>Combined feeds</h2><ul>{''.join(combined)}</ul>" if combined else ""
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="60">'
         "<title>feedmaker status</title><style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}"
         ".failing{color:#b00}.ok{color:#070}</style></head><body><h1>feedmaker</h1>"
-        '<p><a href="/opml">OPML</a> · <a href="/healthz">healthz</a></p>'
+        f'<p><a href="/opml">OPML</a> · <a href="/healthz">healthz</a></p>{alarm}'
         "<table><tr><th>site</th><th>last run</th><th>items found</th><th>new</th><th>entries</th>"
         f"<th>state</th><th>last good run</th><th>next run</th></tr>{''.join(rows)}</table>{combined_html}"
         "</body></html>"
     )
 
 
-def make_app(settings: Settings, feeds: Sequence[tuple[str, str]], status_source: StatusSource) -> Starlette:
-    """The ASGI app: feeds (id, title) served from settings.output_dir; status_source called per status request."""
+def make_app(settings: Settings, feeds: FeedSource, status_source: StatusSource) -> Starlette:
+    """The ASGI app: the feeds `feeds()` lists (id, title), served from settings.output_dir; `status_source`
+    called in a worker thread per status request (it reads the store, which may be busy writing)."""
     files = FeedFiles(settings.output_dir)
-    known = {feed_id for feed_id, _ in feeds}
-    listed = list(feeds)
 
     async def feed(request: Request) -> Response:
         name: str = request.path_params["name"]
         feed_id = name.removesuffix(".atom")
-        if not name.endswith(".atom") or feed_id not in known:
+        if not name.endswith(".atom") or feed_id not in {known for known, _ in feeds()}:
             return Response("no such feed\n", status_code=404, media_type="text/plain")
         reply = respond(files.get(feed_id), request.method, request.headers)
         return Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
 
     async def opml(request: Request) -> Response:
         base = settings.server.base_url or str(request.base_url)
-        return Response(render_opml(listed, base), media_type=OPML_TYPE)
+        return Response(render_opml(feeds(), base), media_type=OPML_TYPE)
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse(health(status_source()))
+        code, body = health(await asyncio.to_thread(status_source))
+        return JSONResponse(body, status_code=code, headers={"Cache-Control": "no-cache"})
 
     async def status(request: Request) -> Response:
-        return HTMLResponse(render_status(status_source(), listed), headers={"Cache-Control": "no-cache"})
+        page = render_status(await asyncio.to_thread(status_source), feeds())
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
     return Starlette(
         routes=[

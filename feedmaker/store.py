@@ -208,6 +208,9 @@ class Store:
         self.path = str(path)
         self._now = now
         self._lock = threading.RLock()
+        # The last write transaction's failure (disk full, read-only file); None once one commits. The
+        # daemon's /healthz reports it: a store that cannot write keeps nothing new.
+        self.write_error: StoreError | None = None
         try:
             # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -267,8 +270,13 @@ class Store:
     def _write(self, action: str) -> Iterator[sqlite3.Connection]:
         """One write transaction. IMMEDIATE takes the write lock up front, so the busy timeout applies
         and a read-then-write never fails halfway with SQLITE_BUSY."""
-        with self._transaction("BEGIN IMMEDIATE", action) as db:
-            yield db
+        try:
+            with self._transaction("BEGIN IMMEDIATE", action) as db:
+                yield db
+        except StoreError as exc:
+            self.write_error = exc
+            raise
+        self.write_error = None
 
     @contextlib.contextmanager
     def _transaction(self, begin: str, action: str) -> Iterator[sqlite3.Connection]:

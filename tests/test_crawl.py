@@ -4,16 +4,19 @@ headlines, new articles, drift and a broken listing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from feedmaker.config import Settings, load_all
-from feedmaker.crawl import crawl_site, feed_path, publish
+from feedmaker.config import Settings, SiteConfig, load_all
+from feedmaker.crawl import Followed, Partition, crawl_site, filter_articles
 from feedmaker.fetch import Fetcher
-from feedmaker.models import SiteReport
+from feedmaker.models import Article, SiteReport
+from feedmaker.publish import feed_path, publish
 from feedmaker.store import Store
 from tests.sites import serve_dir, write_config
 
@@ -311,3 +314,45 @@ def test_a_fragment_key_does_not_change_when_more_items_appear(world: World) -> 
                                       ("changelog.html#v1-0-0", "Version 1.0.0 released", None)]))
     second = world.run()
     assert (second.new, second.duplicates) == (1, 1)
+
+
+def test_the_filter_step_keeps_known_items_and_sorts_new_ones_into_kept_rejected_and_left_out() -> None:
+    """One step on its own: frozen values in, a frozen value out; nothing fetched or stored."""
+    site = SiteConfig.model_validate(
+        {"id": "news", "name": "News", "start_urls": ["https://news.example/"], "list": {"item": "li"},
+         "filters": {"exclude": ["^Sponsored"]}}
+    )
+
+    def item(slug: str, headline: str) -> Article:
+        return Article(site="news", url=f"https://news.example/{slug}", headline=headline)
+
+    known = (item("old", "Old story"), "old story", "news.example/old")
+    todo = tuple((f"news.example/{slug}", item(slug, slug)) for slug in ("kept", "ad", "blank", "gone"))
+    followed = Followed(
+        todo=todo,
+        done=(item("kept", "Kept story"), item("ad", "Sponsored: buy"), item("blank", ""), None),
+        deferred=2,
+        followed=True,
+    )
+    result = filter_articles(site, Partition(known=(known,), fresh=todo), followed)
+    assert [(a.headline, url_key) for a, _, url_key in result.sightings] == [
+        ("Old story", "news.example/old"), ("Kept story", "news.example/kept"),
+    ]
+    assert result.rejected == ("news.example/ad",)
+    assert result.left_out == 4  # two deferred, one without a headline, one whose page failed
+    assert result.warnings == ("https://news.example/blank: no headline found; item skipped",)
+
+
+def test_a_run_the_store_cannot_record_is_reported_failed_not_raised(world: World) -> None:
+    """As on a full disk: the report says why, and the store remembers the failure for /healthz."""
+    world.page("list1.html", listing([("a", "Alpha story", None)]))
+    assert world.run().ok
+    assert world.store.write_error is None
+    with contextlib.closing(sqlite3.connect(world.store.path)) as db, db:
+        db.execute("CREATE TRIGGER full BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    world.page("list1.html", listing([("b", "Beta story", None), ("a", "Alpha story", None)]))
+    report = world.run()
+    assert not report.ok
+    assert report.errors[-1].startswith("run not recorded: ")
+    assert report.errors[-1].endswith("record run of site changing: database or disk is full")
+    assert world.store.write_error is not None

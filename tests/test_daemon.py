@@ -1,12 +1,16 @@
 """daemon.py end to end: `feedmaker run` as a subprocess against fixture sites on 127.0.0.1.
 
 Sites are crawled `every 2s`; the served feed follows the fixture, polls get 304, a second daemon on the same
-state dir refuses, SIGTERM stops it cleanly, and newsboat (where available) sees every entry exactly once.
+state dir refuses, SIGTERM stops it cleanly, SIGHUP reloads the config, /healthz turns `failing` while the store
+refuses writes, and newsboat (where available) sees every entry exactly once. A store that cannot write is
+simulated without root: triggers added from another connection make every write fail, as a full disk would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,6 +32,12 @@ from typing import Any
 import httpx
 import pytest
 
+from feedmaker.config import load_all
+from feedmaker.daemon import Daemon as DaemonState
+from feedmaker.daemon import open_session
+from feedmaker.publish import feed_path
+from feedmaker.schedule import SiteRunner, make_scheduler
+from feedmaker.serve import make_app
 from tests.sites import QuietFiles, serve_dir, write_config
 
 pytestmark = pytest.mark.slow
@@ -51,6 +61,33 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def refuse_writes(db_path: Path) -> None:
+    """From another connection: every insert, update and delete fails, as on a full disk."""
+    with contextlib.closing(sqlite3.connect(db_path, timeout=10)) as db, db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        for table in tables:
+            for action in ("INSERT", "UPDATE", "DELETE"):
+                db.execute(f"CREATE TRIGGER refuse_{action.lower()}_{table} BEFORE {action} ON {table} "
+                           "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+
+
+def allow_writes(db_path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(db_path, timeout=10)) as db, db:
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'refuse_%'").fetchall():
+            db.execute(f"DROP TRIGGER {name}")
+
+
+def status_page_entries(page: str) -> dict[str, int]:
+    """Feed id -> the entry count the status page shows: the site table's entries column, and combined feeds."""
+    rows = re.findall(r'<tr><td><a href="/feeds/([^"]+)\.atom">.*?</td>(?:<td>[^<]*</td>){3}<td>(\d+)</td>', page)
+    combined = re.findall(r'<a href="/feeds/([^"]+)\.atom">[^<]*</a> <span class="entries">(\d+) entries</span>', page)
+    return {feed: int(count) for feed, count in rows + combined}
+
+
+def feed_entry_count(body: bytes) -> int:
+    return len(ET.fromstring(body).findall(f"{ATOM}entry"))
 
 
 @dataclass
@@ -221,7 +258,11 @@ def test_opml_lists_every_feed(daemon: Daemon):
 
 def test_failing_site_shows_on_the_status_page_and_healthz_not_in_its_feed(daemon: Daemon):
     wait_for(lambda: daemon.get("/healthz").json()["counts"]["failing"] == 1, 10, "the broken site's first run")
-    health = daemon.get("/healthz").json()
+    reply = daemon.get("/healthz")
+    health = reply.json()
+    assert reply.status_code == 200  # the store still writes: degraded, not down
+    assert health["status"] == "degraded"
+    assert health["failing_sites"] == ["broken"]
     assert health["sites"]["broken"]["state"] == "failing"
     assert health["sites"]["alpha"]["state"] == "ok"
     page = daemon.get("/").text
@@ -230,6 +271,35 @@ def test_failing_site_shows_on_the_status_page_and_healthz_not_in_its_feed(daemo
     assert "404" in page
     assert daemon.entries("broken") == []  # the failure is never an entry
     assert "site=broken run failed" in daemon.log()
+
+
+def test_status_page_entry_counts_equal_what_the_feeds_hold(daemon: Daemon):
+    def counts_agree() -> bool:
+        shown = status_page_entries(daemon.get("/").text)
+        held = {feed: feed_entry_count(daemon.get(f"/feeds/{feed}.atom").content) for feed in ("alpha", "beta", "all")}
+        return shown == {**held, "broken": 0}
+
+    # A crawl may publish between the two reads; the counts must agree once it is done.
+    wait_for(counts_agree, 10, "the status page's entry counts to match the feeds")
+    shown = status_page_entries(daemon.get("/").text)
+    assert shown["all"] == shown["alpha"] + shown["beta"] > 0
+
+
+def test_healthz_is_failing_with_503_while_the_store_refuses_writes_and_recovers(daemon: Daemon):
+    db = daemon.state / "feedmaker.db"
+    refuse_writes(db)
+    try:
+        wait_for(lambda: daemon.get("/healthz").status_code == 503, 15, "healthz to report the failing store")
+        health = daemon.get("/healthz").json()
+        assert health["status"] == "failing"
+        assert "database or disk is full" in health["write_error"]
+        assert "writes failing:" in daemon.get("/").text
+        assert daemon.get("/feeds/alpha.atom").status_code == 200  # the last good feed is still served
+    finally:
+        allow_writes(db)
+    wait_for(lambda: daemon.get("/healthz").status_code == 200, 15, "healthz to recover once writes succeed")
+    assert daemon.get("/healthz").json()["status"] == "degraded"  # the broken site still fails
+    assert "run not recorded" in daemon.log()
 
 
 def test_second_daemon_on_the_same_state_dir_refuses_at_once(daemon: Daemon):
@@ -334,3 +404,123 @@ def test_sigterm_with_a_crawl_in_flight_stops_within_10s_and_leaves_an_intact_st
         counts = dict(db.execute("SELECT site, count(*) FROM entries GROUP BY site").fetchall())
     assert counts == {"alpha": 2, "beta": 2, "slow": 2}
     assert not list((tmp_path / "output").glob(".*"))  # no temp file left behind
+
+
+def next_run_shown(page: str, site: str) -> datetime:
+    """The status page's "next run" of one site: the last time in its row."""
+    row = re.search(rf'<tr><td><a href="/feeds/{site}\.atom">.*?</tr>', page)
+    assert row is not None, page
+    times = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", row.group(0))
+    return datetime.strptime(times[-1], "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
+
+
+def test_sighup_reloads_sites_schedules_and_combined_feeds_and_keeps_the_old_config_on_error(tmp_path: Path):
+    """A bad config is refused with its error logged and the old one kept; a good one adds gamma, removes beta,
+    reschedules alpha and changes the combined feed without a restart; a new port asks for a restart."""
+    www = tmp_path / "www"
+    www.mkdir()
+    with serve_dir(www) as (base, requests):
+        daemon = start_daemon(tmp_path, www, base)
+        try:
+            sites_dir = daemon.config / "sites"
+            good_alpha = (sites_dir / "alpha.toml").read_text(encoding="utf-8")
+            (sites_dir / "alpha.toml").write_text(good_alpha + "\nmax_pagez = 3\n", encoding="utf-8")
+            daemon.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "config reload failed; keeping the running config" in daemon.log(), 10, "the refused reload")
+            assert "max_pagez" in daemon.log()
+            assert daemon.proc.poll() is None
+            assert len(daemon.titles("beta")) == 2  # the old config still serves
+
+            gamma = FixtureSite(www, "gamma")
+            gamma.add(2)
+            (sites_dir / "alpha.toml").write_text(good_alpha.replace('"every 2s"', '"every 1h"'), encoding="utf-8")
+            (sites_dir / "beta.toml").unlink()
+            (sites_dir / "gamma.toml").write_text(site_toml("gamma", f"{base}/gamma/index.html"), encoding="utf-8")
+            toml = daemon.config / "feedmaker.toml"
+            port = int(daemon.url.rsplit(":", 1)[1])
+            toml.write_text(
+                toml.read_text(encoding="utf-8").replace('sites = ["alpha", "beta"]', 'sites = ["alpha", "gamma"]')
+                .replace(f"port = {port}", f"port = {free_port()}"),
+                encoding="utf-8",
+            )
+            daemon.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "config reloaded" in daemon.log(), 10, "the reload")
+            log = daemon.log()
+            assert "added=gamma removed=beta rescheduled=alpha" in log
+            assert "server changed; restart feedmaker to apply it" in log
+
+            wait_for(lambda: len(daemon.titles("gamma")) == 2, 15, "the added site's first crawl")
+            wait_for(lambda: "Gamma story 2: a & b <ok>" in daemon.titles("all"), 10, "gamma in the combined feed")
+            assert not any(title.startswith("Beta") for title in daemon.titles("all"))
+            assert daemon.get("/feeds/beta.atom").status_code == 404
+            urls = {o.get("xmlUrl") for o in ET.fromstring(daemon.get("/opml").content).iter("outline")}
+            assert urls == {f"{daemon.url}/feeds/{feed}.atom" for feed in ("alpha", "gamma", "broken", "all")}
+            assert set(daemon.get("/healthz").json()["sites"]) == {"alpha", "gamma", "broken"}
+
+            # Rescheduled from every 2 s to every hour: no more alpha requests, next run about an hour away.
+            assert next_run_shown(daemon.get("/").text, "alpha") > datetime.now(UTC) + timedelta(minutes=50)
+            alpha_requests = requests.count("/alpha/index.html")
+            beta_requests = requests.count("/beta/index.html")
+            time.sleep(4)
+            assert requests.count("/alpha/index.html") == alpha_requests
+            assert requests.count("/beta/index.html") == beta_requests
+            assert requests.count("/gamma/index.html") >= 2  # still every 2 s
+        finally:
+            if daemon.proc.poll() is None:
+                code, _ = stop(daemon)
+                assert code == 0, daemon.log()
+
+
+@pytest.mark.anyio
+async def test_status_counts_what_the_feed_holds_and_a_failing_store_turns_healthz_to_503(tmp_path: Path):
+    """In one process: the store holds 3 entries, the feed (feed_size 2) 2, and the status says 2. While every
+    write fails, the run is reported failed (not raised), /healthz answers 503 and recovers after."""
+    www = tmp_path / "www"
+    site = FixtureSite(www, "alpha")
+    site.add(3)
+    with serve_dir(www) as (base, _):
+        config = write_config(tmp_path / "config", {"alpha": site_toml("alpha", f"{base}/alpha/index.html")},
+                              extra='\n[[feed]]\nid = "all"\ntitle = "Everything"\nsites = ["alpha"]\n')
+        toml = config / "feedmaker.toml"
+        toml.write_text("feed_size = 2\n" + toml.read_text(encoding="utf-8"), encoding="utf-8")
+        settings, sites = load_all(config)
+        async with open_session(settings) as session:
+            runner = SiteRunner(settings, sites, fetcher=session.fetcher, store=session.store)
+            state = DaemonState(config, session.store, make_scheduler(), runner)
+            transport = httpx.ASGITransport(app=make_app(settings, state.feeds, state.status))
+            async with httpx.AsyncClient(transport=transport, base_url="http://daemon") as client:
+                await runner.publish_feeds()
+                first = await runner.run("alpha")
+                assert first is not None
+                assert first.ok, first.errors
+                assert session.store.entry_count("alpha") == 3
+                held = {feed: feed_entry_count(feed_path(settings, feed).read_bytes()) for feed in ("alpha", "all")}
+                assert held == {"alpha": 2, "all": 2}
+                assert status_page_entries((await client.get("/")).text) == held
+                assert (await client.get("/healthz")).json()["status"] == "ok"
+
+                refuse_writes(settings.state_dir / "feedmaker.db")
+                site.add()
+                failed = await runner.run("alpha")
+                assert failed is not None
+                assert not failed.ok
+                assert "run not recorded" in failed.errors[-1]
+                assert "database or disk is full" in failed.errors[-1]
+                reply = await client.get("/healthz")
+                assert reply.status_code == 503
+                assert reply.json()["status"] == "failing"
+
+                allow_writes(settings.state_dir / "feedmaker.db")
+                again = await runner.run("alpha")
+                assert again is not None
+                assert again.ok, again.errors
+                reply = await client.get("/healthz")
+                assert reply.status_code == 200
+                assert reply.json()["status"] == "ok"
+                assert [e.findtext(f"{ATOM}title") for e in ET.fromstring(feed_path(settings, "alpha").read_bytes())
+                        .findall(f"{ATOM}entry")] == ["Alpha story 4: a & b <ok>", "Alpha story 3: a & b <ok>"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

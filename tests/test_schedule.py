@@ -16,9 +16,11 @@ from feedmaker.config import Settings, SiteConfig
 from feedmaker.errors import FeedError
 from feedmaker.fetch import Fetcher
 from feedmaker.models import SiteReport
+from feedmaker.publish import Published
 from feedmaker.schedule import (
     SiteRunner,
     add_site_jobs,
+    apply_config,
     backoff_wait,
     interval_seconds,
     is_due,
@@ -79,9 +81,9 @@ class FakePublish:
     def __init__(self) -> None:
         self.calls: list[set[str] | None] = []
 
-    def __call__(self, settings: Settings, sites: Any, store: Store, *, only: set[str] | None = None) -> list[Path]:
+    def __call__(self, settings: Settings, sites: Any, store: Store, *, only: set[str] | None = None) -> Published:
         self.calls.append(only)
-        return []
+        return Published()
 
 
 def test_one_job_per_site_with_id_trigger_and_limits():
@@ -213,7 +215,7 @@ async def test_a_crashing_run_is_logged_and_does_not_raise(store: Store, caplog:
 
 @pytest.mark.anyio
 async def test_a_failed_publish_is_a_warning_and_the_run_still_counts(store: Store, caplog: pytest.LogCaptureFixture):
-    def full_disk(*args: Any, **kwargs: Any) -> list[Path]:
+    def full_disk(*args: Any, **kwargs: Any) -> Published:
         raise FeedError("output/news.atom: cannot write: No space left on device")
 
     clock = Clock(T0)
@@ -250,3 +252,62 @@ async def test_drain_waits_for_quick_runs_and_cancels_slow_ones(store: Store, ca
     assert quick is not None
     assert runner.in_flight == 0
     assert "site=slow run cancelled at shutdown" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_apply_config_adds_removes_and_reschedules_jobs_without_a_restart():
+    sites = [make_site("keep", "every 10m"), make_site("gone", "every 10m"), make_site("slower", "every 2s")]
+    scheduler = make_scheduler()
+    runner = SiteRunner(Settings(), sites, fetcher=NO_FETCHER, store=cast(Store, None))
+    add_site_jobs(scheduler, runner, sites)
+    scheduler.start(paused=True)
+    try:
+        edited = SiteConfig.model_validate({**make_site("keep", "every 10m").model_dump(), "max_pages": 3})
+        reloaded = [edited, make_site("slower", "every 1h"), make_site("fresh", "every 5m")]
+        now = datetime.now(UTC)
+        changes = apply_config(scheduler, runner, Settings(feed_size=7), reloaded, now=now)
+        assert (changes.added, changes.removed, changes.rescheduled, changes.edited) == (("fresh",), ("gone",), ("slower",), ("keep",))
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        assert sorted(jobs) == ["site:fresh", "site:keep", "site:slower"]
+        assert jobs["site:slower"].trigger.interval == timedelta(hours=1)
+        fresh = next_run(scheduler, "fresh")
+        assert fresh is not None
+        assert now <= fresh <= now + timedelta(seconds=30)  # an added site runs soon, as at start-up
+        assert runner.sites["keep"].max_pages == 3  # the next run uses the edited config
+        assert runner.settings.feed_size == 7
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+@pytest.mark.anyio
+async def test_a_job_of_a_site_removed_by_a_reload_does_nothing(store: Store):
+    clock = Clock(T0)
+    crawl = FakeCrawl(clock)
+    runner = SiteRunner(Settings(), [make_site("news", "every 10m")], fetcher=NO_FETCHER, store=store, now=clock, crawl=crawl,
+                        publish=FakePublish())
+    runner.configure(Settings(), [make_site("other", "every 10m")])
+    assert await runner.run("news") is None
+    assert crawl.calls == []
+
+
+@pytest.mark.anyio
+async def test_a_failed_feed_write_is_remembered_until_a_file_is_written_again(store: Store, tmp_path: Path):
+    outcomes: list[Published | FeedError] = [FeedError("output/news.atom: cannot write: No space left on device"),
+                                             Published(entries=(("news", 3),)), Published(written=(tmp_path / "news.atom",))]
+
+    def publish(*args: Any, **kwargs: Any) -> Published:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, FeedError):
+            raise outcome
+        return outcome
+
+    clock = Clock(T0)
+    runner = SiteRunner(Settings(), [make_site("news", "every 10m")], fetcher=NO_FETCHER, store=store, now=clock,
+                        crawl=FakeCrawl(clock), publish=publish)
+    await runner.run("news")
+    assert runner.publish_error == "output/news.atom: cannot write: No space left on device"
+    await runner.run("news")  # nothing written (bytes unchanged): no proof the disk takes writes again
+    assert runner.publish_error is not None
+    assert runner.feed_entries == {"news": 3}
+    await runner.run("news")
+    assert runner.publish_error is None

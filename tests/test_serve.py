@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from feedmaker.config import ServerSettings, Settings
-from feedmaker.serve import FeedFiles, SiteStatus, accepts_gzip, make_app, respond
+from feedmaker.serve import FeedFiles, SiteStatus, Status, accepts_gzip, make_app, respond
 
 ATOM = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:x</id>'
@@ -49,7 +49,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_app(settings, FEEDS, statuses))
+    transport = httpx.ASGITransport(app=make_app(settings, lambda: FEEDS, lambda: Status(sites=tuple(statuses()))))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 
@@ -202,7 +202,7 @@ async def test_opml_lists_every_feed_with_absolute_urls_from_the_request(client:
 @pytest.mark.anyio
 async def test_opml_uses_the_configured_base_url(settings: Settings):
     configured = settings.model_copy(update={"server": ServerSettings(base_url="https://feeds.example/sub/")})
-    transport = httpx.ASGITransport(app=make_app(configured, FEEDS, statuses))
+    transport = httpx.ASGITransport(app=make_app(configured, lambda: FEEDS, lambda: Status(sites=tuple(statuses()))))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         r = await c.get("/opml")
     urls = [o.get("xmlUrl") for o in ET.fromstring(r.content).iter("outline")]
@@ -210,13 +210,67 @@ async def test_opml_uses_the_configured_base_url(settings: Settings):
 
 
 @pytest.mark.anyio
-async def test_healthz_counts_ok_and_failing_sites(client: httpx.AsyncClient):
+async def test_healthz_is_degraded_naming_the_failing_sites(client: httpx.AsyncClient):
+    """A failing site never reads as `ok`; the store still writes, so the answer is 200."""
     r = await client.get("/healthz")
     assert r.status_code == 200
     body = r.json()
-    assert body["status"] == "ok"
+    assert body["status"] == "degraded"
+    assert body["failing_sites"] == ["blog"]
+    assert body["write_error"] is None
     assert body["counts"] == {"ok": 2, "failing": 1, "pending": 0}
     assert body["sites"]["blog"] == {"state": "failing", "failures": 3}
+
+
+async def health_of(settings: Settings, status: Status) -> httpx.Response:
+    transport = httpx.ASGITransport(app=make_app(settings, lambda: FEEDS, lambda: status))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        return await c.get("/healthz")
+
+
+@pytest.mark.anyio
+async def test_healthz_is_ok_only_when_every_site_and_the_store_are_fine(settings: Settings):
+    fine = tuple(s for s in statuses() if s.state == "ok")
+    pending = SiteStatus(site="new", name="New")
+    r = await health_of(settings, Status(sites=(*fine, pending)))
+    assert r.status_code == 200
+    assert r.json()["status"] == "ok"
+    assert r.json()["failing_sites"] == []
+    assert r.json()["counts"] == {"ok": 2, "failing": 0, "pending": 1}
+
+
+@pytest.mark.anyio
+async def test_healthz_is_failing_with_503_when_the_store_cannot_write(settings: Settings):
+    """Even with every site fine: a store that cannot write keeps nothing new."""
+    fine = tuple(s for s in statuses() if s.state == "ok")
+    error = "state/feedmaker.db: record run of site news: database or disk is full"
+    r = await health_of(settings, Status(sites=fine, write_error=error))
+    assert r.status_code == 503
+    assert r.json()["status"] == "failing"
+    assert r.json()["write_error"] == error
+
+
+@pytest.mark.anyio
+async def test_status_page_shows_a_failing_store_and_combined_feed_counts(settings: Settings):
+    status = Status(sites=tuple(statuses()), feed_entries=(("all", 7),), write_error="db: disk <full>")
+    transport = httpx.ASGITransport(app=make_app(settings, lambda: FEEDS, lambda: status))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        page = (await c.get("/")).text
+    assert "writes failing: db: disk &lt;full&gt;" in page
+    assert '<a href="/feeds/all.atom">Everything</a> <span class="entries">7 entries</span>' in page
+
+
+@pytest.mark.anyio
+async def test_the_feed_list_is_read_per_request_so_a_reload_shows_at_once(settings: Settings):
+    listed = [("news", "News & more")]
+    transport = httpx.ASGITransport(app=make_app(settings, lambda: listed, lambda: Status()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        assert (await c.get("/feeds/news.atom")).status_code == 200
+        assert (await c.get("/feeds/extra.atom")).status_code == 404
+        listed[:] = [("extra", "Extra")]
+        assert (await c.get("/feeds/news.atom")).status_code == 404
+        assert (await c.get("/feeds/extra.atom")).status_code == 503  # known now, not written yet
+        assert [o.get("title") for o in ET.fromstring((await c.get("/opml")).content).iter("outline")] == ["Extra"]
 
 
 @pytest.mark.anyio
