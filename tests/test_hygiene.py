@@ -53,7 +53,7 @@ def _declared(*extras: str) -> set[str]:
 
 
 def _imported_top_levels(directory: Path) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for path in directory.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
