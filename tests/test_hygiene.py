@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKED = ("feedmaker", "tests", "benchmarks", "config")
+CHECKED = ("feedmaker", "tests", "benchmarks", "config", "demo")
 # Absolute paths that exist on one machine only: a home folder, a mount like /work or /mnt, a Windows user.
 # The lookbehind keeps URL paths ("https://host/home/x") and relative ones ("../shared") out.
 MACHINE_PATH = re.compile(
@@ -23,7 +23,10 @@ MACHINE_PATH = re.compile(
 
 def _files() -> list[Path]:
     return sorted(
-        p for top in CHECKED for p in (ROOT / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        p
+        for top in CHECKED
+        for p in (ROOT / top).rglob("*")
+        if p.is_file() and not {"__pycache__", ".run"} & set(p.parts)
     )
 
 
@@ -60,12 +63,17 @@ def _imported_top_levels(directory: Path) -> set[str]:
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    return names - set(sys.stdlib_module_names) - {"feedmaker", "tests", "benchmarks"}
+    return names - set(sys.stdlib_module_names) - {"feedmaker", "tests", "benchmarks", "demo"}
 
 
 @pytest.mark.parametrize(
     ("directory", "extras", "sample"),
-    [("feedmaker", (), {"httpx", "dateutil"}), ("tests", ("test",), {"pytest"}), ("benchmarks", ("test", "bench"), {"lxml"})],
+    [
+        ("feedmaker", (), {"httpx", "dateutil"}),
+        ("tests", ("test",), {"pytest"}),
+        ("benchmarks", ("test", "bench"), {"lxml"}),
+        ("demo", (), set()),
+    ],
 )
 def test_every_imported_package_is_a_declared_dependency(directory: str, extras: tuple[str, ...], sample: set[str]) -> None:
     """An import that works only because another dependency happens to pull the package in breaks the day it stops."""
