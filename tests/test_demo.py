@@ -1,5 +1,5 @@
 """`make demo`: the bundled sites and config give one entry per story, and demo/serve.py prints the feed and
-OPML URLs and stops the daemon and the site server on Ctrl-C."""
+OPML URLs and stops the daemon and the site server on Ctrl-C. `make run` offline says the sites need the internet."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from demo.serve import CONFIG, PLACEHOLDER, serve_site, write_config
 from feedmaker.cli import main
 from feedmaker.config import load_all
 from tests.atom import assert_valid_atom
+from tests.sites import write_config as write_test_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STORY = "floating bike bridge"
@@ -117,3 +119,33 @@ def test_demo_script_prints_reader_urls_serves_feeds_and_stops_both_on_ctrl_c(tm
             proc.stdout.close()
         log.close()
 
+
+
+def _refused_base() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"  # closed again: connections are refused
+
+
+def _site(base: str) -> str:
+    return f'name = "Away"\nstart_urls = ["{base}/wire/"]\n[list]\nitem = "article.story"\nlink = "h2 a"\n'
+
+
+def test_run_once_where_no_site_answers_hints_that_the_sites_need_the_internet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make run` offline: every site fails without a page, so the summary points to the internet and `make demo`."""
+    config = write_test_config(tmp_path / "config", {"away": _site(_refused_base())})
+    assert main(["--config", str(config), "run", "--once"]) == 1
+    err = capsys.readouterr().err
+    assert "failed sites: away" in err
+    assert "need the internet (`make demo` runs offline)" in err
+
+
+def test_no_internet_hint_when_some_site_answered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with serve_site(0) as base:
+        config = write_test_config(tmp_path / "config", {"away": _site(_refused_base()), "wire": _site(base)})
+        assert main(["--config", str(config), "run", "--once"]) == 1
+    err = capsys.readouterr().err
+    assert "failed sites: away\n" in err  # the wire site on the demo server was read
+    assert "internet" not in err
