@@ -4,7 +4,9 @@ a declared dependency."""
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
@@ -87,3 +89,16 @@ def test_every_imported_package_is_a_declared_dependency(directory: str, extras:
         if not dists & declared:
             undeclared[module] = sorted(dists)
     assert not undeclared, f"imported in {directory}/ but not declared in pyproject.toml: {undeclared}"
+
+
+def test_corpus_tier_skips_with_one_reason_where_the_corpora_are_absent(tmp_path: Path) -> None:
+    """A bare clone: every `corpus` test is skipped, and the summary gives the count and the reason on one line."""
+    env = {**os.environ, "FEEDMAKER_CORPORA": str(tmp_path / "absent")}
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "corpus", "tests/test_feed.py", "tests/test_suggest.py"]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    reasons = re.findall(r"^SKIPPED \[(\d+)\] .*: corpus tier: shared corpora not found at (\S+)", result.stdout, re.MULTILINE)
+    assert reasons == [(reasons[0][0], str(tmp_path / "absent"))], result.stdout
+    assert int(reasons[0][0]) >= 5
+    assert re.search(rf"\b{reasons[0][0]} skipped\b", result.stdout)
+    assert " passed" not in result.stdout
