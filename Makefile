@@ -1,10 +1,13 @@
-# One command to run, one to test. Both create .venv on first use.
+# One command to run, one to try it offline, one to test. All create .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-peers clean
+DEMO_PORT ?= 8765
+FEEDS_PORT ?= 8090
+
+.PHONY: run demo test lint bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ required"; exit 1; }
@@ -16,8 +19,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/feedmaker run --once
 
+# The bundled example sites (demo/www) on 127.0.0.1:$(DEMO_PORT) and the daemon on $(FEEDS_PORT); Ctrl-C stops both.
+demo: $(STAMP)
+	$(BIN)/python demo/serve.py --port $(DEMO_PORT) --feeds-port $(FEEDS_PORT)
+
 lint: $(STAMP)
-	$(BIN)/ruff check feedmaker tests benchmarks
+	$(BIN)/ruff check feedmaker tests benchmarks demo
 	$(BIN)/mypy
 
 test: lint
@@ -38,4 +45,4 @@ bench-peers: $(STAMP)
 	$(BIN)/python benchmarks/peers.py
 
 clean:
-	rm -rf $(VENV) output state
+	rm -rf $(VENV) output state demo/.run

@@ -1,4 +1,5 @@
-"""Field accuracy on the shared article corpora: exact-match rate per field.
+"""Field accuracy on the shared article corpora (located by tests/corpus.py: FEEDMAKER_CORPORA, else
+../shared/corpora): exact-match rate per field.
 
     .venv/bin/python benchmarks/accuracy.py [--misses [FIELD ...]]
 
@@ -23,7 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from feedmaker.errors import ExtractError
 from feedmaker.extract import extract_fields
 from feedmaker.models import Article
-from tests.corpus import RULES, CorpusPage, Score, postlight_pages, readability_pages, score, table
+from tests.corpus import (
+    RULES,
+    CorpusPage,
+    Score,
+    missing_corpora,
+    postlight_pages,
+    readability_pages,
+    score,
+    table,
+)
 
 Extract = Callable[[CorpusPage], Article | None]
 POSTLIGHT_FIELDS = ("headline", "date", "date@day", "author", "image", "url")
@@ -99,6 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--misses", nargs="*", metavar="FIELD", help="print the misses (of these fields)")
     args = parser.parse_args()
+    if (reason := missing_corpora()) is not None:
+        sys.exit(f"accuracy: {reason}")
     print(RULES)
     print()
     third_party = trafilatura_column()

@@ -4,7 +4,8 @@
 
 It ends with the feed build figures of benchmarks/feed_build.py (1,000 and 10,000 entries).
 
-Both run over the same corpus pages in the same process. Every page is run once first (imports,
+Both run over the same shared corpus pages (located by tests/corpus.py: FEEDMAKER_CORPORA, else
+../shared/corpora) in the same process. Every page is run once first (imports,
 regex compilation, lazy caches); then, each round, every page is parsed bare and extracted right
 after one another, the order of the two alternating from round to round, so that machine noise and
 a warm CPU cache favour neither. "bare" is `LexborHTMLParser(body)` on the very bytes `Page.body`
@@ -35,7 +36,7 @@ from feedmaker.config import ListSelectors, SiteConfig
 from feedmaker.errors import ExtractError
 from feedmaker.extract import extract_fields, extract_listing
 from feedmaker.models import Page
-from tests.corpus import LISTINGS, postlight_pages, readability_pages
+from tests.corpus import LISTINGS, missing_corpora, postlight_pages, readability_pages
 
 Job = tuple[bytes, Callable[[], object]]
 
@@ -97,6 +98,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if (reason := missing_corpora()) is not None:
+        sys.exit(f"extract: {reason}")
     listings = _listing_jobs()
     for content in (False, True):
         articles = _article_jobs(content=content)

@@ -149,6 +149,9 @@ def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
     failed = [r.site for r in reports if not r.ok]
     if failed:
         print(f"failed sites: {', '.join(failed)}", file=sys.stderr)
+        if reports and all(not r.ok and r.pages == 0 for r in reports):
+            # Most often an offline machine: the shipped example sites are all on the internet.
+            print("hint: no site gave a single page; these sites need the internet (`make demo` runs offline)", file=sys.stderr)
         return 1
     return 0
 

@@ -1,6 +1,10 @@
-"""The shared article corpora as feedmaker inputs: pages, SiteConfigs translated from Mercury's
-per-site extractors, ground truth, and one scoring function. Used by tests/test_extract.py and by
-benchmarks/ (extract.py, accuracy.py).
+"""The shared corpora as feedmaker inputs: where they are, pages, SiteConfigs translated from Mercury's
+per-site extractors, ground truth, the Atom RELAX NG schema, and one scoring function. Used by the
+corpus tier of the tests (marker `corpus`, skipped when the folder is absent: tests/conftest.py) and by
+benchmarks/.
+
+The one setting that locates them: FEEDMAKER_CORPORA, else `shared/corpora` beside the repository
+(`../shared/corpora` from its root). Nothing is read when this module is imported.
 
 Mercury (postlight-parser) selector entries translate as follows:
   "css"                          -> FieldSpec(css)
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -28,12 +33,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from lxml import etree
 from pydantic import ValidationError
 
 from feedmaker.config import ArticleSelectors, FieldSpec, ListSelectors, SiteConfig
 from feedmaker.models import Article, Page
 
-CORPORA = Path("/work/shared/corpora")
+CORPORA_ENV = "FEEDMAKER_CORPORA"
+CORPORA = Path(os.environ.get(CORPORA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "corpora")
+ATOM_SCHEMA = CORPORA / "atom-schema" / "atom-rfc4287.rng"
 POSTLIGHT = CORPORA / "postlight-parser"
 READABILITY = CORPORA / "mozilla-readability"
 LISTINGS = CORPORA / "listings"
@@ -60,6 +68,19 @@ _MOMENT = (
     ("hh", "%I"), ("h", "%I"), ("mm", "%M"), ("m", "%M"), ("ss", "%S"), ("s", "%S"), ("A", "%p"), ("a", "%p"),
     ("ZZ", "%z"), ("Z", "%z"), ("zz", None), ("z", None),
 )  # fmt: skip
+
+
+def missing_corpora() -> str | None:
+    """Why the corpora cannot be used (a one-line reason), or None when the folder is there."""
+    if CORPORA.is_dir():
+        return None
+    return f"shared corpora not found at {CORPORA} (set {CORPORA_ENV} to their folder)"
+
+
+@cache
+def atom_schema() -> etree.RelaxNG | None:
+    """RFC 4287's RELAX NG schema, or None where the corpora (which hold it) are absent."""
+    return etree.RelaxNG(file=str(ATOM_SCHEMA)) if ATOM_SCHEMA.is_file() else None
 
 
 def moment_to_strptime(fmt: str) -> str | None:

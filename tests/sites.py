@@ -11,11 +11,13 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.corpus import ATOM_SCHEMA, CORPORA
+
+__all__ = ["ARRIVALS", "CORPORA", "PAGES", "SCHEMA", "TESTS", "QuietFiles", "serve_dir", "write_config"]
+
 TESTS = Path(__file__).parent
 PAGES = TESTS / "pages"
-SHARED = TESTS.parent.parent / "shared"
-CORPORA = SHARED / "corpora"
-SCHEMA = CORPORA / "atom-schema" / "atom-rfc4287.rng"
+SCHEMA = ATOM_SCHEMA  # may be absent (a bare clone): tests.corpus.atom_schema() says so with None
 
 
 # Request arrival times (monotonic seconds) per served root, for politeness checks.

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from feedmaker.cli import main
-from tests.sites import CORPORA
+from tests.sites import PAGES
 
 ROOT = Path(__file__).parent.parent
-NUXT = CORPORA / "listings" / "html2rss" / "nuxt-releases.html"
+NUXT = PAGES / "html2rss" / "nuxt-releases.html"
 
 
 def test_validate_accepts_the_shipped_configs(capsys: pytest.CaptureFixture[str]) -> None:

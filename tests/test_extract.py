@@ -799,6 +799,7 @@ POSTLIGHT_FLOORS = {
 }  # fmt: skip
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("mode", ["selectors", "fallbacks"])
 def test_postlight_corpus_accuracy(postlight_scores: dict[str, dict[str, Score]], mode: str) -> None:
     print("\n" + table(f"postlight-parser ({mode})", {mode: postlight_scores[mode]}))
@@ -807,6 +808,7 @@ def test_postlight_corpus_accuracy(postlight_scores: dict[str, dict[str, Score]]
         assert s.rate >= floor, f"{mode} {field} {s.hits}/{s.total}: misses {s.misses}"
 
 
+@pytest.mark.corpus
 def test_readability_corpus_fallbacks_only(readability_scores: dict[str, Score]) -> None:
     """Measured 34/46 headline (expected values are Readability's <title>-based picks), 35/46 author,
     17/17 date."""
@@ -823,6 +825,7 @@ BAR_POSTLIGHT = {"headline": 93, "date@day": 117, "author": 80, "image": 122, "u
 BAR_READABILITY = {"headline": 33, "date@day": 16, "author": 26}
 
 
+@pytest.mark.corpus
 def test_fallbacks_only_beat_the_measured_bar_on_every_field(
     postlight_scores: dict[str, dict[str, Score]], readability_scores: dict[str, Score]
 ) -> None:
@@ -860,6 +863,7 @@ NON_UTF8_META = (
 MOJIBAKE = re.compile("\ufffd|Ã.|â€|繧|縺|螟|譁|驛|蜀")
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("name", NON_UTF8_META)
 def test_pages_with_non_utf8_meta_have_no_mojibake_in_headline(name: str) -> None:
     page = next(p for p in postlight_pages() if p.name == name)
@@ -889,6 +893,7 @@ def _index() -> dict[str, Any]:
     return {p["file"]: p for p in index["pages"]}
 
 
+@pytest.mark.corpus
 def test_nuxt_releases_listing_matches_derived_items() -> None:
     entry = _index()["html2rss/nuxt-releases.html"]
     site = _listing_site(
@@ -917,6 +922,7 @@ def test_nuxt_releases_listing_matches_derived_items() -> None:
     assert items[0].url == "https://github.com/nuxt/nuxt.js/releases/tag/v2.10.2"
 
 
+@pytest.mark.corpus
 def test_apple_security_releases_table_listing() -> None:
     entry = _index()["html2rss/apple_support_security_releases.html"]
     site = _listing_site(

@@ -14,9 +14,10 @@ from feedmaker.errors import ExtractError
 from feedmaker.extract import extract_listing
 from feedmaker.models import Page
 from feedmaker.suggest import Suggestion, preview, suggest
+from tests.corpus import LISTINGS
 
-LISTINGS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "listings"
 EXAMPLES = LISTINGS / "html2rss-examples"
+PAGES = Path(__file__).parent / "pages"
 
 
 def _norm(text: str) -> str:
@@ -97,9 +98,6 @@ def _example_cases() -> list[Case]:
     return cases
 
 
-CASES = _index_cases() + _example_cases()
-
-
 def _judge(case: Case, tmp: Path) -> tuple[bool, str]:
     """Success: the suggested TOML loads, extract_listing reads with it what suggest previewed, the first three
     expected items (all, if fewer) are among them with their headline and URL, and the count is in range."""
@@ -134,9 +132,10 @@ def _judge(case: Case, tmp: Path) -> tuple[bool, str]:
     return ok, f"{found.best.item!r}: {len(found.best.items)} items, {hits}/{len(wanted)} expected"
 
 
+@pytest.mark.corpus
 def test_corpus_listings_mostly_get_a_working_config(tmp_path: Path) -> None:
     """Measured on the peers' listing pages (print the table with -s): 10 of 11 pages yield the expected items."""
-    results = [(case.name, *_judge(case, tmp_path)) for case in CASES]
+    results = [(case.name, *_judge(case, tmp_path)) for case in _index_cases() + _example_cases()]
     print("\npage                       ok   detail")
     for name, ok, detail in results:
         print(f"{name:<26} {'yes' if ok else 'NO ':<4} {detail}")
@@ -149,6 +148,7 @@ def test_corpus_listings_mostly_get_a_working_config(tmp_path: Path) -> None:
     assert failed == {"multilang"}
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize(
     ("file", "url", "host"),
     [
@@ -348,7 +348,7 @@ def test_text_dates_get_a_strptime_format() -> None:
 
 def test_candidates_are_ranked_best_first() -> None:
     found: Suggestion = suggest(
-        (EXAMPLES / "combined_scraper_sources.html").read_text(), "https://example.com"
+        (PAGES / "html2rss" / "combined_scraper_sources.html").read_text(), "https://example.com"
     )
     scores = [c.score for c in found.candidates]
     assert scores == sorted(scores, reverse=True)

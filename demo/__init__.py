@@ -1,0 +1,1 @@
+"""The bundled demo: example sites, their config, and the script `make demo` runs (demo/serve.py)."""
