@@ -14,11 +14,13 @@ http(s) (or mailto); `content` is sanitised HTML (nh3).
 from feedmaker.extract.article import extract_article, extract_fields
 from feedmaker.extract.decode import decode_html
 from feedmaker.extract.fields import sanitize_html
-from feedmaker.extract.listing import extract_listing
+from feedmaker.extract.listing import extract_listing, listing_document, read_item
+from feedmaker.extract.metadata import BadSelector, Document, Node, Tree
 from feedmaker.extract.report import FieldResult, field_report
 from feedmaker.text import clean_text, strip_title_affixes
 
 __all__ = [
-    "FieldResult", "clean_text", "decode_html", "extract_article", "extract_fields", "extract_listing",
-    "field_report", "sanitize_html", "strip_title_affixes",
+    "BadSelector", "Document", "FieldResult", "Node", "Tree", "clean_text", "decode_html", "extract_article",
+    "extract_fields", "extract_listing", "field_report", "listing_document", "read_item", "sanitize_html",
+    "strip_title_affixes",
 ]  # fmt: skip

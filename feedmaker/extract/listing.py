@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
-from selectolax.lexbor import LexborNode
-
-from feedmaker.config import SiteConfig
+from feedmaker.config import ListSelectors, SiteConfig
 from feedmaker.errors import ExtractError
 from feedmaker.extract.article import article_from
 from feedmaker.extract.fallbacks import ARTICLE_FIELDS, from_nodes
 from feedmaker.extract.fields import Value, node_text, read_chain
-from feedmaker.extract.metadata import Document, Firsts
+from feedmaker.extract.metadata import Document, Firsts, Node
 from feedmaker.models import Article, Listing, Page
 from feedmaker.text import clean_text
 
-__all__ = ["extract_listing"]
+__all__ = ["extract_listing", "listing_document", "read_item"]
 
 log = logging.getLogger(__name__)
 
 
-def _item_fields(doc: Document, node: LexborNode) -> Article | None:
-    selectors = doc.site.list
+def read_item(doc: Document, node: Node, selectors: ListSelectors) -> Article | None:
+    """One listing item as `selectors` read it (None without a link): what `check` and `suggest` show."""
     firsts: Firsts = {}
     link = read_chain(doc, node, selectors.link, "link", firsts)
     if link is None:
@@ -43,6 +42,14 @@ def _item_fields(doc: Document, node: LexborNode) -> Article | None:
     return article_from(doc, values)
 
 
+def listing_document(html: str, url: str) -> Document:
+    """A listing page held as text (`suggest`) parsed as extraction parses a fetched one: links resolve
+    against `url`; there is no site config yet, so dates without an offset are read in UTC."""
+    page = Page(url=url, body=html.encode("utf-8", "replace"), encoding="utf-8")
+    host = urlsplit(url).hostname or "site"
+    return Document(page, SiteConfig(id="suggest", name=host, start_urls=(url,), list=ListSelectors(item="*")))
+
+
 def extract_listing(page: Page, site: SiteConfig) -> Listing:
     """Items of a listing page (at most site.max_items, each with a link) and its next-page URL."""
     doc = Document(page, site)
@@ -55,7 +62,7 @@ def extract_listing(page: Page, site: SiteConfig) -> Listing:
     filtered = bool(filters.include or filters.exclude)  # without patterns, keeps() keeps everything
     linked = 0
     for node in nodes:
-        item = _item_fields(doc, node)
+        item = read_item(doc, node, site.list)
         if item is None:
             log.debug("site=%s item without link url=%s", site.id, page.url)
             continue

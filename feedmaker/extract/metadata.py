@@ -18,7 +18,7 @@ from feedmaker.models import Page
 from feedmaker.urls import IMAGE_SCHEMES, absolute, plain_origin
 
 __all__ = [
-    "ARTICLE_TYPES", "Document", "Firsts", "jsonld_image", "jsonld_names", "jsonld_text", "looks_like_url",
+    "ARTICLE_TYPES", "BadSelector", "Document", "Firsts", "Node", "Tree", "jsonld_image", "jsonld_names", "jsonld_text", "looks_like_url",
 ]  # fmt: skip
 
 ARTICLE_TYPES = frozenset(
@@ -40,6 +40,10 @@ _INDEX_CSS = 'meta[content], meta[value], link[rel~="canonical" i][href], script
 # tree.css_first per selector, memoised per scope: specs often repeat a selector (content=, then
 # value=; a listing's headline and link in the same <a>).
 Firsts: TypeAlias = dict[str, LexborNode | None]
+# The parsed page's types, for modules that walk a Document's tree (suggest) without importing selectolax.
+Node: TypeAlias = LexborNode
+Tree: TypeAlias = LexborHTMLParser
+BadSelector = SelectolaxError
 
 
 class Document:
