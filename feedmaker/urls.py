@@ -1,14 +1,21 @@
-"""The one URL policy: absolute resolution, allowed schemes, hosts and sites. Pure, no I/O."""
+"""The one URL policy every stage calls: absolute resolution, allowed schemes, the canonical URL
+(tracking parameters dropped), origins, hosts, and sites (registrable domains). Pure, no I/O.
+
+extract resolves links with `absolute`; suggest reads its candidate links the same way; canon and the
+store key articles by `canonical_url`; feed writes hrefs through `href`; robots asks for an `origin`.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 from feedmaker.text import XML_FORBIDDEN
 
-__all__ = ["IMAGE_SCHEMES", "LINK_SCHEMES", "absolute", "plain_origin"]
+__all__ = [
+    "IMAGE_SCHEMES", "LINK_SCHEMES", "absolute", "canonical_url", "host_of", "href", "origin", "plain_origin", "same_site", "site_of", "without_fragment",
+]  # fmt: skip
 
 _URL_INVISIBLE = re.compile("[\t\n\r]")
 _PLAIN_ABSOLUTE = re.compile(
@@ -16,8 +23,20 @@ _PLAIN_ABSOLUTE = re.compile(
 )
 _PLAIN_ROOTED = re.compile(r"^/(?![/\\])[^\x00-\x20\\\x7f\ufffe\uffff\ud800-\udfff]*\Z")
 _C0_AND_SPACE = "".join(chr(i) for i in range(0x21))
-LINK_SCHEMES = frozenset({"http", "https", "mailto"})
-IMAGE_SCHEMES = frozenset({"http", "https"})
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})  # what an entry may link to
+IMAGE_SCHEMES = frozenset({"http", "https"})  # what may be fetched or shown: pages, images, bases
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Query parameters that only say where a click came from. Sources: the click ids Google (gclid,
+# dclid), Microsoft (msclkid), Meta (fbclid, igshid), Yandex (yclid), Mailchimp (mc_cid, mc_eid)
+# and Google Analytics (_ga, utm_*) append, and Twitter's ref_src / ref_url; as miniflux's
+# internal/reader/urlcleaner keeps them. Not "ref": many sites use it as the article id (news.php?ref=101).
+_TRACKING = frozenset(
+    {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_ga", "yclid", "ref_src", "ref_url"}
+)
+_TRACKING_PREFIXES = ("utm_",)
+# ASCII a URL must not carry raw (RFC 3986): percent-encoded rather than dropping the link. Other
+# non-ASCII text stays as it is: Atom hrefs are IRIs.
+_URL_UNSAFE = re.compile('[\x00-\x20\x7f"<>\\\\^`{|}]')
 
 
 def plain_origin(base: str) -> str | None:
@@ -55,3 +74,92 @@ def absolute(raw: str, base: str, schemes: frozenset[str], origin: str | None = 
     if parts.scheme.lower() != "mailto" and not parts.netloc:
         return None
     return unicodedata.normalize("NFC", XML_FORBIDDEN.sub("", url)).replace(" ", "%20")
+
+
+def without_fragment(url: str) -> str:
+    return url.split("#", 1)[0]
+
+
+def host_of(url: str) -> str:
+    """The URL's host name, lowercased, without "www." ("" when it has none or cannot be parsed)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
+
+
+def site_of(url: str) -> str:
+    """The site a URL belongs to: its host's last two labels."""
+    labels = host_of(url).split(".")
+    return ".".join(labels[-2:]) if len(labels) >= 2 else labels[0]
+
+
+def same_site(a: str, b: str) -> bool:
+    """Whether two URLs belong to one site (see site_of): "www.bbc.co.uk" and "news.bbc.co.uk" do."""
+    site = site_of(a)
+    return bool(site) and site == site_of(b)
+
+
+def canonical_url(url: str, *, keep_fragment: bool = False) -> str:
+    """Lowercase scheme and host, no fragment (unless `keep_fragment`: items of one page that differ only
+    by #anchor), no default port, no tracking parameters, sorted query.
+
+    Deliberately conservative: the path is kept byte for byte ("/index.html", trailing slashes and case
+    can all name different resources on some servers).
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url.strip()
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.username is not None:
+        auth = parts.username + (f":{parts.password}" if parts.password is not None else "")
+        host = f"{auth}@{host}"
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    # Parameters are kept as written (no re-encoding), only filtered and sorted.
+    query = sorted(p for p in parts.query.split("&") if p and not _is_tracking(p.split("=", 1)[0]))
+    path = parts.path or ("/" if parts.netloc else "")
+    return urlunsplit((scheme, host, path, "&".join(query), parts.fragment if keep_fragment else ""))
+
+
+def _is_tracking(raw_key: str) -> bool:
+    key = unquote_plus(raw_key).lower()
+    return key.startswith(_TRACKING_PREFIXES) or key in _TRACKING
+
+
+def origin(url: str) -> str:
+    """`url`'s "scheme://host[:port]", without any user:password@."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme.lower()}://{host}{port}"
+
+
+def href(value: str) -> str | None:
+    """An http, https or mailto URL fit for an href, or None. Spaces and other characters that are not
+    allowed raw in a URL are percent-encoded; anything else (javascript:, data:, relative) is dropped.
+    `value` is XML-clean text already (feed.xml_text)."""
+    # Browsers drop tab and newline anywhere in a URL ("java\tscript:"); check what they would follow.
+    text = _URL_INVISIBLE.sub("", value.strip())
+    if not text:
+        return None
+    text = _URL_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in LINK_SCHEMES:
+        return None
+    if scheme == "mailto":
+        return text if parts.path else None
+    return text if parts.hostname else None

@@ -12,7 +12,7 @@ from feedmaker.extract.fallbacks import ARTICLE_FIELDS, BYLINE_PREFIX, url_fallb
 from feedmaker.extract.fields import Value, read_chain
 from feedmaker.extract.metadata import Document
 from feedmaker.models import Article, Page
-from feedmaker.text import TITLE_SEPARATORS, strip_title_affixes
+from feedmaker.text import strip_title_affixes
 
 __all__ = ["article_from", "article_values", "extract_article", "extract_fields"]
 
@@ -32,7 +32,7 @@ def article_values(doc: Document, *, known: frozenset[str] = frozenset()) -> dic
             fell = fallback(doc)
             if fell is not None:
                 found[name] = fell
-    if "headline" in found and TITLE_SEPARATORS.search(str(found["headline"][0])):
+    if "headline" in found:
         headline, origin = found["headline"]
         found["headline"] = (strip_title_affixes(str(headline), doc.site_names()), origin)
     if "author" in found:

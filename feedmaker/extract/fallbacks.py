@@ -12,8 +12,8 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from feedmaker.dates import parse_date
 from feedmaker.extract.fields import Kind, Value, finish, node_text
 from feedmaker.extract.metadata import Document, jsonld_image, jsonld_names, jsonld_text, looks_like_url
-from feedmaker.text import clean_text, compact, strip_title_affixes
-from feedmaker.urls import IMAGE_SCHEMES, absolute
+from feedmaker.text import clean_text, compact, fold, strip_title_affixes
+from feedmaker.urls import IMAGE_SCHEMES, absolute, same_site
 
 __all__ = [
     "ARTICLE_FIELDS", "META_AUTHOR", "META_DATE", "META_IMAGE", "META_SUMMARY", "Fallback", "author_fallback",
@@ -55,7 +55,6 @@ _DATE_NODES = (
 )
 _YEAR = re.compile(r"(?<!\d)(?:19[7-9]\d|20\d\d)(?!\d)")
 _URL_DATE = re.compile(r"/((?:19|20)\d\d)/([01]\d)/([0-3]\d)(?:/|$)")
-_WORD = re.compile(r"\w+")
 META_IMAGE = ("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
 META_SUMMARY = ("og:description", "description", "twitter:description")
 BYLINE_PREFIX = re.compile(r"^(?:(?i:by|von|par|por|door)[\s:]+|By(?=[A-Z][a-z]))")
@@ -124,7 +123,7 @@ def _similar(a: str, b: str) -> bool:
         return False
     if (ca in cb or cb in ca) and min(len(ca), len(cb)) >= max(len(ca), len(cb)) / 2:
         return True
-    wa, wb = set(_WORD.findall(a.casefold())), set(_WORD.findall(b.casefold()))
+    wa, wb = set(fold(a).split()), set(fold(b).split())
     return bool(wa and wb) and len(wa & wb) / min(len(wa), len(wb)) >= 0.6
 
 
@@ -243,18 +242,12 @@ def url_fallback(doc: Document) -> tuple[Value, str] | None:
     site the feed follows."""
     node = doc.canonical
     url = absolute(node.attributes.get("href") or "", doc.base, IMAGE_SCHEMES) if node is not None else None
-    if url is not None and _same_site(doc, url):
+    if url is not None and same_site(url, doc.url):
         return url, "link:canonical"
     for hit in (from_meta(doc, ("og:url",), "link"), from_jsonld(doc, "url", "link")):
-        if hit is not None and _same_site(doc, str(hit[0])):
+        if hit is not None and same_site(str(hit[0]), doc.url):
             return hit
     return None
-
-
-def _same_site(doc: Document, url: str) -> bool:
-    """Whether `url` is on the page's site (the same host, or one a subdomain of the other)."""
-    a, b = doc.host(url), doc.host(doc.url)
-    return a == b or a.endswith("." + b) or b.endswith("." + a)
 
 
 ARTICLE_FIELDS: tuple[tuple[str, Kind, Fallback | None], ...] = (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 from feedmaker.config import ListSelectors, SiteConfig
 from feedmaker.errors import ExtractError
@@ -13,6 +12,7 @@ from feedmaker.extract.fields import Value, node_text, read_chain
 from feedmaker.extract.metadata import Document, Firsts, Node
 from feedmaker.models import Article, Listing, Page
 from feedmaker.text import clean_text
+from feedmaker.urls import host_of, without_fragment
 
 __all__ = ["extract_listing", "listing_document", "read_item"]
 
@@ -46,7 +46,7 @@ def listing_document(html: str, url: str) -> Document:
     """A listing page held as text (`suggest`) parsed as extraction parses a fetched one: links resolve
     against `url`; there is no site config yet, so dates without an offset are read in UTC."""
     page = Page(url=url, body=html.encode("utf-8", "replace"), encoding="utf-8")
-    host = urlsplit(url).hostname or "site"
+    host = host_of(url) or "site"
     return Document(page, SiteConfig(id="suggest", name=host, start_urls=(url,), list=ListSelectors(item="*")))
 
 
@@ -83,10 +83,7 @@ def extract_listing(page: Page, site: SiteConfig) -> Listing:
     next_url = None
     if site.list.next:
         hit = read_chain(doc, doc.tree, site.list.next, "link")
-        if hit is not None and _same_page(str(hit[0])) != _same_page(page.url):
+        if hit is not None and without_fragment(str(hit[0])) != without_fragment(page.url):
             next_url = str(hit[0])
     return Listing(url=page.url, items=tuple(items), next_url=next_url)
 
-
-def _same_page(url: str) -> str:
-    return url.split("#", 1)[0]

@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
@@ -15,7 +14,7 @@ from feedmaker.config import SiteConfig
 from feedmaker.errors import ExtractError
 from feedmaker.extract.decode import parser_input
 from feedmaker.models import Page
-from feedmaker.urls import IMAGE_SCHEMES, absolute, plain_origin
+from feedmaker.urls import IMAGE_SCHEMES, absolute, host_of, plain_origin, site_of
 
 __all__ = [
     "ARTICLE_TYPES", "BadSelector", "Document", "Firsts", "Node", "Tree", "jsonld_image", "jsonld_names", "jsonld_text", "looks_like_url",
@@ -50,7 +49,7 @@ class Document:
     """One parsed page plus the metadata read from it on demand."""
 
     __slots__ = (
-        "_canonical", "_hosts", "_jsonld", "_meta", "_scripts", "_site_names",
+        "_canonical", "_jsonld", "_meta", "_scripts", "_site_names",
         "base", "dates", "firsts", "now", "origin", "page", "site", "tree", "url", "zone",
     )  # fmt: skip
 
@@ -73,7 +72,6 @@ class Document:
         self._site_names: list[str] | None = None
         self.dates: dict[tuple[str, str | None], datetime | None] = {}
         self.firsts: Firsts = {}
-        self._hosts: dict[str, str] = {}
 
     def _index(self) -> dict[str, str]:
         """Walk the tree once for meta, <link rel=canonical> and JSON-LD scripts."""
@@ -136,18 +134,11 @@ class Document:
             publisher = self.jsonld.get("publisher")
             if isinstance(publisher, dict) and isinstance(publisher.get("name"), str):
                 names.append(publisher["name"])
-            host = (urlsplit(self.url).hostname or "").removeprefix("www.")
-            names.append(host)
-            names.append(host.split(".")[0])
+            # The host names the site too ("Story | arstechnica.com"), as does its site's first label.
+            names.append(host_of(self.url))
+            names.append(site_of(self.url).split(".")[0])
             self._site_names = [n for n in names if n]
         return list(self._site_names)
-
-    def host(self, url: str) -> str:
-        """The URL's host name without "www." (memoised: the page's own URL is asked for often)."""
-        host = self._hosts.get(url)
-        if host is None:
-            host = self._hosts[url] = (urlsplit(url).hostname or "").removeprefix("www.")
-        return host
 
 
 def jsonld_articles(scripts: Sequence[LexborNode]) -> Iterator[dict[str, Any]]:

@@ -26,10 +26,11 @@ from feedmaker.errors import ExtractError
 from feedmaker.extract import listing_document
 from feedmaker.suggest.candidates import container_sets, item_selectors
 from feedmaker.suggest.merge import merge
-from feedmaker.suggest.nodes import flat_text, site_of
+from feedmaker.suggest.nodes import flat_text
 from feedmaker.suggest.output import Candidate, Suggestion
 from feedmaker.suggest.page import ListingPage
 from feedmaker.suggest.scoring import evaluate, same_items
+from feedmaker.urls import site_of
 
 __all__ = ["MIN_SCORE", "Candidate", "Suggestion", "suggest"]
 

@@ -6,10 +6,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from feedmaker.extract import Node
 from feedmaker.suggest.nodes import HEADINGS, SKIP_TAGS, TAGGY_PATH, ancestors, class_list, flat_text, link_of
+from feedmaker.urls import IMAGE_SCHEMES, absolute
 
 __all__ = ["Anatomy", "date_format", "read_anatomy"]
 
@@ -158,7 +159,9 @@ def _find_image(nodes: list[Node], base: str) -> tuple[Node, str, str] | None:
         for attr in _IMAGE_ATTRS:
             raw = (n.attributes.get(attr) or "").strip()
             if raw and not raw.startswith("data:") and "," not in raw and " " not in raw:
-                return n, attr, urljoin(base, raw)
+                url = absolute(raw, base, IMAGE_SCHEMES)
+                if url is not None:
+                    return n, attr, url
     return None
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin, urlsplit
 
 from feedmaker.extract import Node
+from feedmaker.urls import IMAGE_SCHEMES, absolute, without_fragment
 
 __all__ = [
     "HEADINGS", "SKIP_TAGS", "TAGGY_PATH", "ancestors", "class_list", "class_words", "flat_text", "link_of",
-    "site_of", "stable_classes", "stable_id",
+    "stable_classes", "stable_id",
 ]  # fmt: skip
 
 HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
@@ -94,20 +94,13 @@ def stable_id(node: Node) -> str | None:
     return value
 
 
-def site_of(url: str) -> str:
-    host = (urlsplit(url).hostname or "").lower()
-    labels = host.split(".")
-    return ".".join(labels[-2:]) if len(labels) >= 2 else host
-
-
 def link_of(node: Node, base: str) -> str | None:
-    raw = (node.attributes.get("href") or "").strip()
-    if not raw or raw.startswith(("#", "javascript:", "mailto:", "tel:", "data:")):
+    """The http(s) URL an <a> links to, without its #fragment; in-page "#..." links are not articles."""
+    raw = node.attributes.get("href") or ""
+    if raw.lstrip().startswith("#"):
         return None
-    url = urljoin(base, raw)
-    if not url.startswith(("http://", "https://")):
-        return None
-    return url.split("#", 1)[0]
+    url = absolute(raw, base, IMAGE_SCHEMES)
+    return without_fragment(url) if url is not None else None
 
 
 def ancestors(node: Node, stop: Node) -> list[Node]:

@@ -14,6 +14,7 @@ from feedmaker.suggest.nodes import HEADINGS, TAGGY_PATH, ancestors, flat_text
 from feedmaker.suggest.output import Candidate
 from feedmaker.suggest.page import MIN_ITEMS, SAMPLE, ListingPage
 from feedmaker.suggest.selectors import Spec, fallback_chain, read_value, relative
+from feedmaker.urls import site_of
 
 __all__ = ["article_like", "evaluate", "same_items", "size_term", "spread_sample"]
 
@@ -151,7 +152,7 @@ def article_like(url: str, site: str) -> float:
         score += 0.3
     if re.search(r"\d{4,}", parts.path + parts.query) or last.endswith((".html", ".htm", ".php")):
         score += 0.3
-    if not (parts.hostname or "").lower().endswith(site):
+    if site_of(url) != site:
         score *= 0.8
     return min(score, 1.0)
 

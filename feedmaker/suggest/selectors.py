@@ -7,11 +7,11 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
-from urllib.parse import urljoin
 
 from feedmaker.config import FieldSpec
 from feedmaker.extract import BadSelector, Node
 from feedmaker.suggest.nodes import ancestors, flat_text, stable_classes
+from feedmaker.urls import IMAGE_SCHEMES, absolute, without_fragment
 
 __all__ = ["Reader", "Spec", "fallback_chain", "read_value", "relative", "url_reader"]
 
@@ -124,8 +124,9 @@ def read_value(node: Node, spec: Spec) -> str | None:
 
 def url_reader(base: str) -> Reader:
     @functools.lru_cache(maxsize=4096)
-    def resolve(value: str) -> str:
-        return urljoin(base, value).split("#", 1)[0]
+    def resolve(value: str) -> str | None:
+        url = absolute(value, base, IMAGE_SCHEMES)
+        return without_fragment(url) if url is not None else None
 
     def read(node: Node, spec: Spec) -> str | None:
         value = read_value(node, spec)
