@@ -7,9 +7,12 @@ store key articles by `canonical_url`; feed writes hrefs through `href`; robots 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
+
+import tldextract
 
 from feedmaker.text import XML_FORBIDDEN
 
@@ -34,6 +37,10 @@ _TRACKING = frozenset(
     {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_ga", "yclid", "ref_src", "ref_url"}
 )
 _TRACKING_PREFIXES = ("utm_",)
+# The Public Suffix List snapshot tldextract ships with its release: never downloaded (no list URLs)
+# and never cached on disk (no cache_dir), so a crawl makes no request but its own. ICANN suffixes
+# only: a blogspot.com blog and its neighbours are one site, as a reader would say.
+_PUBLIC_SUFFIXES = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 # ASCII a URL must not carry raw (RFC 3986): percent-encoded rather than dropping the link. Other
 # non-ASCII text stays as it is: Atom hrefs are IRIs.
 _URL_UNSAFE = re.compile('[\x00-\x20\x7f"<>\\\\^`{|}]')
@@ -90,9 +97,20 @@ def host_of(url: str) -> str:
 
 
 def site_of(url: str) -> str:
-    """The site a URL belongs to: its host's last two labels."""
-    labels = host_of(url).split(".")
-    return ".".join(labels[-2:]) if len(labels) >= 2 else labels[0]
+    """The site a URL belongs to: its registrable domain by the Public Suffix List ("www.bbc.co.uk" ->
+    "bbc.co.uk"); under a name the list does not know (".example", ".internal"), the last two labels;
+    an IP address or a one-label host is its own site."""
+    return _registrable(host_of(url))
+
+
+@functools.lru_cache(maxsize=4096)
+def _registrable(host: str) -> str:
+    parts = _PUBLIC_SUFFIXES(host)
+    if parts.suffix and parts.domain:
+        return f"{parts.domain}.{parts.suffix}"
+    if parts.ipv4 or parts.ipv6 or "." not in host:
+        return host
+    return ".".join(host.rsplit(".", 2)[-2:])
 
 
 def same_site(a: str, b: str) -> bool:
