@@ -26,6 +26,7 @@ _FOLD = str.maketrans(
     }
 )  # fmt: skip
 _APOSTROPHES = re.compile(r"(?<=\w)'(?=\w)")
+_ASCII_NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 # Title separators: "::", a bar, colon, middle dot, bullet or guillemet with any spacing, and a dash or
 # slash only with a space on at least one side, so "Spider-Man", "AC/DC" and "X-ray" are never split.
@@ -53,6 +54,8 @@ def fold(text: str) -> str:
     is a space ("US-led" -> "us led"). Combining marks (Indic and Thai vowel signs) stay inside their
     word; invisible format characters (soft hyphen, zero-width space) vanish."""
     text = _APOSTROPHES.sub("", text.translate(_FOLD).casefold())
+    if text.isascii():  # the common case, at regex speed: ASCII has no marks and no format characters
+        return _ASCII_NOT_WORD.sub(" ", text).strip()
     out = []
     for ch in text:
         if ch.isalnum():
