@@ -102,10 +102,7 @@ def item_selectors(page: ListingPage, sets: list[list[Node]]) -> list[str]:
 
 def _selectors_for(nodes: list[Node]) -> list[str]:
     tags = {n.tag for n in nodes}
-    common = set(stable_classes(nodes[0]))
-    for n in nodes[1:]:
-        common &= set(stable_classes(n))
-    order = [c for c in stable_classes(nodes[0]) if c in common]
+    order = _shared_classes(nodes)
     tag = next(iter(tags)) if len(tags) == 1 else None
     own: list[str] = []
     if tag is not None:
@@ -128,6 +125,14 @@ def _selectors_for(nodes: list[Node]) -> list[str]:
     return out
 
 
+def _shared_classes(nodes: list[Node]) -> list[str]:
+    """The stable classes every node has, in the first node's order."""
+    common = set(stable_classes(nodes[0]))
+    for n in nodes[1:]:
+        common &= set(stable_classes(n))
+    return [c for c in stable_classes(nodes[0]) if c in common]
+
+
 def _context(nodes: list[Node]) -> str | None:
     """A selector for the nodes' parents, when they have one in common (tag plus shared classes, or an id)."""
     parents = [n.parent for n in nodes]
@@ -139,10 +144,7 @@ def _context(nodes: list[Node]) -> str | None:
     tags = {p.tag for p in ps}
     if len(tags) != 1:
         return None
-    common = set(stable_classes(ps[0]))
-    for p in ps[1:]:
-        common &= set(stable_classes(p))
-    order = [c for c in stable_classes(ps[0]) if c in common]
+    order = _shared_classes(ps)
     tag = ps[0].tag or ""
     if order:
         return tag + "".join(f".{c}" for c in order[:2])
