@@ -34,7 +34,19 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # and Google Analytics (_ga, utm_*) append, and Twitter's ref_src / ref_url; as miniflux's
 # internal/reader/urlcleaner keeps them. Not "ref": many sites use it as the article id (news.php?ref=101).
 _TRACKING = frozenset(
-    {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_ga", "yclid", "ref_src", "ref_url"}
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "_ga",
+        "yclid",
+        "ref_src",
+        "ref_url",
+    }
 )
 _TRACKING_PREFIXES = ("utm_",)
 # The Public Suffix List snapshot tldextract ships with its release: never downloaded (no list URLs)

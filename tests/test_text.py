@@ -19,7 +19,11 @@ AFFIX_CASES = (
     ("Big story happens -BBC News", ("BBC News",), "Big story happens"),
     ("Big story happens \u00bb BBC News", ("BBC News",), "Big story happens"),
     (f"{WELT} - WELT", ("WELT",), WELT),
-    (f"Indexbit Exchange:{WIRE} -GrowthSphere Strategies", ("GrowthSphere Strategies", "Indexbit Exchange"), WIRE),
+    (
+        f"Indexbit Exchange:{WIRE} -GrowthSphere Strategies",
+        ("GrowthSphere Strategies", "Indexbit Exchange"),
+        WIRE,
+    ),
     ("Release v2.10.2 \u00b7 nuxt/nuxt.js \u00b7 GitHub", ("GitHub",), "Release v2.10.2 \u00b7 nuxt/nuxt.js"),
 )
 
@@ -34,12 +38,20 @@ def test_one_affix_rule_gives_one_headline_to_extract_and_canon() -> None:
             + "".join(f'<meta property="og:site_name" content="{html.escape(n)}">' for n in names[1:])
             + "</head><body><p>Text.</p></body></html>"
         )
-        site = SiteConfig(id="s", name=names[0], start_urls=("https://news.example/",), list=ListSelectors(item="li"))
-        article = extract_fields(Page(url="https://news.example/a/1", body=body.encode(), encoding="utf-8"), site)
+        site = SiteConfig(
+            id="s", name=names[0], start_urls=("https://news.example/",), list=ListSelectors(item="li")
+        )
+        article = extract_fields(
+            Page(url="https://news.example/a/1", body=body.encode(), encoding="utf-8"), site
+        )
         assert (article.headline, article.origin("headline")) == (headline, "title"), title
 
 
 def test_fold_is_the_one_notion_of_same_words() -> None:
     """Quotes, dashes, case and in-word apostrophes fold together; compact() is fold() without spaces."""
-    assert fold("Kim\u2019s \u201cbig\u201d plan \u2014 US-led") == fold("kim's \"BIG\" plan - us led") == "kims big plan us led"
+    assert (
+        fold("Kim\u2019s \u201cbig\u201d plan \u2014 US-led")
+        == fold('kim\'s "BIG" plan - us led')
+        == "kims big plan us led"
+    )
     assert compact("Ars Technica") == compact("ars-technica") == compact("arstechnica") == "arstechnica"

@@ -66,6 +66,7 @@ def decode_html(body: bytes, declared: str | None) -> str:
         return body.decode(codec, errors="replace")
     return body.decode("utf-8", errors="replace")
 
+
 _BOM_PREFIXES = tuple(bom for bom, _ in _BOMS)
 _CHUNK = 16384
 

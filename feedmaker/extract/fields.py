@@ -23,6 +23,7 @@ __all__ = [
 Kind = Literal["text", "link", "image", "date", "content"]
 Value = str | datetime
 
+
 def sanitize_html(html: str, base_url: str) -> str:
     """Untrusted HTML -> safe HTML: no script/style/iframe/on*/javascript:; relative URLs made absolute."""
 

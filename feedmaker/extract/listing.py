@@ -47,7 +47,9 @@ def listing_document(html: str, url: str) -> Document:
     against `url`; there is no site config yet, so dates without an offset are read in UTC."""
     page = Page(url=url, body=html.encode("utf-8", "replace"), encoding="utf-8")
     host = host_of(url) or "site"
-    return Document(page, SiteConfig(id="suggest", name=host, start_urls=(url,), list=ListSelectors(item="*")))
+    return Document(
+        page, SiteConfig(id="suggest", name=host, start_urls=(url,), list=ListSelectors(item="*"))
+    )
 
 
 def extract_listing(page: Page, site: SiteConfig) -> Listing:
@@ -79,11 +81,12 @@ def extract_listing(page: Page, site: SiteConfig) -> Listing:
     if not linked:
         # Items but no links is a redesign as much as no items is: say which selector found nothing.
         links = " / ".join(spec.css for spec in site.list.link)
-        raise ExtractError(page.url, links, f"found no http(s) link in any of the {len(nodes)} {site.list.item!r} item(s)")
+        raise ExtractError(
+            page.url, links, f"found no http(s) link in any of the {len(nodes)} {site.list.item!r} item(s)"
+        )
     next_url = None
     if site.list.next:
         hit = read_chain(doc, doc.tree, site.list.next, "link")
         if hit is not None and without_fragment(str(hit[0])) != without_fragment(page.url):
             next_url = str(hit[0])
     return Listing(url=page.url, items=tuple(items), next_url=next_url)
-

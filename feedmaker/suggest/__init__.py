@@ -50,7 +50,9 @@ def suggest(html: str, url: str) -> Suggestion:
     title = flat_text(title_node) if title_node is not None else None
     if root is None:
         raise ExtractError(url, "*", "no repeated article blocks found")
-    page = ListingPage(doc=doc, tree=tree, root=root, url=url, host=site_of(url), size=max(1, len(root.text(deep=True))))
+    page = ListingPage(
+        doc=doc, tree=tree, root=root, url=url, host=site_of(url), size=max(1, len(root.text(deep=True)))
+    )
     seeds = container_sets(page)
     selectors = item_selectors(page, seeds)
     found: list[Candidate] = []

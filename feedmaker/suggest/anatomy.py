@@ -34,6 +34,7 @@ _DATE_FORMATS: tuple[tuple[str, str], ...] = (
 _YEAR = re.compile(r"(?:19|20)\d\d")
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 
+
 @dataclass(slots=True)
 class Anatomy:
     """What one item holds, as nodes: suggest derives selectors that lead from the item to each of them."""
@@ -67,9 +68,7 @@ def read_anatomy(item: Node, base: str) -> Anatomy:
     )
 
 
-def _title(
-    item: Node, nodes: list[Node], base: str
-) -> tuple[Node | None, tuple[Node, str] | None]:
+def _title(item: Node, nodes: list[Node], base: str) -> tuple[Node | None, tuple[Node, str] | None]:
     """The headline node and its link: a linked heading, a heading inside a link, a link in a title-ish
     block (`.release-header a`), else the first heading (its link is found by the caller)."""
     headings = [n for n in nodes if n.tag in HEADINGS and len(flat_text(n)) >= 3]
@@ -96,7 +95,12 @@ def _title(
         return headings[0], None
     for n in nodes:
         titled = any(_TITLE_CLASS.search(c) for c in class_list(n))
-        if titled and n.mem_id != item.mem_id and n.tag not in ("img", "time") and 3 <= len(flat_text(n)) <= 300:
+        if (
+            titled
+            and n.mem_id != item.mem_id
+            and n.tag not in ("img", "time")
+            and 3 <= len(flat_text(n)) <= 300
+        ):
             return n, None
     return None, None
 

@@ -12,6 +12,7 @@ __all__ = ["container_sets", "item_selectors"]
 
 _MAX_CANDIDATES = 40  # item selectors fully evaluated per page
 
+
 def _link_nodes(page: ListingPage) -> list[tuple[Node, str]]:
     own = page.url.split("#", 1)[0]
     out = []

@@ -11,6 +11,7 @@ from feedmaker.suggest.scoring import article_like, evaluate, size_term, spread_
 
 __all__ = ["merge"]
 
+
 def merge(page: ListingPage, ranked: Sequence[Candidate]) -> Candidate | None:
     """The best group joined with its peers into one selector list (`li.tout, li.latest, div.dek`), or None.
 

@@ -60,6 +60,7 @@ TAGGY_PATH = re.compile(  # first path segment (after a language prefix): /tag/x
     re.I,
 )
 
+
 def flat_text(node: Node) -> str:
     return " ".join(node.text(deep=True, separator=" ").split())
 

@@ -12,6 +12,7 @@ from feedmaker.models import Article
 
 __all__ = ["Candidate", "Suggestion"]
 
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate:
     """One way to read the page: the `[list]` selectors, what they read, and how much we like it."""

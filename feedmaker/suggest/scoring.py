@@ -22,6 +22,7 @@ _GENERIC_TEXT = re.compile(
     r"^(?:read|view|learn|see|continue|more|full|weiterlesen|mehr|lire|leer|\W)+(?:\s+\w+){0,3}\W*$", re.I
 )
 
+
 def evaluate(page: ListingPage, css: str, members: Sequence[str] = ()) -> Candidate | None:
     """Derive the field selectors for the items `css` matches, read the page with them and score the result.
 
@@ -47,12 +48,7 @@ def evaluate(page: ListingPage, css: str, members: Sequence[str] = ()) -> Candid
     link, _ = fallback_chain(
         sample,
         [p.url for p in parts],
-        (
-            Spec(c, "href")
-            for n, p in pairs
-            if p.anchor is not None
-            for c in relative(n, p.anchor, "[href]")
-        ),
+        (Spec(c, "href") for n, p in pairs if p.anchor is not None for c in relative(n, p.anchor, "[href]")),
         page.read_url,
     )
     headline, _ = fallback_chain(
@@ -109,7 +105,9 @@ def _stratified(page: ListingPage, nodes: Sequence[Node], members: Sequence[str]
     picked: set[int] = set()
     for css in members:
         group = page.tree.css(css)
-        picked.update(n.mem_id for n in spread_sample(group, max(MIN_ITEMS, round(SAMPLE * len(group) / len(nodes)))))
+        picked.update(
+            n.mem_id for n in spread_sample(group, max(MIN_ITEMS, round(SAMPLE * len(group) / len(nodes))))
+        )
     return [n for n in nodes if n.mem_id in picked]  # in page order
 
 

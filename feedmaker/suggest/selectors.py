@@ -15,6 +15,7 @@ from feedmaker.urls import IMAGE_SCHEMES, absolute, without_fragment
 
 __all__ = ["Reader", "Spec", "fallback_chain", "read_value", "relative", "url_reader"]
 
+
 def relative(item: Node, node: Node, suffix: str = "") -> list[str]:
     """Selectors leading from `item` to `node`: its tag and classes, then with an ancestor inside the item."""
     tag = node.tag or "*"
