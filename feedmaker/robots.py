@@ -16,12 +16,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from protego import Protego
 
 from feedmaker.errors import Blocked, FetchError
 from feedmaker.models import RobotsFile, utcnow
+from feedmaker.urls import origin
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,7 @@ Verdict = Protego | bool  # parsed rules, or allow/disallow everything
 
 def robots_url(url: str) -> str:
     """The robots.txt of `url`'s origin; any user:password@ is dropped."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme.lower()}://{host}{port}/robots.txt"
+    return f"{origin(url)}/robots.txt"
 
 
 def _verdict(url: str, robots: RobotsFile) -> Verdict:
