@@ -151,7 +151,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# A canonical key shorter than this many words is too generic to merge stories of different sites.
+# A canonical key shorter than this many words ("read more", "live updates", "morning briefing") is too
+# generic to name one story: it merges nothing by key, on one site or across sites (see `is_generic_key`).
 GENERIC_KEY_WORDS = 4
 # One site repeating a headline at a new URL within this time is the same story moved; later, it is the
 # next edition of a recurring title (a daily "Morning briefing" comes back after 24 h).
@@ -171,6 +172,12 @@ class RunRecord(SiteReport):
     """A stored SiteReport plus the share of items in which each watched field was filled."""
 
     fill: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+
+def is_generic_key(key: str) -> bool:
+    """The one rule for generic headlines: such a key never makes two URLs one story; only a matching
+    canonical URL (or a recorded source URL) does. Seven "Read more" links on one page are seven stories."""
+    return len(key.split()) < GENERIC_KEY_WORDS
 
 
 def _iso(moment: datetime) -> str:
@@ -312,8 +319,8 @@ class Store:
            Duplicate, unchanged, recorded as that site's source.
         2. `url_key` was already recorded as another sighting (source) of an entry: Duplicate of that
            entry, unchanged (first-seen wins, even if this copy's headline was edited since).
-        3. An entry has `key`: Duplicate; the first-seen entry keeps its id and fields, and this URL and
-           site are recorded once as a source.
+        3. An entry has `key` and the key is not generic (see `_copied_from`): Duplicate; the first-seen
+           entry keeps its id and fields, and this URL and site are recorded once as a source.
         4. Otherwise Added, with an id minted here once ("urn:uuid:<uuid4>").
         """
         if not sightings:
@@ -358,12 +365,14 @@ class Store:
     def _copied_from(self, db: sqlite3.Connection, article: Article, *, key: str, now: str) -> tuple[Any, ...] | None:
         """The stored entry that a sighting at a new URL repeats, by canonical key; None for a new story.
 
-        Across sites a key match is the same story, however late (farms re-post wire copy months after),
-        unless the key is too generic to mean one story ("Morning briefing", "Live updates"). On one site,
-        the same headline at a new URL is the same story moved when it is close in time to the site's
-        latest entry with that key (publish dates compared when both have one, else first sight with now),
-        and otherwise the next edition of a recurring title.
+        A generic key (`is_generic_key`: "Read more", "Live updates") matches nothing, on any site.
+        Across sites a key match is the same story, however late (farms re-post wire copy months after).
+        On one site, the same headline at a new URL is the same story moved when it is close in time to the
+        site's latest entry with that key (publish dates compared when both have one, else first sight with
+        now), and otherwise the next edition of a recurring title.
         """
+        if is_generic_key(key):
+            return None
         rows = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid", (key,)).fetchall()
         if not rows:
             return None
@@ -375,7 +384,7 @@ class Store:
             else:
                 gap = _time(now) - _time(last[12])
             return last if gap < RECURRING_GAP else None
-        return rows[0] if len(key.split()) >= GENERIC_KEY_WORDS else None
+        return rows[0]
 
     def _merge(self, db: sqlite3.Connection, row: tuple[Any, ...], article: Article, *, key: str, now: str) -> AddResult:
         """A re-sighting of a stored URL by its own site. Text fields take new non-None values (an edited

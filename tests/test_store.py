@@ -541,3 +541,30 @@ def test_every_site_listing_a_known_url_gets_the_story_in_its_feed(store: Store)
     for site in "abcd":
         assert [e.id for e in store.entries([site], 10)] == [first.entry.id]
     assert store.entries(["a"], 1)[0].article.headline == "Story number 1 told"
+
+
+def test_generic_headlines_at_different_urls_of_one_site_are_separate_stories(store: Store):
+    """Seven 'Read more' links to seven URLs of one site in one run are seven entries, not one."""
+    results = [add(store, article(n, headline="Read more")) for n in range(7)]
+    assert all(isinstance(r, Added) for r in results)
+    assert len({r.entry.id for r in results}) == 7
+    assert store.entry_count("wire") == 7
+
+
+def test_a_generic_headline_merges_only_at_the_same_canonical_url(store: Store):
+    """A short key re-seen at its own URL is the same entry; at a new URL of the same site, a new story."""
+    first = add(store, article(1, headline="Live updates"))
+    again = add(store, article(1, headline="Live updates"))
+    elsewhere = add(store, article(2, headline="Live updates"))
+    assert isinstance(again, Duplicate)
+    assert again.entry.id == first.entry.id
+    assert isinstance(elsewhere, Added)
+    assert elsewhere.entry.id != first.entry.id
+
+
+def test_headline_less_items_at_different_urls_are_separate_stories(store: Store):
+    """An empty key (no headline found) is generic too: it never merges two URLs."""
+    first = add(store, article(1, headline=""))
+    second = add(store, article(2, headline=""))
+    assert isinstance(first, Added)
+    assert isinstance(second, Added)
