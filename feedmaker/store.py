@@ -1,7 +1,8 @@
 """State: sqlite3. Article -> AddResult (Added | Updated | Duplicate), stored Entry rows -> feed.
 
 One file (or ":memory:") holds the entries, the other sites' sightings of each story (sources), the
-upstream conditional-GET validators and the run history used for drift and failure detection.
+upstream conditional-GET validators and the run history used for drift and failure detection. Headline,
+author and summary are capped as they are stored (`cap_text`, HEADLINE_MAX, AUTHOR_MAX, SUMMARY_MAX).
 
 Durability: WAL with synchronous=FULL. NORMAL survives a killed process but may lose the last commits on
 power loss; a lost entry would be minted again with a new id after the feed that published the old id
@@ -158,6 +159,14 @@ GENERIC_KEY_WORDS = 4
 # next edition of a recurring title (a daily "Morning briefing" comes back after 24 h).
 RECURRING_GAP = timedelta(hours=20)
 VALIDATORS_KEPT = timedelta(days=30)
+# Text fields are cut to these lengths (at a word, with an ellipsis) as they are stored, so that a page
+# with a megabyte "headline" gives a feed entry a reader can show, and the database stays small. Real
+# headlines stay well under 300 characters; a summary is a teaser, not the article (content is not cut).
+HEADLINE_MAX = 300
+SUMMARY_MAX = 2000
+AUTHOR_MAX = 200
+ELLIPSIS = "\u2026"
+_LAST_WORD = re.compile(r"\s+\S*$")
 
 # The stored article fields, in column order (see `_merge` for how a re-sighting changes them).
 _MERGED = ("url", "headline", "published", "author", "summary", "image", "content", "origins")
@@ -178,6 +187,22 @@ def is_generic_key(key: str) -> bool:
     """The one rule for generic headlines: such a key never makes two URLs one story; only a matching
     canonical URL (or a recorded source URL) does. Seven "Read more" links on one page are seven stories."""
     return len(key.split()) < GENERIC_KEY_WORDS
+
+
+def cap_text(value: str, limit: int) -> str:
+    """`value` if it fits in `limit` characters, else cut at the last word break that keeps at least half
+    of it (a hard cut for one endless word) and ended with an ellipsis, `limit` characters at most."""
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - len(ELLIPSIS)]
+    word = _LAST_WORD.search(cut)
+    if word and word.start() >= limit // 2:
+        cut = cut[: word.start()]
+    return cut.rstrip(" \t\n,;:-") + ELLIPSIS
+
+
+def _capped(value: str | None, limit: int) -> str | None:
+    return None if value is None else cap_text(value, limit)
 
 
 def _iso(moment: datetime) -> str:
@@ -622,13 +647,13 @@ class Store:
 
 
 def _article_values(article: Article) -> tuple[str | None, ...]:
-    """The merged fields of an article, in _MERGED order, as stored."""
+    """The merged fields of an article, in _MERGED order, as stored (text fields capped)."""
     return (
         _text(article.url),
-        _text(article.headline),
+        _text(cap_text(article.headline, HEADLINE_MAX)),
         _iso_or_none(article.published),
-        _text_or_none(article.author),
-        _text_or_none(article.summary),
+        _text_or_none(_capped(article.author, AUTHOR_MAX)),
+        _text_or_none(_capped(article.summary, SUMMARY_MAX)),
         _text_or_none(article.image),
         _text_or_none(article.content),
         json.dumps([list(pair) for pair in article.origins]),

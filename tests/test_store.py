@@ -568,3 +568,29 @@ def test_headline_less_items_at_different_urls_are_separate_stories(store: Store
     second = add(store, article(2, headline=""))
     assert isinstance(first, Added)
     assert isinstance(second, Added)
+
+
+def test_a_megabyte_headline_is_stored_cut_at_a_word_with_an_ellipsis(store: Store):
+    """A 1 MB headline, summary and author are capped where they are stored; a re-sighting is no update."""
+    words = " ".join(f"word{n}" for n in range(200_000))
+    huge = article(1, headline=words, summary=words, author=words)
+    entry = add(store, huge, key="huge story key").entry
+    for value, limit in ((entry.article.headline, store_module.HEADLINE_MAX), (entry.article.summary, store_module.SUMMARY_MAX),
+                         (entry.article.author, store_module.AUTHOR_MAX)):
+        assert value is not None
+        assert len(value) <= limit
+        assert len(value) > limit // 2
+        assert value.endswith("\u2026")
+        kept = value.removesuffix("\u2026")
+        assert words.startswith(kept)
+        assert words[len(kept)] == " "  # cut between two words, not inside one
+    assert isinstance(add(store, huge, key="huge story key"), Duplicate)
+    [listed] = store.entries(["wire"], 10)
+    assert listed.article.headline == entry.article.headline
+
+
+def test_cap_text_keeps_short_text_and_hard_cuts_one_endless_word():
+    assert store_module.cap_text("Short headline", 300) == "Short headline"
+    assert store_module.cap_text("x" * 300, 300) == "x" * 300
+    assert store_module.cap_text("x" * 1000, 300) == "x" * 299 + "\u2026"
+    assert store_module.cap_text("Budget passes, " + "y" * 400, 300) == "Budget passes, " + "y" * 284 + "\u2026"
