@@ -1,8 +1,10 @@
 """Serving stage: feed files in output_dir -> HTTP, for feed readers and the operator.
 
-`respond(feed, method, headers) -> Reply` holds the HTTP rules (ETag, Last-Modified, 304, gzip) and is pure;
+`respond(feed, method, headers) -> Reply` holds the HTTP rules (ETag, Last-Modified, 304 with If-None-Match
+compared weakly over its whole list, gzip) and is pure;
 `make_app(...)` is the starlette glue: `/feeds/<id>.atom`, `/opml`, `/healthz` and `/` (status page), reading
-the feed list and a `Status` snapshot through callables so that a config reload shows at once;
+the feed list and a `Status` snapshot through callables so that a config reload shows at once; its links
+come from configuration or the listening address, never from a request's Host header;
 `make_server(app)` a uvicorn server to run inside the daemon's own loop, leaving signals to the daemon.
 The server only reads files: a failing site keeps its last good feed (publish never writes a failed crawl),
 and its failure is shown on the status page, never as an entry. `/healthz` says `ok`, `degraded` (sites

@@ -398,7 +398,9 @@ class Store:
         """
         if is_generic_key(key):
             return None
-        rows = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid", (key,)).fetchall()
+        rows: list[tuple[Any, ...]] = db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid", (key,)
+        ).fetchall()
         if not rows:
             return None
         same_site = [r for r in rows if r[1] == _text(article.site)]
