@@ -1,7 +1,8 @@
 """State: sqlite3. Article -> AddResult (Added | Updated | Duplicate), stored Entry rows -> feed.
 
 One file (or ":memory:") holds the entries, the other sites' sightings of each story (sources), the
-upstream conditional-GET validators and the run history used for drift and failure detection.
+upstream conditional-GET validators and the run history used for drift and failure detection. Headline,
+author and summary are capped as they are stored (`cap_text`, HEADLINE_MAX, AUTHOR_MAX, SUMMARY_MAX).
 
 Durability: WAL with synchronous=FULL. NORMAL survives a killed process but may lose the last commits on
 power loss; a lost entry would be minted again with a new id after the feed that published the old id
@@ -151,12 +152,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# A canonical key shorter than this many words is too generic to merge stories of different sites.
+# A canonical key shorter than this many words ("read more", "live updates", "morning briefing") is too
+# generic to name one story: it merges nothing by key, on one site or across sites (see `is_generic_key`).
 GENERIC_KEY_WORDS = 4
 # One site repeating a headline at a new URL within this time is the same story moved; later, it is the
 # next edition of a recurring title (a daily "Morning briefing" comes back after 24 h).
 RECURRING_GAP = timedelta(hours=20)
 VALIDATORS_KEPT = timedelta(days=30)
+# Text fields are cut to these lengths (at a word, with an ellipsis) as they are stored, so that a page
+# with a megabyte "headline" gives a feed entry a reader can show, and the database stays small. Real
+# headlines stay well under 300 characters; a summary is a teaser, not the article (content is not cut).
+HEADLINE_MAX = 300
+SUMMARY_MAX = 2000
+AUTHOR_MAX = 200
+ELLIPSIS = "\u2026"
+_LAST_WORD = re.compile(r"\s+\S*$")
 
 # The stored article fields, in column order (see `_merge` for how a re-sighting changes them).
 _MERGED = ("url", "headline", "published", "author", "summary", "image", "content", "origins")
@@ -171,6 +181,28 @@ class RunRecord(SiteReport):
     """A stored SiteReport plus the share of items in which each watched field was filled."""
 
     fill: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+
+def is_generic_key(key: str) -> bool:
+    """The one rule for generic headlines: such a key never makes two URLs one story; only a matching
+    canonical URL (or a recorded source URL) does. Seven "Read more" links on one page are seven stories."""
+    return len(key.split()) < GENERIC_KEY_WORDS
+
+
+def cap_text(value: str, limit: int) -> str:
+    """`value` if it fits in `limit` characters, else cut at the last word break that keeps at least half
+    of it (a hard cut for one endless word) and ended with an ellipsis, `limit` characters at most."""
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - len(ELLIPSIS)]
+    word = _LAST_WORD.search(cut)
+    if word and word.start() >= limit // 2:
+        cut = cut[: word.start()]
+    return cut.rstrip(" \t\n,;:-") + ELLIPSIS
+
+
+def _capped(value: str | None, limit: int) -> str | None:
+    return None if value is None else cap_text(value, limit)
 
 
 def _iso(moment: datetime) -> str:
@@ -312,8 +344,8 @@ class Store:
            Duplicate, unchanged, recorded as that site's source.
         2. `url_key` was already recorded as another sighting (source) of an entry: Duplicate of that
            entry, unchanged (first-seen wins, even if this copy's headline was edited since).
-        3. An entry has `key`: Duplicate; the first-seen entry keeps its id and fields, and this URL and
-           site are recorded once as a source.
+        3. An entry has `key` and the key is not generic (see `_copied_from`): Duplicate; the first-seen
+           entry keeps its id and fields, and this URL and site are recorded once as a source.
         4. Otherwise Added, with an id minted here once ("urn:uuid:<uuid4>").
         """
         if not sightings:
@@ -358,13 +390,17 @@ class Store:
     def _copied_from(self, db: sqlite3.Connection, article: Article, *, key: str, now: str) -> tuple[Any, ...] | None:
         """The stored entry that a sighting at a new URL repeats, by canonical key; None for a new story.
 
-        Across sites a key match is the same story, however late (farms re-post wire copy months after),
-        unless the key is too generic to mean one story ("Morning briefing", "Live updates"). On one site,
-        the same headline at a new URL is the same story moved when it is close in time to the site's
-        latest entry with that key (publish dates compared when both have one, else first sight with now),
-        and otherwise the next edition of a recurring title.
+        A generic key (`is_generic_key`: "Read more", "Live updates") matches nothing, on any site.
+        Across sites a key match is the same story, however late (farms re-post wire copy months after).
+        On one site, the same headline at a new URL is the same story moved when it is close in time to the
+        site's latest entry with that key (publish dates compared when both have one, else first sight with
+        now), and otherwise the next edition of a recurring title.
         """
-        rows = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid", (key,)).fetchall()
+        if is_generic_key(key):
+            return None
+        rows: list[tuple[Any, ...]] = db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid", (key,)
+        ).fetchall()
         if not rows:
             return None
         same_site = [r for r in rows if r[1] == _text(article.site)]
@@ -375,7 +411,7 @@ class Store:
             else:
                 gap = _time(now) - _time(last[12])
             return last if gap < RECURRING_GAP else None
-        return rows[0] if len(key.split()) >= GENERIC_KEY_WORDS else None
+        return rows[0]
 
     def _merge(self, db: sqlite3.Connection, row: tuple[Any, ...], article: Article, *, key: str, now: str) -> AddResult:
         """A re-sighting of a stored URL by its own site. Text fields take new non-None values (an edited
@@ -613,13 +649,13 @@ class Store:
 
 
 def _article_values(article: Article) -> tuple[str | None, ...]:
-    """The merged fields of an article, in _MERGED order, as stored."""
+    """The merged fields of an article, in _MERGED order, as stored (text fields capped)."""
     return (
         _text(article.url),
-        _text(article.headline),
+        _text(cap_text(article.headline, HEADLINE_MAX)),
         _iso_or_none(article.published),
-        _text_or_none(article.author),
-        _text_or_none(article.summary),
+        _text_or_none(_capped(article.author, AUTHOR_MAX)),
+        _text_or_none(_capped(article.summary, SUMMARY_MAX)),
         _text_or_none(article.image),
         _text_or_none(article.content),
         json.dumps([list(pair) for pair in article.origins]),

@@ -541,3 +541,56 @@ def test_every_site_listing_a_known_url_gets_the_story_in_its_feed(store: Store)
     for site in "abcd":
         assert [e.id for e in store.entries([site], 10)] == [first.entry.id]
     assert store.entries(["a"], 1)[0].article.headline == "Story number 1 told"
+
+
+def test_generic_headlines_at_different_urls_of_one_site_are_separate_stories(store: Store):
+    """Seven 'Read more' links to seven URLs of one site in one run are seven entries, not one."""
+    results = [add(store, article(n, headline="Read more")) for n in range(7)]
+    assert all(isinstance(r, Added) for r in results)
+    assert len({r.entry.id for r in results}) == 7
+    assert store.entry_count("wire") == 7
+
+
+def test_a_generic_headline_merges_only_at_the_same_canonical_url(store: Store):
+    """A short key re-seen at its own URL is the same entry; at a new URL of the same site, a new story."""
+    first = add(store, article(1, headline="Live updates"))
+    again = add(store, article(1, headline="Live updates"))
+    elsewhere = add(store, article(2, headline="Live updates"))
+    assert isinstance(again, Duplicate)
+    assert again.entry.id == first.entry.id
+    assert isinstance(elsewhere, Added)
+    assert elsewhere.entry.id != first.entry.id
+
+
+def test_headline_less_items_at_different_urls_are_separate_stories(store: Store):
+    """An empty key (no headline found) is generic too: it never merges two URLs."""
+    first = add(store, article(1, headline=""))
+    second = add(store, article(2, headline=""))
+    assert isinstance(first, Added)
+    assert isinstance(second, Added)
+
+
+def test_a_megabyte_headline_is_stored_cut_at_a_word_with_an_ellipsis(store: Store):
+    """A 1 MB headline, summary and author are capped where they are stored; a re-sighting is no update."""
+    words = " ".join(f"word{n}" for n in range(200_000))
+    huge = article(1, headline=words, summary=words, author=words)
+    entry = add(store, huge, key="huge story key").entry
+    for value, limit in ((entry.article.headline, store_module.HEADLINE_MAX), (entry.article.summary, store_module.SUMMARY_MAX),
+                         (entry.article.author, store_module.AUTHOR_MAX)):
+        assert value is not None
+        assert len(value) <= limit
+        assert len(value) > limit // 2
+        assert value.endswith("\u2026")
+        kept = value.removesuffix("\u2026")
+        assert words.startswith(kept)
+        assert words[len(kept)] == " "  # cut between two words, not inside one
+    assert isinstance(add(store, huge, key="huge story key"), Duplicate)
+    [listed] = store.entries(["wire"], 10)
+    assert listed.article.headline == entry.article.headline
+
+
+def test_cap_text_keeps_short_text_and_hard_cuts_one_endless_word():
+    assert store_module.cap_text("Short headline", 300) == "Short headline"
+    assert store_module.cap_text("x" * 300, 300) == "x" * 300
+    assert store_module.cap_text("x" * 1000, 300) == "x" * 299 + "\u2026"
+    assert store_module.cap_text("Budget passes, " + "y" * 400, 300) == "Budget passes, " + "y" * 284 + "\u2026"
