@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Sequence
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
+from feedmaker import patterns
+
 _FOLD = str.maketrans(
     {
         "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'", "`": "'",
@@ -88,7 +90,7 @@ def canonical_key(headline: str, *, strip: Sequence[str] = (), site_names: Seque
     """
     text = unicodedata.normalize("NFKC", headline)
     for pattern in strip:
-        text = re.sub(pattern, " ", text, flags=re.IGNORECASE)
+        text = patterns.blank_out(pattern, text)
     text = strip_site_affixes(text, site_names)
     return _words_only(text)
 

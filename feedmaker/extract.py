@@ -28,6 +28,7 @@ import nh3
 from charset_normalizer import from_bytes
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
+from feedmaker import patterns
 from feedmaker.config import FieldSpec, SiteConfig
 from feedmaker.dates import parse_date
 from feedmaker.errors import ExtractError
@@ -479,11 +480,7 @@ def _raw_value(node: LexborNode, spec: FieldSpec, kind: Kind) -> str | None:
     if raw is None:
         return None
     if spec.regex:
-        m = re.search(spec.regex, raw)
-        if m is None:
-            return None
-        raw = m.group(1) if m.re.groups else m.group(0)
-        raw = raw or ""
+        raw = patterns.captured(spec.regex, raw) or ""
     return raw if raw and not raw.isspace() else None
 
 

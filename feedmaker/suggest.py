@@ -33,6 +33,7 @@ from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
+from feedmaker import patterns
 from feedmaker.config import FieldSpec, ListSelectors
 from feedmaker.errors import ExtractError
 
@@ -591,8 +592,8 @@ def _is_date(text: str) -> bool:
     if found is None:
         return False
     _, regex = found
-    m = re.search(regex, text) if regex else None
-    return regex is None or (m is not None and len(m.group(1)) >= len(text) - 3)
+    part = patterns.captured(regex, text) if regex else None
+    return regex is None or (part is not None and len(part) >= len(text) - 3)
 
 
 def _find_summary(nodes: list[LexborNode], skip: set[int], headline: str) -> tuple[LexborNode, str] | None:
@@ -727,8 +728,7 @@ def _read_value(node: LexborNode, spec: _Spec) -> str | None:
         return None
     value = (hit.attributes.get(spec.attr) or "").strip() if spec.attr else _text(hit)
     if value and spec.regex:
-        m = re.search(spec.regex, value)
-        value = (m.group(1) if m.groups() else m.group(0)) if m else ""
+        value = patterns.captured(spec.regex, value) or ""
     return value or None
 
 
