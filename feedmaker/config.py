@@ -62,7 +62,7 @@ class FieldSpec(_Frozen):
     attr: str | None = None  # read this attribute instead of the text
     format: str | None = None  # strptime format, for dates printed in a site's own way
     all: bool = False  # join the text of every match (e.g. several authors)
-    regex: str | None = None  # keep group 1 (or the whole match) of this pattern (RE2 syntax: see patterns.py)
+    regex: str | None = None  # keep group 1 (or the whole match) of this RE2 pattern (patterns.py)
 
     _css = field_validator("css")(classmethod(lambda cls, v: check_selector(v)))
 
