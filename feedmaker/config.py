@@ -152,7 +152,9 @@ class Filters(_Frozen):
         return tuple(patterns.check_any_case(p) for p in v)
 
     def keeps(self, headline: str, summary: str | None = None) -> bool:
-        text = f"{headline}\n{summary or ''}"
+        # No trailing newline without a summary: RE2's `$` is the end of the text only (Python's `re` also
+        # matched before a final "\n"), and `(video)$` must still see the headline's end.
+        text = f"{headline}\n{summary}" if summary else headline
         if self.include and not any(patterns.matches(p, text) for p in self.include):
             return False
         return not any(patterns.matches(p, text) for p in self.exclude)

@@ -71,6 +71,14 @@ def test_filters_and_strip_match_in_any_case_and_a_field_as_written() -> None:
     assert patterns.captured("^By (.+)$", "By Jane") == "Jane"
 
 
+def test_a_filter_anchored_at_the_end_sees_the_headline_end_and_the_summary_end() -> None:
+    video = Filters(exclude=(r"\(video\)$",))
+    assert not video.keeps("Storm hits the coast (video)")
+    assert not video.keeps("Storm hits the coast (video)", "")
+    assert video.keeps("Storm hits the coast (video)", "Winds of 150 km/h")
+    assert not video.keeps("Storm hits the coast", "Watch it (video)")
+
+
 def test_a_field_keeps_group_one_or_the_whole_match() -> None:
     assert patterns.captured(r"\d{4}-\d{2}-\d{2}", "on 2024-05-06 at noon") == "2024-05-06"
     assert patterns.captured(r"(\d{4})-\d{2}", "on 2024-05 at noon") == "2024"
