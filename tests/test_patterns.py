@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from feedmaker import patterns
 from feedmaker.canon import canonical_key
@@ -117,3 +120,27 @@ def test_a_pattern_re2_cannot_take_is_refused_in_plain_words(pattern: str, says:
             check(pattern)
         assert says in str(info.value)
         assert repr(pattern) in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------- hypothesis
+
+_ATOMS = st.sampled_from(["a", "b", "ab", ".", "[ab]", "[^a]", r"\d", r"\s", "x", " ", "A", r"\.", "1"])
+_BODY = st.recursive(
+    _ATOMS,
+    lambda inner: st.one_of(
+        st.builds("{}{}".format, inner, inner),
+        st.builds("(?:{}|{})".format, inner, inner),
+        st.builds("(?:{}){}".format, inner, st.sampled_from(["*", "+", "?", "{1,2}", "*?", "+?"])),
+    ),
+    max_leaves=6,
+)
+PATTERNS = st.builds("{}({}){}".format, st.sampled_from(["", "^"]), _BODY, st.sampled_from(["", "$", "b"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pattern=PATTERNS, text=st.text(alphabet="abAB1 .x", max_size=12))
+def test_patterns_both_engines_take_give_what_python_re_gave(pattern: str, text: str) -> None:
+    """Switching engines changes no answer for the syntax both take: the same match, group 1 and case rule."""
+    m = re.search(pattern, text)
+    assert patterns.captured(pattern, text) == (None if m is None else m.group(1) or "")
+    assert patterns.matches(pattern, text) == bool(re.search(pattern, text, re.IGNORECASE))
