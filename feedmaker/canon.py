@@ -8,10 +8,10 @@ the headline and drops only what is not the story: typography, case, punctuation
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 
+from feedmaker import patterns
 from feedmaker.text import fold, strip_title_affixes
 from feedmaker.urls import canonical_url  # the URL half of "same story", kept importable from here
 
@@ -31,5 +31,6 @@ def canonical_key(headline: str, *, strip: Sequence[str] = (), site_names: Seque
     """
     text = unicodedata.normalize("NFKC", headline)
     for pattern in strip:
-        text = re.sub(pattern, " ", text, flags=re.IGNORECASE)
+        text = patterns.blank_out(pattern, text)
     return fold(strip_title_affixes(text, site_names))
+

@@ -211,13 +211,15 @@ def parse_date(text: str, *, tz: ZoneInfo, fmt: str | None = None, now: datetime
         return None
     try:
         found = _parse(text, tz, fmt, now)
-    except OverflowError:  # "9999 years ago", a timestamp past year 9999
+        if found is None:
+            return None
+        if found.tzinfo is None:
+            found = found.replace(tzinfo=tz)
+        found = found.astimezone(UTC)
+    except (OverflowError, ValueError, OSError):
+        # Page text is untrusted: "9999 years ago", a timestamp past year 9999, "9999-12-31T23:59-14:00" (past
+        # 9999 once in UTC), an offset of 99 hours (no zone). The window below rejects them all anyway.
         return None
-    if found is None:
-        return None
-    if found.tzinfo is None:
-        found = found.replace(tzinfo=tz)
-    found = found.astimezone(UTC)
     if found < EARLIEST or found > now.astimezone(UTC) + MAX_AHEAD:
         return None
     return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
@@ -10,6 +9,7 @@ from typing import Literal
 import nh3
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from feedmaker import patterns
 from feedmaker.config import FieldSpec
 from feedmaker.dates import parse_date
 from feedmaker.extract.metadata import Document, Firsts
@@ -66,11 +66,7 @@ def _raw_value(node: LexborNode, spec: FieldSpec, kind: Kind) -> str | None:
     if raw is None:
         return None
     if spec.regex:
-        m = re.search(spec.regex, raw)
-        if m is None:
-            return None
-        raw = m.group(1) if m.re.groups else m.group(0)
-        raw = raw or ""
+        raw = patterns.captured(spec.regex, raw) or ""
     return raw if raw and not raw.isspace() else None
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from feedmaker import patterns
 from feedmaker.extract import Node
 from feedmaker.suggest.nodes import HEADINGS, SKIP_TAGS, TAGGY_PATH, ancestors, class_list, flat_text, link_of
 from feedmaker.urls import IMAGE_SCHEMES, absolute
@@ -136,8 +137,8 @@ def _is_date(text: str) -> bool:
     if found is None:
         return False
     _, regex = found
-    m = re.search(regex, text) if regex else None
-    return regex is None or (m is not None and len(m.group(1)) >= len(text) - 3)
+    part = patterns.captured(regex, text) if regex else None
+    return regex is None or (part is not None and len(part) >= len(text) - 3)
 
 
 def _find_summary(nodes: list[Node], skip: set[int], headline: str) -> tuple[Node, str] | None:

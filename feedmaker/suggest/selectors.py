@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
+from feedmaker import patterns
 from feedmaker.config import FieldSpec
 from feedmaker.extract import BadSelector, Node
 from feedmaker.suggest.nodes import ancestors, flat_text, stable_classes
@@ -118,8 +118,7 @@ def read_value(node: Node, spec: Spec) -> str | None:
         return None
     value = (hit.attributes.get(spec.attr) or "").strip() if spec.attr else flat_text(hit)
     if value and spec.regex:
-        m = re.search(spec.regex, value)
-        value = (m.group(1) if m.groups() else m.group(0)) if m else ""
+        value = patterns.captured(spec.regex, value) or ""
     return value or None
 
 
