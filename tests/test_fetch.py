@@ -366,7 +366,7 @@ async def test_5xx_and_408_are_retried(status: int):
 async def test_gives_up_after_the_retries_naming_the_attempts(caplog: pytest.LogCaptureFixture):
     script = Script(raw(500))
     caplog.set_level(logging.WARNING, logger="feedmaker.fetch")
-    error = await fetch_error(mock(script, retries=2), "https://news.example/")
+    error = await fetch_error(mock(script, retries=2), "https://news.example/", site="news")
     assert (type(error), error.url, error.reason) == (
         FetchError,
         "https://news.example/",
@@ -374,8 +374,8 @@ async def test_gives_up_after_the_retries_naming_the_attempts(caplog: pytest.Log
     )
     assert len(script.requests) == 3
     assert [r.getMessage().split(" wait=")[0] for r in caplog.records] == [
-        "fetch retry url=https://news.example/ attempt=1 reason=HTTP 500",
-        "fetch retry url=https://news.example/ attempt=2 reason=HTTP 500",
+        "site=news fetch retry url=https://news.example/ attempt=1 reason=HTTP 500",
+        "site=news fetch retry url=https://news.example/ attempt=2 reason=HTTP 500",
     ]
 
 
@@ -607,9 +607,12 @@ async def test_waiting_for_a_host_is_not_charged_to_the_deadline():
 async def test_each_request_is_logged_at_debug(caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.DEBUG, logger="feedmaker.fetch")
     async with mock(Script(raw(200, b"12345"))) as fetcher:
-        await fetcher.fetch("https://news.example/")
+        await fetcher.fetch("https://news.example/", site="news")
     [record] = [r for r in caplog.records if r.levelno == logging.DEBUG]
-    assert record.getMessage().startswith("fetch url=https://news.example/ status=200 bytes=5 secs=")
+    assert record.name == "feedmaker.fetch"
+    message = record.getMessage()
+    assert message.startswith("site=news fetch method=GET url=https://news.example/ status=200 bytes=5 ms=")
+    assert message.split(" ms=")[1].isdigit()
 
 
 # -- the address guard ----------------------------------------------------------------------------
@@ -899,7 +902,7 @@ async def test_connection_refused():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     error = await fetch_error(Fetcher(make_settings()), f"http://127.0.0.1:{port}/")
-    assert error.reason == "connection failed: Connection refused"
+    assert error.reason == "connection refused"
 
 
 @pytest.mark.anyio
