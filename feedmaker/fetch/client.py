@@ -250,7 +250,11 @@ class _Call:
                 if for_robots:
                     raise
                 log.warning(
-                    "site=%s address refused url=%s host=%s address=%s", self.site, current, exc.host, exc.address
+                    "site=%s address refused url=%s host=%s address=%s",
+                    self.site,
+                    current,
+                    exc.host,
+                    exc.address,
                 )
                 raise Blocked(self.url, f"{hop.prefix}private address {exc.address} refused") from exc
             location = reply.headers.get("Location")
@@ -260,7 +264,9 @@ class _Call:
                 current = _redirect_target(target, location)
             except (httpx.InvalidURL, ValueError) as exc:
                 raise FetchError(self.url, f"invalid redirect Location {location!r}") from exc
-            log.debug("site=%s redirect url=%s status=%d location=%s", self.site, reply.url, reply.status, current)
+            log.debug(
+                "site=%s redirect url=%s status=%d location=%s", self.site, reply.url, reply.status, current
+            )
         raise FetchError(self.url, f"too many redirects ({self.settings.max_redirects})")
 
     async def robots_refusal(self, url: str) -> str | None:
@@ -300,7 +306,12 @@ class _Call:
                 reason = f"HTTP {reply.status}"
             wait = self.backoff(attempt)
             log.warning(
-                "site=%s fetch retry url=%s attempt=%d reason=%s wait=%.2f", self.site, url, attempt, reason, wait
+                "site=%s fetch retry url=%s attempt=%d reason=%s wait=%.2f",
+                self.site,
+                url,
+                attempt,
+                reason,
+                wait,
             )
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
@@ -325,7 +336,9 @@ class _Call:
                     status = response.status_code
                     try:
                         if 200 <= response.status_code < 300:
-                            body = await read_body(response, url=self.url, max_bytes=max_bytes, truncate=truncate)
+                            body = await read_body(
+                                response, url=self.url, max_bytes=max_bytes, truncate=truncate
+                            )
                     finally:
                         await response.aclose()
             except httpx.TransportError as exc:
