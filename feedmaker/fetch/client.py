@@ -88,7 +88,7 @@ class Fetcher:
         # Two clients, not one with a per-request flag: the connection pool reuses connections by
         # origin, so a connection opened for an allow_private site must never serve a guarded
         # request. Each client's backend has one fixed policy and its own pool.
-        self._clients: dict[bool, httpx.AsyncClient] = {}
+        self._clients: dict[bool, tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]] = {}
         self._gates = Gates(clock, settings.concurrency)
         self._pauses = Pauses(clock, now, paused)
         self._steps = tuple(steps)
@@ -111,14 +111,20 @@ class Fetcher:
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        for client, _ in clients:
+            await client.aclose()  # and so its transport
 
-    def _client(self, allow_private: bool) -> httpx.AsyncClient:
+    def _client(self, allow_private: bool) -> tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]:
+        """The client that builds requests (headers, timeouts) and the transport that sends them.
+
+        Requests go to the transport directly, not through `client.send`: feedmaker follows redirects
+        itself, and httpx's redirect bookkeeping (which runs even with follow_redirects=False) raises
+        a bare `InvalidURL` on a bad Location before we could name it; it also logs, keeps cookies
+        and times the response, none of which a fetch uses."""
         if self._given is not None:
             allow_private = False  # one injected transport: one client
-        client = self._clients.get(allow_private)
-        if client is None:
+        pair = self._clients.get(allow_private)
+        if pair is None:
             s = self.settings
             transport = self._given or GuardedTransport(
                 GuardedBackend(self._policies[allow_private], inner=self._network, resolve=self._resolve),
@@ -136,8 +142,8 @@ class Fetcher:
                     "Accept-Encoding": "gzip, deflate, br",
                 },
             )
-            self._clients[allow_private] = client
-        return client
+            pair = self._clients[allow_private] = (client, transport)
+        return pair
 
     async def fetch(
         self,
@@ -158,7 +164,7 @@ class Fetcher:
             url=url,
             site=site or "-",
             settings=self.settings,
-            client=self._client(allow_private),
+            route=self._client(allow_private),
             policy=self._policies[allow_private],
             gates=self._gates,
             pauses=self._pauses,
@@ -215,7 +221,7 @@ class _Call:
     url: str
     site: str  # for log lines; "-" when the caller did not say
     settings: FetchSettings
-    client: httpx.AsyncClient
+    route: tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]  # builds requests, sends them
     policy: AddressPolicy
     gates: Gates
     pauses: Pauses
@@ -331,8 +337,9 @@ class _Call:
             started = time.perf_counter()
             try:
                 async with self.budget.running():
-                    request = self.client.build_request("GET", url, headers=headers)
-                    response = await self.client.send(request, stream=True)
+                    client, transport = self.route
+                    request = client.build_request("GET", url, headers=headers)
+                    response = await transport.handle_async_request(request)
                     status = response.status_code
                     try:
                         if 200 <= response.status_code < 300:
