@@ -78,7 +78,8 @@ async def _read_listings(
             seen.add(url)
             try:
                 result = await fetcher.fetch(
-                    url, known=store.validators(f"{url} {tag}"), allow_private=site.allow_private_network, delay=site.delay
+                    url, known=store.validators(f"{url} {tag}"), allow_private=site.allow_private_network, delay=site.delay,
+                    site=site.id,
                 )
                 if isinstance(result, NotModified):
                     # Unchanged listing: its items are stored already, and later pages are unchanged too.
@@ -122,7 +123,7 @@ def _names_an_item(url: str) -> bool:
 async def _complete(site: SiteConfig, item: Article, fetcher: Fetcher, warnings: list[str]) -> Article | None:
     """Follow a new item's link for its article-page fields; keep the listing item if that fails."""
     try:
-        result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay)
+        result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay, site=site.id)
         if isinstance(result, NotModified):
             return item
         return extract_article(result, site, item)

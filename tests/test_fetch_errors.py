@@ -272,8 +272,10 @@ def robots_down(h: HostileHandler) -> None:
 def test_crawl_site_reports_the_cause(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, routes: dict[str, Route], path: str, reason: str
 ):
-    """Through crawl_site against a local site: the run's error and its log line carry the fetch's reason."""
+    """Through crawl_site against a local site: the run's error and its log line carry the fetch's reason,
+    and every request's DEBUG line names the site."""
     caplog.set_level(logging.WARNING, logger="feedmaker.crawl")
+    caplog.set_level(logging.DEBUG, logger="feedmaker.fetch")
     with serve_routes(routes) as server:
         start = server.url(path)
         config = write_config(tmp_path / "config", {"broken": SITE.format(start=start)})
@@ -289,3 +291,4 @@ def test_crawl_site_reports_the_cause(
     assert errors == (f"fetch failed: {start}: {reason}",)
     assert f"reason=fetch failed: {start}: {reason}" in caplog.text
     assert "internal error" not in caplog.text
+    assert f"site=broken fetch method=GET url={server.url('/robots.txt')} status=" in caplog.text
