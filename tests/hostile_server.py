@@ -11,8 +11,9 @@ Paths: /robots.txt (disallows /private/), /trickle, /endless, /gzip-bomb, /brotl
 /redirect-loop, /redirect-private[?to=URL], /redirect?to=URL[&status=301], /retry-after, /flaky[?key=K],
 /etag, /wrong-charset, /malformed, /huge-headers, /slow[?secs=S], /status/<code>, /articles/<n>,
 /private/<any>. Pass `routes` to add or replace paths (a key ending in "/" matches every path below it).
-Pass `tls` (a certificate and key, e.g. from `make_certificate`) to serve https; `connections` counts
-the TCP connections accepted, whether or not a request followed.
+Pass `tls` (a certificate and key, e.g. from `make_certificate`) to serve https, and `keep_alive` to
+answer HTTP/1.1 with persistent connections (only routes that send Content-Length then end properly);
+`connections` counts the TCP connections accepted, whether or not a request followed.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Hit:
 
 class HostileHandler(BaseHTTPRequestHandler):
     server: _Server
+    # HTTP/1.0 by default: a response ends when the connection closes, so /endless and /huge need no length.
 
     @property
     def site(self) -> HostileServer:
@@ -236,6 +238,10 @@ def not_found(h: HostileHandler) -> None:
     h.reply(404, b"not found")
 
 
+class _KeepAlive(HostileHandler):
+    protocol_version = "HTTP/1.1"
+
+
 class _Server(ThreadingHTTPServer):
     site: HostileServer
     tls: ssl.SSLContext | None = None
@@ -259,7 +265,11 @@ class HostileServer:
     """The running server: its URLs, its request log and a per-server counter."""
 
     def __init__(
-        self, routes: Mapping[str, Route], bomb_size: int, tls: tuple[Path, Path] | None = None
+        self,
+        routes: Mapping[str, Route],
+        bomb_size: int,
+        tls: tuple[Path, Path] | None = None,
+        keep_alive: bool = False,
     ) -> None:
         self.routes = routes
         self.bomb_size = bomb_size
@@ -267,7 +277,7 @@ class HostileServer:
         self._lock = threading.Lock()
         self._hits: list[Hit] = []
         self._counts: dict[str, int] = {}
-        self._server = _Server(("127.0.0.1", 0), HostileHandler)
+        self._server = _Server(("127.0.0.1", 0), _KeepAlive if keep_alive else HostileHandler)
         self._server.site = self
         if tls is not None:
             self._server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -327,9 +337,10 @@ def serve_routes(
     *,
     bomb_size: int = 16 * 1024 * 1024,
     tls: tuple[Path, Path] | None = None,
+    keep_alive: bool = False,
 ) -> Iterator[HostileServer]:
     """Run a `HostileServer` on 127.0.0.1 (port chosen by the OS) for the duration of the block."""
-    site = HostileServer({**ROUTES, **(routes or {})}, bomb_size, tls)
+    site = HostileServer({**ROUTES, **(routes or {})}, bomb_size, tls, keep_alive)
     thread = threading.Thread(target=site.serve, name=f"hostile-{site.port}", daemon=True)
     thread.start()
     try:

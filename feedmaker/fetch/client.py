@@ -129,7 +129,6 @@ class Fetcher:
             transport = self._given or GuardedTransport(
                 GuardedBackend(self._policies[allow_private], inner=self._network, resolve=self._resolve),
                 ssl_context=self._ssl_context or httpx.create_ssl_context(trust_env=False),
-                max_connections=s.concurrency,
             )
             client = httpx.AsyncClient(
                 transport=transport,
@@ -251,7 +250,7 @@ class _Call:
             try:
                 for step in self.steps:
                     await step(self, hop)
-                reply = await self.attempts(current, known=known, max_bytes=max_bytes, truncate=truncate)
+                reply = await self.attempts(hop, known=known, max_bytes=max_bytes, truncate=truncate)
             except AddressRefused as exc:
                 if for_robots:
                     raise
@@ -286,13 +285,13 @@ class _Call:
 
         return await self.robots.refusal(url, self.settings.user_agent, load=load)
 
-    async def attempts(self, url: str, *, known: Validators, max_bytes: int, truncate: bool) -> _Reply:
+    async def attempts(self, hop: Hop, *, known: Validators, max_bytes: int, truncate: bool) -> _Reply:
         """One hop with retries: 5xx (not 503 with Retry-After), 408 and the network errors that
         another try may cure (not a missing name, a TLS failure or oversized headers)."""
         tries = self.settings.retries + 1
         for attempt in range(1, tries + 1):
             try:
-                reply = await self.exchange(url, known=known, max_bytes=max_bytes, truncate=truncate)
+                reply = await self.exchange(hop, known=known, max_bytes=max_bytes, truncate=truncate)
             except httpx.TransportError as exc:
                 failure = describe(exc, self.settings)
                 reason = failure.reason
@@ -305,7 +304,7 @@ class _Call:
                 if reply.status in (429, 503) and (value := reply.headers.get("Retry-After")) is not None:
                     seconds = retry_after_seconds(value, self.now())
                     if seconds is not None:
-                        pause = self.pauses.pause(host_key(httpx.URL(url).host), seconds)
+                        pause = self.pauses.pause(host_key(hop.target.host), seconds)
                         raise Blocked(self.url, f"HTTP {reply.status}: {pause.reason()}")
                 if not _retryable(reply.status) or attempt == tries:
                     return reply
@@ -314,7 +313,7 @@ class _Call:
             log.warning(
                 "site=%s fetch retry url=%s attempt=%d reason=%s wait=%.2f",
                 self.site,
-                url,
+                hop.url,
                 attempt,
                 reason,
                 wait,
@@ -322,7 +321,7 @@ class _Call:
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
-    async def exchange(self, url: str, *, known: Validators, max_bytes: int, truncate: bool) -> _Reply:
+    async def exchange(self, hop: Hop, *, known: Validators, max_bytes: int, truncate: bool) -> _Reply:
         """One request: wait for the host's turn and a global slot, then send and read within the
         deadline; logs one DEBUG line for it, whatever the outcome."""
         headers = {}
@@ -333,12 +332,13 @@ class _Call:
         status: int | str = "-"
         body = b""
         outcome = ""
-        async with self.gates.turn(host_key(httpx.URL(url).host), self.delay):
+        url = hop.url
+        async with self.gates.turn(host_key(hop.target.host), self.delay):
             started = time.perf_counter()
             try:
                 async with self.budget.running():
                     client, transport = self.route
-                    request = client.build_request("GET", url, headers=headers)
+                    request = client.build_request("GET", hop.target, headers=headers)
                     response = await transport.handle_async_request(request)
                     status = response.status_code
                     try:
