@@ -196,6 +196,15 @@ async def test_503_with_retry_after_date_is_not_retried_and_pauses_until_then():
     assert len(script.requests) == 1
 
 
+@pytest.mark.anyio
+async def test_a_pause_is_logged_once_with_the_site_and_host(caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.WARNING, logger="feedmaker.fetch")
+    await fetch_error(mock(Script(raw(429, headers={"Retry-After": "120"}))), "https://news.example/a", site="news")
+    assert [r.getMessage() for r in caplog.records] == [
+        "site=news host paused host=news.example until=2025-01-01T00:02:00Z"
+    ]
+
+
 def test_retry_after_parsing_is_capped_at_a_day():
     assert retry_after_seconds("120", NOW) == 120
     assert retry_after_seconds("999999999", NOW) == 24 * 3600

@@ -304,7 +304,14 @@ class _Call:
                 if reply.status in (429, 503) and (value := reply.headers.get("Retry-After")) is not None:
                     seconds = retry_after_seconds(value, self.now())
                     if seconds is not None:
-                        pause = self.pauses.pause(host_key(hop.target.host), seconds)
+                        host = host_key(hop.target.host)
+                        pause = self.pauses.pause(host, seconds)
+                        log.warning(
+                            "site=%s host paused host=%s until=%s",
+                            self.site,
+                            host,
+                            f"{pause.until:%Y-%m-%dT%H:%M:%SZ}",
+                        )
                         raise Blocked(self.url, f"HTTP {reply.status}: {pause.reason()}")
                 if not _retryable(reply.status) or attempt == tries:
                     return reply

@@ -5,7 +5,6 @@ the total deadline one fetch's requests share. No I/O; clocks are injected.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -16,8 +15,6 @@ from email.utils import parsedate_to_datetime
 from feedmaker.errors import Blocked, FetchError
 
 __all__ = ["MAX_PAUSE", "Budget", "Gates", "HostGate", "Pause", "Pauses", "retry_after_seconds"]
-
-log = logging.getLogger(__name__)
 
 MAX_PAUSE = 24 * 3600.0  # Retry-After is capped at a day
 
@@ -98,7 +95,6 @@ class Pauses:
     def pause(self, host: str, seconds: float) -> Pause:
         pause = Pause(self._clock() + seconds, self._now() + timedelta(seconds=seconds))
         self._paused[host] = pause
-        log.warning("host paused host=%s until=%s", host, f"{pause.until:%Y-%m-%dT%H:%M:%SZ}")
         return pause
 
     def snapshot(self) -> dict[str, datetime]:
