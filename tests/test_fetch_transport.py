@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from feedmaker.errors import FetchError
 from feedmaker.fetch import AddressPolicy, Fetcher, GuardedBackend, GuardedTransport, IPAddress
-from feedmaker.models import Page
+from feedmaker.models import NotModified, Page
 from tests.fetch_support import FakeClock, SpyNetwork, make_settings
 from tests.hostile_server import HostileServer, serve_routes
 
@@ -93,3 +94,26 @@ async def test_a_pool_with_a_request_in_flight_is_never_closed(site: HostileServ
         body = await streaming.aread()
         await streaming.aclose()
     assert body == b"<html><body><h1>/articles/1</h1></body></html>"
+
+
+@pytest.mark.anyio
+async def test_redirects_and_errors_with_small_bodies_keep_the_connection(site: HostileServer):
+    """A 404 page, a redirect's empty body and a 304 are read to their end, so the next request reuses
+    the connection."""
+    async with Fetcher(make_settings()) as fetcher:
+        with pytest.raises(FetchError):
+            await fetcher.fetch(site.url("/status/404"))
+        page = await fetcher.fetch(site.url(f"/redirect?to={site.url('/etag')}"))
+        assert isinstance(page, Page)
+        again = await fetcher.fetch(site.url("/etag"), known=page.validators)
+        last = await fetcher.fetch(site.url("/articles/1"))
+    assert again == NotModified(site.url("/etag"))
+    assert isinstance(last, Page)
+    assert site.paths() == [
+        "/status/404",
+        f"/redirect?to={site.url('/etag')}",
+        "/etag",
+        "/etag",
+        "/articles/1",
+    ]
+    assert site.connections == 1

@@ -38,6 +38,7 @@ log = logging.getLogger("feedmaker.fetch")  # one logger for the stage, whicheve
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 NO_VALIDATORS = Validators()
+DRAIN_BYTES = 64 * 1024  # a non-2xx body up to this size is read (and dropped) to keep the connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,13 @@ class _Reply:
 
 def _retryable(status: int) -> bool:
     return status == 408 or status >= 500
+
+
+def _short(response: httpx.Response) -> bool:
+    """A small body worth reading to its end: httpcore keeps a connection only once its response has
+    been read (bodiless responses are finished by the transport)."""
+    length = response.headers.get("Content-Length", "")
+    return length.isdigit() and 0 < int(length) <= DRAIN_BYTES and not response.is_stream_consumed
 
 
 class Fetcher:
@@ -353,6 +361,11 @@ class _Call:
                             body = await read_body(
                                 response, url=self.url, max_bytes=max_bytes, truncate=truncate
                             )
+                        elif _short(response):
+                            # A redirect's or error's small body, read and dropped: a connection closed
+                            # mid-body cannot serve the next request to this host.
+                            async for _ in response.aiter_raw():
+                                pass
                     finally:
                         await response.aclose()
             except httpx.TransportError as exc:

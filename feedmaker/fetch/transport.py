@@ -80,6 +80,13 @@ def _nothing() -> None:
     pass
 
 
+def _bodiless(reply: httpcore.Response) -> bool:
+    """No body by the protocol (RFC 9110 6.4.1) or by its Content-Length."""
+    return reply.status in (204, 304) or any(
+        name.lower() == b"content-length" and value.strip() == b"0" for name, value in reply.headers
+    )
+
+
 Origin = tuple[bytes, bytes, int | None]  # scheme, host, port as the request spells them
 
 
@@ -166,12 +173,25 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             await self._close_unused()
             with map_httpcore_errors():
                 reply = await pool.connections.handle_async_request(core_request)
+                if not isinstance(reply.stream, AsyncIterable):
+                    raise TypeError("httpcore's async pool returned a sync body")
+                if _bodiless(reply):
+                    # Read to its end now, which needs no I/O: httpcore returns a connection to the
+                    # pool only after that, and a 304 or an empty redirect is never read otherwise.
+                    async for _ in reply.stream:
+                        pass
+                    await reply.aclose()
         except BaseException:
             done()
             raise
-        if not isinstance(reply.stream, AsyncIterable):
+        if _bodiless(reply):
             done()
-            raise TypeError("httpcore's async pool returned a sync body")
+            return httpx.Response(
+                status_code=reply.status,
+                headers=reply.headers,
+                stream=httpx.ByteStream(b""),
+                extensions=reply.extensions,
+            )
         return httpx.Response(
             status_code=reply.status,
             headers=reply.headers,
