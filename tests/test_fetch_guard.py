@@ -4,12 +4,15 @@ and every private-address test proves the guard refused before any socket was cr
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpcore
 import httpx
 import pytest
 
+import feedmaker
 from feedmaker.errors import Blocked
 from feedmaker.fetch import (
     AddressPolicy,
@@ -204,3 +207,16 @@ async def test_redirect_to_decimal_loopback_is_refused_even_when_the_first_host_
     assert error.reason == "redirect to private address 127.0.0.1 refused"
     assert len(site.hits) == 1
     assert spy.calls  # the first hop was dialled, by address
+
+
+def test_the_guard_plugs_in_without_private_attributes_of_httpx_or_httpcore():
+    """issue 9: `grep -rn '\\._pool\\|\\._transport' feedmaker/` finds nothing."""
+    root = Path(feedmaker.__file__).parent
+    private = re.compile(r"\._pool|\._transport")
+    hits = [
+        f"{path.relative_to(root)}:{number}"
+        for path in sorted(root.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if private.search(line)
+    ]
+    assert hits == []

@@ -122,7 +122,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self.keepalive_expiry, self.clock = keepalive_expiry, clock
         self.pools: OrderedDict[Origin, _HostPool] = OrderedDict()  # least recently used first
 
-    def _pool(self, origin: Origin) -> _HostPool:
+    def _origin_pool(self, origin: Origin) -> _HostPool:
         now = self.clock()
         pool = self.pools.pop(origin, None)
         if pool is None:
@@ -163,7 +163,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             content=request.stream,
             extensions=request.extensions,  # carries httpx's per-request timeouts to httpcore
         )
-        pool = self._pool((url.raw_scheme, url.raw_host, url.port))
+        pool = self._origin_pool((url.raw_scheme, url.raw_host, url.port))
         pool.in_flight += 1  # before closing unused pools, so that this one is never among them
 
         def done() -> None:
