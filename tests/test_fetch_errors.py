@@ -92,6 +92,23 @@ async def test_a_resolver_that_says_try_again_is_retried_and_still_names_the_cau
 
 
 @pytest.mark.anyio
+async def test_a_resolver_that_never_answers_is_bounded_by_the_connect_timeout():
+    asked: list[str] = []
+
+    async def silent(host: str, port: int) -> list[IPAddress]:
+        asked.append(host)
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    settings = make_settings(connect_timeout=0.2, allow_private_networks=())
+    started = asyncio.get_running_loop().time()
+    error = await fetch_error(Fetcher(settings, resolve=silent), "http://nonexistent.invalid/")
+    assert error.reason == "cannot resolve nonexistent.invalid (no answer within 0.2 s)"
+    assert asyncio.get_running_loop().time() - started < 2
+    assert asked == ["nonexistent.invalid"]
+
+
+@pytest.mark.anyio
 async def test_unreachable_robots_txt_stops_the_crawl_and_says_why_not_disallows():
     """RFC 9309: no robots.txt to be had means no crawling; the reason is the network's, not the rules'."""
     resolver = Resolver()

@@ -51,8 +51,9 @@ class CannotResolve(httpcore.ConnectError):
     finds it under httpx's `ConnectError` and says `cannot resolve <host>`."""
 
     def __init__(self, host: str, cause: OSError | UnicodeError) -> None:
-        super().__init__(f"cannot resolve {host}: {cause}")
+        super().__init__(f"cannot resolve {host}: {cause!r}")
         self.host = host
+        self.timed_out = isinstance(cause, TimeoutError)
         # getaddrinfo's answer "no such name" (as opposed to "try again") will not change on a retry.
         self.permanent = isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_NAME
 
@@ -168,8 +169,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             addresses = [literal]
         else:
             try:
-                addresses = await self.resolver(host, port)
-            except (OSError, UnicodeError) as exc:
+                # getaddrinfo has its own, longer timeouts; a lookup counts against the connect timeout.
+                async with asyncio.timeout(timeout):
+                    addresses = await self.resolver(host, port)
+            except (OSError, UnicodeError) as exc:  # TimeoutError is an OSError
                 raise CannotResolve(host, exc) from exc
         # Refuse the host if any address is refused: a name mixing public and private addresses is
         # exactly what a rebinding attack looks like.

@@ -50,8 +50,13 @@ def _tls_reason(exc: ssl.SSLError) -> str:
     return match["text"] if match else text
 
 
-def _connect_reason(exc: BaseException) -> Failure:
+def _connect_reason(exc: BaseException, settings: FetchSettings) -> Failure:
     for cause in _causes(exc):
+        if isinstance(cause, CannotResolve) and cause.timed_out:
+            return Failure(
+                f"cannot resolve {cause.host} (no answer within {settings.connect_timeout:g} s)",
+                retryable=True,
+            )
         if isinstance(cause, CannotResolve):
             return Failure(f"cannot resolve {cause.host}", retryable=not cause.permanent)
         if isinstance(cause, ssl.SSLError):
@@ -75,7 +80,7 @@ def describe(exc: httpx.TransportError, settings: FetchSettings) -> Failure:
         case httpx.PoolTimeout():
             return Failure(f"timed out after {settings.timeout:g} s waiting for a connection", retryable=True)
         case httpx.ConnectError():
-            return _connect_reason(exc)
+            return _connect_reason(exc, settings)
         case httpx.RemoteProtocolError() if _HEADERS_TOO_LARGE in str(exc):
             return Failure("response headers too large (over 100 KiB)", retryable=False)
         case httpx.RemoteProtocolError():
