@@ -150,7 +150,7 @@ async def read_listings(site: SiteConfig, fetcher: Fetcher, store: Store) -> Lis
             seen.add(url)
             try:
                 known = await asyncio.to_thread(store.validators, f"{url} {tag}")
-                result = await fetcher.fetch(url, known=known, allow_private=site.allow_private_network, delay=site.delay)
+                result = await fetcher.fetch(url, known=known, allow_private=site.allow_private_network, delay=site.delay, site=site.id)
                 if isinstance(result, NotModified):
                     # Unchanged listing: its items are stored already, and later pages are unchanged too.
                     not_modified += 1
@@ -210,7 +210,7 @@ async def follow_articles(site: SiteConfig, fresh: Sequence[tuple[str, Article]]
 async def _complete(site: SiteConfig, item: Article, fetcher: Fetcher) -> tuple[Article | None, str | None]:
     """Follow a new item's link for its article-page fields; keep the listing item if that fails."""
     try:
-        result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay)
+        result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay, site=site.id)
         if isinstance(result, NotModified):
             return item, None
         return extract_article(result, site, item), None
