@@ -31,6 +31,8 @@ from feedmaker.config_problems import combined
 from feedmaker.errors import ConfigError, FeedmakerError
 from feedmaker.models import NotModified, Page, SiteReport
 
+__all__ = ["main"]
+
 log = logging.getLogger(__name__)
 
 

@@ -32,6 +32,34 @@ from feedmaker import patterns
 from feedmaker.config_problems import combined, config_errors, line_of
 from feedmaker.errors import ConfigError
 
+__all__ = [
+    "MAX_INTERVAL",
+    "MIN_INTERVAL",
+    "SITE_ID",
+    "ArticleSelectors",
+    "Canonical",
+    "CombinedFeed",
+    "ConfigCheck",
+    "FetchSettings",
+    "FieldChain",
+    "FieldSpec",
+    "Filters",
+    "ImageChain",
+    "LinkChain",
+    "ListSelectors",
+    "Schedule",
+    "ServerSettings",
+    "Settings",
+    "SiteConfig",
+    "check_config",
+    "check_http_url",
+    "check_selector",
+    "load_all",
+    "load_settings",
+    "load_site",
+    "load_sites",
+]
+
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PROBE = LexborHTMLParser("<p></p>")
 

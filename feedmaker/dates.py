@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 from dateutil import parser as dateutil_parser
 
+__all__ = ["EARLIEST", "MAX_AHEAD", "MONTH_NAMES", "ZONE_ABBREVIATIONS", "parse_date"]
+
 EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)
 MAX_AHEAD = timedelta(days=1)
 _MAX_LENGTH = 300  # a date is short; long text is a byline or a paragraph, and fuzzy parsing it is guessing

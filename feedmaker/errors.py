@@ -18,6 +18,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+__all__ = [
+    "Blocked",
+    "ConfigError",
+    "ConfigErrors",
+    "ExtractError",
+    "FeedError",
+    "FeedmakerError",
+    "FetchError",
+    "LockedError",
+    "StoreError",
+    "TooLarge",
+]
+
 
 class FeedmakerError(Exception):
     """Base of every error feedmaker raises on purpose."""

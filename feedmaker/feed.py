@@ -32,6 +32,19 @@ from feedmaker.models import Entry, FeedMeta, as_utc
 from feedmaker.text import XML_FORBIDDEN
 from feedmaker.urls import href
 
+__all__ = [
+    "EPOCH",
+    "FEED_NAMESPACE",
+    "GENERATOR_URI",
+    "TEMP_SUFFIX",
+    "UNTITLED",
+    "clean_stale_temp",
+    "feed_url",
+    "render_atom",
+    "write_feed",
+    "xml_text",
+]
+
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
