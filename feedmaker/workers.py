@@ -200,6 +200,10 @@ class PagePool:
         for worker in self._workers:
             worker.stop()
 
+    def pids(self) -> list[int]:
+        """The worker processes' ids, for the status of a running daemon and for tests."""
+        return [w.process.pid for w in self._workers if w.process is not None and w.process.pid is not None]
+
     async def listing(self, page: Page, site: SiteConfig) -> Listing:
         listing: Listing = await self.run(extract_listing, page, site, url=page.url)
         return listing
