@@ -7,7 +7,9 @@ deep nesting (`"<div>" * 20000`: about 6 s of parsing here), far over the 0.5 s 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import pickle
 import signal
 import threading
 import time
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from feedmaker.config import Settings, SiteConfig, load_all
+from feedmaker.config import LimitSettings, Settings, SiteConfig, load_all, load_settings
 from feedmaker.crawl import crawl_all, crawl_site
 from feedmaker.errors import ExtractError, ParseAborted
 from feedmaker.extract import extract_listing
@@ -249,3 +251,26 @@ def test_article_pages_not_done_within_the_site_run_budget_wait_for_the_next_run
     assert all(h.startswith("Page /slow/") for h in stored)
     assert second.new == late
     assert everything == [f"Page /slow/{s}.html headline" for s in "abcd"]
+
+
+def test_the_shipped_config_documents_the_default_limits():
+    settings = load_settings(Path(__file__).parent.parent / "config" / "feedmaker.toml")
+    assert settings.limits == LimitSettings()
+    assert (settings.limits.parse_seconds, settings.limits.site_run_seconds, settings.limits.workers) == (10.0, 300.0, None)
+
+
+def test_a_workers_log_records_are_logged_again_by_the_parent(caplog: pytest.LogCaptureFixture, site: SiteConfig):
+    """An item without a link is logged at DEBUG inside extraction; the record reaches the parent's log."""
+    caplog.set_level(logging.DEBUG, logger="feedmaker")
+    body = b'<html><body><ul><li class="story">no link here</li><li class="story"><a href="/x.html">Story x of the day</a></li></ul></body></html>'
+    with PagePool(workers=1, budget=5) as debug_pool:
+        asyncio.run(debug_pool.listing(page("http://127.0.0.1/list.html", body), site))
+    assert "site=good item without link url=http://127.0.0.1/list.html" in caplog.messages
+
+
+def test_every_shipped_site_config_crosses_the_process_boundary_unchanged():
+    """Each job pickles its SiteConfig: a config type that does not pickle would fail every page."""
+    _, sites = load_all(Path(__file__).parent.parent / "config")
+    assert sites
+    for one in sites:
+        assert pickle.loads(pickle.dumps(one)) == one
