@@ -83,6 +83,7 @@ class Listings:
     validators: tuple[tuple[str, Validators], ...]  # per parsed page, saved once every item is stored
     pages: int
     not_modified: int
+    out_of_time: bool = False  # listing pages were left unread: the next run must not get a 304 for the first
     warnings: tuple[str, ...] = ()
 
 
@@ -185,6 +186,7 @@ async def read_listings(
     warnings: list[str] = []
     tag = _config_tag(site)
     pages = not_modified = 0
+    out_of_time = False
     for start in site.start_urls:
         url: str | None = start
         seen: set[str] = set()
@@ -192,6 +194,7 @@ async def read_listings(
             seen.add(url)
             if url != site.start_urls[0] and deadline.left() <= 0:
                 warnings.append(f"listing page not read: the site run budget of {deadline.seconds:g} s is used up: {url}")
+                out_of_time = True
                 break
             try:
                 known = await asyncio.to_thread(store.validators, f"{url} {tag}")
@@ -217,6 +220,7 @@ async def read_listings(
         validators=tuple(validators.items()),
         pages=pages,
         not_modified=not_modified,
+        out_of_time=out_of_time,
         warnings=tuple(warnings),
     )
 
@@ -320,7 +324,7 @@ def store_sightings(site: SiteConfig, store: Store, listings: Listings, kept: So
     # One transaction per run: one disk sync instead of one per article, and no half-stored run.
     outcomes = store.add_many(kept.sightings)
     # Validators last, and only when every item is stored: a 304 next time must not hide one left out.
-    if not kept.left_out:
+    if not kept.left_out and not listings.out_of_time:
         for url, page_validators in listings.validators:
             store.save_validators(url, page_validators)
     return Stored(

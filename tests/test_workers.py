@@ -274,3 +274,37 @@ def test_every_shipped_site_config_crosses_the_process_boundary_unchanged():
     assert sites
     for one in sites:
         assert pickle.loads(pickle.dumps(one)) == one
+
+
+def test_listing_pages_after_the_site_run_budget_are_left_unread_and_the_listing_is_not_cached(tmp_path: Path):
+    """Page 1 takes 1 s of a 0.5 s run budget: page 2 is not read (a warning names it), page 1's items are
+    stored, and the next run asks for page 1 without If-None-Match, so page 2 is read once there is time."""
+
+    def first_page(h: HostileHandler) -> None:
+        time.sleep(1.0)
+        body = listing_html(["a"], "/pages/").replace(b"</ul>", b'</ul><a class="next" href="/pages/2.html">more</a>')
+        h.reply(200, body, {"ETag": '"p1"'})
+
+    def second_page(h: HostileHandler) -> None:
+        h.reply(200, listing_html(["b"], "/pages/"))
+
+    with serve_routes({"/pages/1.html": first_page, "/pages/2.html": second_page}) as server:
+        text = SITE.format(name="Paged", url=server.url("/pages/1.html"), max_articles=20).replace(
+            'headline = "a"\n', 'headline = "ul a"\nnext = "a.next"\n').replace("allow_private_network = true", "allow_private_network = true\nmax_pages = 3")
+        text = text.replace('link = "a"', 'link = "ul a"')
+        settings, [site] = load(tmp_path, {"paged": text}, "site_run_seconds = 0.5")
+
+        async def go(store: Store) -> SiteReport:
+            async with Fetcher(settings.fetch) as fetcher:
+                return await crawl_site(site, settings=settings, fetcher=fetcher, store=store)
+
+        with Store(tmp_path / "state.db") as store:
+            first = asyncio.run(go(store))
+            stored = [e.article.headline for e in store.entries(["paged"], 10)]
+            asyncio.run(go(store))
+        asks = [hit for hit in server.hits if hit.path == "/pages/1.html"]
+    assert first.ok, first.errors
+    assert stored == ["Story a of the day"]
+    assert f"listing page not read: the site run budget of 0.5 s is used up: {server.url('/pages/2.html')}" in first.warnings
+    assert len(asks) == 2
+    assert "If-None-Match" not in asks[1].headers
