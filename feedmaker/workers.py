@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import multiprocessing
 import os
 import queue
+import resource
 import signal
 import threading
 import traceback
@@ -62,7 +64,21 @@ class _Collect(logging.Handler):
         self.records.append((record.name, record.levelno, record.getMessage()))
 
 
-def _serve(conn: Connection, level: int) -> None:
+def _limit_cpu(budget: float) -> None:
+    """Let the kernel end this process (SIGXCPU) once the next job has used `budget` CPU seconds and a bit.
+
+    The parent kills a worker over budget by wall clock; this catches the case where the parent cannot,
+    because it died (SIGKILL, or SIGTERM to `run --once`) while the worker was busy: an orphan stops soon
+    instead of parsing on for minutes. Only the soft limit moves: an unprivileged process may raise it again."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime + budget) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _serve(conn: Connection, level: int, budget: float) -> None:
     """A worker's main loop: run jobs from the pipe until it closes."""
     # Ctrl-C reaches the whole process group; the parent decides when its workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -76,6 +92,7 @@ def _serve(conn: Connection, level: int) -> None:
         except (EOFError, OSError):
             return
         collect.records = []
+        _limit_cpu(budget)
         try:
             reply: tuple[Any, ...] = ("ok", func(*args), collect.records)
         except Exception as exc:
@@ -104,14 +121,14 @@ def _rebuild(cls: type[Exception], args: tuple[Any, ...], attrs: dict[str, Any])
 class _Worker:
     """One worker process and the parent's end of its pipe; used by one executor thread at a time."""
 
-    def __init__(self, context: ForkServerContext, level: int) -> None:
-        self.context, self.level = context, level
+    def __init__(self, context: ForkServerContext, level: int, budget: float) -> None:
+        self.context, self.level, self.budget = context, level, budget
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
 
     def start(self) -> None:
         ours, theirs = self.context.Pipe()
-        process = self.context.Process(target=_serve, args=(theirs, self.level), name="feedmaker-page-worker", daemon=True)
+        process = self.context.Process(target=_serve, args=(theirs, self.level, self.budget), name="feedmaker-page-worker", daemon=True)
         process.start()
         theirs.close()
         self.process, self.conn = process, ours
@@ -168,7 +185,7 @@ class PagePool:
         # The forkserver imports these once; every worker forked from it has them already.
         self._context.set_forkserver_preload(["feedmaker.extract"])
         level = logging.getLogger("feedmaker").getEffectiveLevel()
-        self._workers = [_Worker(self._context, level) for _ in range(self.size)]
+        self._workers = [_Worker(self._context, level, budget) for _ in range(self.size)]
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="feedmaker-page")
         self._lock = threading.Lock()  # guards _busy and _closed

@@ -11,6 +11,8 @@ import logging
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +30,8 @@ from feedmaker.models import Page, SiteReport, Validators, utcnow
 from feedmaker.store import Store
 from feedmaker.workers import PagePool
 from tests.hostile_server import HostileHandler, HostileServer, serve_routes
-from tests.sites import write_config
+from tests.sites import serve_dir, write_config
+from tests.test_daemon import descendants, process_alive, wait_for
 
 DEEP = b"<html><body>" + b"<div>" * 20_000 + b"</body></html>"
 
@@ -51,15 +54,6 @@ def listing_html(slugs: list[str], prefix: str, *, text: bool = True) -> bytes:
 
 def page(url: str, body: bytes) -> Page:
     return Page(url=url, body=body, encoding="utf-8", validators=Validators(), fetched_at=utcnow())
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +93,7 @@ def test_a_page_over_budget_is_aborted_naming_url_and_budget_and_its_worker_is_r
     assert time.monotonic() - began < 3
     [after] = pool.pids()
     assert after != before
-    assert not alive(before)
+    assert not process_alive(before)
     # The replacement serves the next job.
     result = asyncio.run(pool.listing(page("http://127.0.0.1/list.html", listing_html(["c"], "/")), site))
     assert [item.url for item in result.items] == ["http://127.0.0.1/c.html"]
@@ -122,7 +116,7 @@ def test_close_stops_busy_and_idle_workers_at_once():
     pool.start()
     pids = pool.pids()
     assert len(pids) == 2
-    assert all(alive(pid) for pid in pids)
+    assert all(process_alive(pid) for pid in pids)
     outcome: list[BaseException] = []
 
     def busy() -> None:
@@ -140,7 +134,7 @@ def test_close_stops_busy_and_idle_workers_at_once():
     assert time.monotonic() - began < 3
     assert not thread.is_alive()
     assert [type(exc) for exc in outcome] == [ParseAborted]
-    assert not any(alive(pid) for pid in pids)
+    assert not any(process_alive(pid) for pid in pids)
 
 
 # --- crawl.py through the pool: a hostile listing or article page costs its own site or item only
@@ -308,3 +302,29 @@ def test_listing_pages_after_the_site_run_budget_are_left_unread_and_the_listing
     assert f"listing page not read: the site run budget of 0.5 s is used up: {server.url('/pages/2.html')}" in first.warnings
     assert len(asks) == 2
     assert "If-None-Match" not in asks[1].headers
+
+
+def test_workers_of_a_killed_run_stop_on_their_own_cpu_limit(tmp_path: Path):
+    """SIGKILL to `run --once` while a worker parses a pathological listing: the parent can no longer kill the
+    worker, so the kernel does (RLIMIT_CPU, set per job from the budget) and nothing is left running."""
+    www = tmp_path / "www"
+    (www / "deep").mkdir(parents=True)
+    (www / "deep" / "index.html").write_bytes(b"<html><body>" + b"<div>" * 200_000 + b"</body></html>")
+    with serve_dir(www) as (base, requests):
+        config = write_config(tmp_path / "config", {"deep": SITE.format(name="Deep", url=f"{base}/deep/index.html", max_articles=20)},
+                              extra="[limits]\nparse_seconds = 1\n")
+        proc = subprocess.Popen([sys.executable, "-m", "feedmaker", "--config", str(config), "run", "--once"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: "/deep/index.html" in requests, 15, "the pathological listing to be fetched")
+            time.sleep(0.3)
+            left = descendants(proc.pid)
+            assert len(left) >= 3  # the forkserver and two page workers at least
+            proc.kill()
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    # Soft limit = CPU used + 1 s budget, rounded up, + 1 s; generous for a loaded machine.
+    wait_for(lambda: not any(process_alive(pid) for pid in left), 20, "the orphaned page workers to stop")
