@@ -45,7 +45,8 @@ MAX_WORKERS = 8  # each worker holds a parsed page in memory; more than this buy
 _STOP_GRACE = 1.0  # seconds a worker gets to exit after its pipe closes before it is killed
 
 T = TypeVar("T")
-# What a worker sends back: ("ok", result, log records) or ("error", rebuilt exception parts, log records).
+# A job's log records: (logger name, level, message). A worker answers each job with ("ok", result, records)
+# or ("error", the exception's parts, records).
 _Records = list[tuple[str, int, str]]
 
 
@@ -82,6 +83,8 @@ def _serve(conn: Connection, level: int, budget: float) -> None:
     """A worker's main loop: run jobs from the pipe until it closes."""
     # Ctrl-C reaches the whole process group; the parent decides when its workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGXCPU (see _limit_cpu) would dump core by default: a page worker's memory is a page, not a bug report.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     collect = _Collect()
     root = logging.getLogger()
     root.handlers[:] = [collect]
@@ -255,7 +258,8 @@ class PagePool:
                     worker.start()
             try:
                 return worker.call(func, args, self.budget, url)
-            except ParseAborted:
+            except ParseAborted as exc:
+                log.info("page worker replaced reason=%s", exc)
                 with self._lock:
                     worker.stop()
                     if not self._closed:
