@@ -2,11 +2,12 @@
 
 `run_daemon(config_dir)` is what `feedmaker run` (without --once) calls. `open_session(settings)` sets up and
 tears down what `run --once` and the daemon both need: the state lock (one feedmaker per state directory),
-the store, a fetcher carrying earlier runs' politeness state and the page worker processes (workers.py). SIGTERM/SIGINT stop scheduling, give running
-crawls up to 5 s, stop the server and close the store, all within 10 s, and the exit code is 0. SIGHUP reloads
-the config: validated first (on error the running config stays and the error is logged), then added, removed
-and rescheduled sites and the combined feeds take effect at once; settings read only at start-up (state and
-output dirs, [server], [fetch], [limits], log_level) are logged as needing a restart.
+the store, a fetcher carrying earlier runs' politeness state and the page worker processes (workers.py).
+SIGTERM/SIGINT stop scheduling, give running crawls up to 5 s, stop the server, the page workers and the
+store, all within 10 s, and the exit code is 0. SIGHUP reloads the config: validated first (on error the
+running config stays and the error is logged), then added, removed and rescheduled sites and the combined
+feeds take effect at once; settings read only at start-up (state and output dirs, [server], [fetch],
+[limits], log_level) are logged as needing a restart.
 
 The stages are imported only once the lock is held: they take most of a second to import, and a second
 daemon on the same state directory must be refused at once.
