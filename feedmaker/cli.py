@@ -162,7 +162,7 @@ def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
         try:
             async with open_session(settings) as session:
                 return await crawl_all(
-                    settings, sites, fetcher=session.fetcher, store=session.store,
+                    settings, sites, fetcher=session.fetcher, store=session.store, pool=session.pool,
                     on_done=Progress(len(sites), sys.stderr), all_sites=all_sites, stop=stop,
                 )
         finally:

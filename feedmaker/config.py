@@ -299,6 +299,12 @@ class FetchSettings(_Frozen):
     allow_private_networks: tuple[str, ...] = ()  # CIDRs or hosts reachable despite the private-address guard
 
 
+class LimitSettings(_Frozen):
+    parse_seconds: float = Field(default=10.0, gt=0, le=600)  # per page: decode + parse + extract, in a worker process
+    site_run_seconds: float = Field(default=300.0, gt=0, le=86_400)  # per site run; article pages not reached wait
+    workers: int | None = Field(default=None, ge=1, le=8)  # page worker processes; None = the CPU count (at most 8)
+
+
 class ServerSettings(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -322,6 +328,7 @@ class Settings(_Frozen):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     fetch: FetchSettings = FetchSettings()
     server: ServerSettings = ServerSettings()
+    limits: LimitSettings = LimitSettings()
     feed: tuple[CombinedFeed, ...] = ()
 
     @model_validator(mode="after")

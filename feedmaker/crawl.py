@@ -4,7 +4,10 @@ The only module that knows every stage. `crawl_site` reads top to bottom as its 
 read listings -> partition known/new -> follow articles -> filter -> store -> summarise, each a small
 function passing a frozen value to the next. One broken site never stops the others: crawl_site catches
 FeedmakerError and records it in the SiteReport. Store calls run in a worker thread (the store
-serialises them), so a disk sync never stalls other sites' fetches or the daemon's HTTP server.
+serialises them), so a disk sync never stalls other sites' fetches or the daemon's HTTP server, and page
+extraction runs in a worker process of a PagePool (workers.py) within `[limits] parse_seconds`, so a hostile
+page costs its own item or site an error and nothing else. A site run has `[limits] site_run_seconds`: article
+pages not reached by then are left for the next run, as those past max_articles are.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -23,11 +28,23 @@ from feedmaker.config import Settings, SiteConfig
 from feedmaker.errors import ExtractError, FeedmakerError, FetchError, StoreError
 from feedmaker.extract import extract_article, extract_listing
 from feedmaker.fetch import Fetcher
-from feedmaker.models import Added, Article, Duplicate, NotModified, SiteReport, Updated, Validators, utcnow
+from feedmaker.models import (
+    Added,
+    Article,
+    Duplicate,
+    Listing,
+    NotModified,
+    Page,
+    SiteReport,
+    Updated,
+    Validators,
+    utcnow,
+)
 from feedmaker.publish import publish
 from feedmaker.store import RunRecord, Store
+from feedmaker.workers import PagePool
 
-__all__ = ["DRIFT_BEFORE", "WATCHED", "crawl_all", "crawl_site", "fill_rates"]
+__all__ = ["DRIFT_BEFORE", "WATCHED", "Deadline", "crawl_all", "crawl_site", "fill_rates"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +58,24 @@ DRIFT_BEFORE = 0.5
 Sighting = tuple[Article, str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When a site run's budget runs out, on the monotonic clock."""
+
+    seconds: float  # the budget, for messages
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(seconds, time.monotonic() + seconds)
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+
+NO_DEADLINE = Deadline(math.inf, math.inf)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Listings:
     """read_listings -> partition: the items by canonical URL (first sighting wins) and what reading cost."""
@@ -49,6 +84,7 @@ class Listings:
     validators: tuple[tuple[str, Validators], ...]  # per parsed page, saved once every item is stored
     pages: int
     not_modified: int
+    out_of_time: bool = False  # listing pages were left unread: the next run must not get a 304 for the first
     warnings: tuple[str, ...] = ()
 
 
@@ -68,6 +104,7 @@ class Followed:
     done: tuple[Article | None, ...]  # one per todo item
     deferred: int  # new items past max_articles, left for a later run
     followed: bool  # whether article pages were fetched at all
+    late: int = 0  # new items whose article page was not reached within the site run budget, left for a later run
     warnings: tuple[str, ...] = ()
 
 
@@ -104,8 +141,12 @@ async def crawl_site(
     fetcher: Fetcher,
     store: Store,
     now: Callable[[], datetime] = utcnow,
+    pool: PagePool | None = None,
 ) -> SiteReport:
-    """One run of one site. Never raises FeedmakerError: failures are in the report, which is also stored."""
+    """One run of one site. Never raises FeedmakerError: failures are in the report, which is also stored.
+
+    `pool` extracts pages in worker processes; without one (tests, tools) extraction runs in this process."""
+    deadline = Deadline.after(settings.limits.site_run_seconds)
     started = now()
     previous = await asyncio.to_thread(store.last_good_run, site.id)
     listings: Listings | None = None
@@ -114,9 +155,9 @@ async def crawl_site(
     stored: Stored | None = None
     error: str | None = None
     try:
-        listings = await read_listings(site, fetcher, store)
+        listings = await read_listings(site, fetcher, store, pool=pool, deadline=deadline)
         split = await asyncio.to_thread(partition, site, listings, store)
-        followed = await follow_articles(site, split.fresh, fetcher)
+        followed = await follow_articles(site, split.fresh, fetcher, pool=pool, deadline=deadline)
         kept = filter_articles(site, split, followed)
         stored = await asyncio.to_thread(store_sightings, site, store, listings, kept)
     except Exception as exc:
@@ -135,19 +176,27 @@ async def crawl_site(
     return report
 
 
-async def read_listings(site: SiteConfig, fetcher: Fetcher, store: Store) -> Listings:
+async def read_listings(
+    site: SiteConfig, fetcher: Fetcher, store: Store, *, pool: PagePool | None = None, deadline: Deadline = NO_DEADLINE
+) -> Listings:
     """Fetch every start URL and follow `list.next` up to max_pages. A start page that fails fails the
-    run; a later page that fails only ends that page chain, with a warning."""
+    run; a later page that fails, or that the site run budget leaves no time for, only ends that page
+    chain, with a warning."""
     items: dict[str, Article] = {}
     validators: dict[str, Validators] = {}
     warnings: list[str] = []
     tag = _config_tag(site)
     pages = not_modified = 0
+    out_of_time = False
     for start in site.start_urls:
         url: str | None = start
         seen: set[str] = set()
         while url and url not in seen and len(seen) < site.max_pages:
             seen.add(url)
+            if url != site.start_urls[0] and deadline.left() <= 0:
+                warnings.append(f"listing page not read: the site run budget of {deadline.seconds:g} s is used up: {url}")
+                out_of_time = True
+                break
             try:
                 known = await asyncio.to_thread(store.validators, f"{url} {tag}")
                 result = await fetcher.fetch(url, known=known, allow_private=site.allow_private_network, delay=site.delay, site=site.id)
@@ -155,7 +204,7 @@ async def read_listings(site: SiteConfig, fetcher: Fetcher, store: Store) -> Lis
                     # Unchanged listing: its items are stored already, and later pages are unchanged too.
                     not_modified += 1
                     break
-                listing = extract_listing(result, site)
+                listing = await _listing(pool, result, site)
             except FeedmakerError as exc:
                 if url == start:
                     raise
@@ -172,6 +221,7 @@ async def read_listings(site: SiteConfig, fetcher: Fetcher, store: Store) -> Lis
         validators=tuple(validators.items()),
         pages=pages,
         not_modified=not_modified,
+        out_of_time=out_of_time,
         warnings=tuple(warnings),
     )
 
@@ -190,30 +240,61 @@ def partition(site: SiteConfig, listings: Listings, store: Store) -> Partition:
     )
 
 
-async def follow_articles(site: SiteConfig, fresh: Sequence[tuple[str, Article]], fetcher: Fetcher) -> Followed:
+async def follow_articles(
+    site: SiteConfig,
+    fresh: Sequence[tuple[str, Article]],
+    fetcher: Fetcher,
+    *,
+    pool: PagePool | None = None,
+    deadline: Deadline = NO_DEADLINE,
+) -> Followed:
     """Complete new items from their article pages: always with `[article]` selectors, and for listings
-    that give no headline. New items past max_articles wait for a later run, so each still gets its page."""
+    that give no headline. New items past max_articles, and those whose page is not done when the site
+    run budget runs out, wait for a later run, so each still gets its page."""
     follow = site.article is not None or any(not item.headline for _, item in fresh)
     todo = tuple(fresh[: site.max_articles] if follow else fresh)
     if not follow:
         return Followed(todo=todo, done=tuple(item for _, item in todo), deferred=0, followed=False)
-    results = await asyncio.gather(*(_complete(site, item, fetcher) for _, item in todo))
+    tasks = [asyncio.ensure_future(_complete(site, item, fetcher, pool)) for _, item in todo]
+    try:
+        if tasks:
+            left = deadline.left()
+            await asyncio.wait(tasks, timeout=None if left == math.inf else max(left, 0.0))
+    finally:
+        # Out of time (or the run itself was cancelled): the pages still in flight are given up.
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+    reached = [(pair, task.result()) for pair, task in zip(todo, tasks, strict=True) if not task.cancelled()]
+    warnings = [warning for _, (_, warning) in reached if warning]
+    if late := len(todo) - len(reached):
+        warnings.append(f"{late} new item(s) left for the next run: their article pages were not done within "
+                        f"the site run budget of {deadline.seconds:g} s ([limits] site_run_seconds)")
     return Followed(
-        todo=todo,
-        done=tuple(article for article, _ in results),
+        todo=tuple(pair for pair, _ in reached),
+        done=tuple(article for _, (article, _) in reached),
         deferred=len(fresh) - len(todo),
         followed=True,
-        warnings=tuple(warning for _, warning in results if warning),
+        late=late,
+        warnings=tuple(warnings),
     )
 
 
-async def _complete(site: SiteConfig, item: Article, fetcher: Fetcher) -> tuple[Article | None, str | None]:
+async def _listing(pool: PagePool | None, page: Page, site: SiteConfig) -> Listing:
+    return await pool.listing(page, site) if pool else extract_listing(page, site)
+
+
+async def _complete(
+    site: SiteConfig, item: Article, fetcher: Fetcher, pool: PagePool | None
+) -> tuple[Article | None, str | None]:
     """Follow a new item's link for its article-page fields; keep the listing item if that fails."""
     try:
         result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay, site=site.id)
         if isinstance(result, NotModified):
             return item, None
-        return extract_article(result, site, item), None
+        article = await pool.article(result, site, item) if pool else extract_article(result, site, item)
+        return article, None
     except FeedmakerError as exc:
         log.warning("site=%s article failed url=%s reason=%s", site.id, item.url, exc)
         return (item if item.headline else None), f"article page skipped: {exc}"
@@ -224,7 +305,7 @@ def filter_articles(site: SiteConfig, split: Partition, followed: Followed) -> S
     sightings = list(split.known)
     rejected: list[str] = []
     warnings: list[str] = []
-    left_out = followed.deferred
+    left_out = followed.deferred + followed.late
     for (url_key, _), article in zip(followed.todo, followed.done, strict=True):
         if article is None or not article.headline:
             if article is not None:
@@ -244,7 +325,7 @@ def store_sightings(site: SiteConfig, store: Store, listings: Listings, kept: So
     # One transaction per run: one disk sync instead of one per article, and no half-stored run.
     outcomes = store.add_many(kept.sightings)
     # Validators last, and only when every item is stored: a 304 next time must not hide one left out.
-    if not kept.left_out:
+    if not kept.left_out and not listings.out_of_time:
         for url, page_validators in listings.validators:
             store.save_validators(url, page_validators)
     return Stored(
@@ -378,6 +459,7 @@ async def crawl_all(
     on_done: Callable[[SiteReport], None] | None = None,
     all_sites: Sequence[SiteConfig] | None = None,
     stop: asyncio.Event | None = None,
+    pool: PagePool | None = None,
 ) -> list[SiteReport]:
     """Crawl these sites concurrently (the fetcher keeps per-host politeness), then rewrite the feeds
     that touch them. `all_sites` (default: `sites`) is the whole config, which combined feeds draw on.
@@ -386,7 +468,7 @@ async def crawl_all(
     report; the feeds of the sites that finished are written all the same. Reports keep `sites` order."""
 
     async def one(site: SiteConfig) -> SiteReport:
-        report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store)
+        report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store, pool=pool)
         if on_done:
             on_done(report)
         return report

@@ -2,15 +2,15 @@
 
 `run_daemon(config_dir)` is what `feedmaker run` (without --once) calls. `open_session(settings)` sets up and
 tears down what `run --once` and the daemon both need: the state lock (one feedmaker per state directory),
-the store and a fetcher carrying earlier runs' politeness state. SIGTERM/SIGINT stop scheduling, give running
-crawls up to 5 s, stop the server and close the store, all within 10 s, and the exit code is 0. A broken site
-file (a bad schedule, a typo) costs only that site, at start-up and on reload: its problems are logged as
-`file:line: key: problem` and it shows as failing on the status page and in /healthz (`degraded`); only a
-broken feedmaker.toml, or no valid site at all, stops start-up. SIGHUP reloads the config: validated first
-(a broken feedmaker.toml keeps the whole running config and is logged; a broken site file keeps that site's
-running config, if it had one), then added, removed and rescheduled sites and the combined feeds take
-effect at once; settings read only at start-up (state and output dirs, [server], [fetch], log_level) are
-logged as needing a restart.
+the store, a fetcher carrying earlier runs' politeness state and the page worker processes (workers.py).
+SIGTERM/SIGINT stop scheduling, give running crawls up to 5 s, stop the server, the page workers and the
+store, all within 10 s, and the exit code is 0. A broken site file (a bad schedule, a typo) costs only that
+site, at start-up and on reload: its problems are logged as `file:line: key: problem` and it shows as
+failing on the status page and in /healthz (`degraded`); only a broken feedmaker.toml, or no valid site at
+all, stops start-up. SIGHUP reloads the config: validated first (a broken feedmaker.toml keeps the whole
+running config and is logged; a broken site file keeps that site's running config, if it had one), then
+added, removed and rescheduled sites and the combined feeds take effect at once; settings read only at
+start-up (state and output dirs, [server], [fetch], [limits], log_level) are logged as needing a restart.
 
 The stages are imported only once the lock is held: they take most of a second to import, and a second
 daemon on the same state directory must be refused at once.
@@ -28,6 +28,7 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from feedmaker.schedule import SiteRunner
     from feedmaker.serve import SiteStatus, Status
     from feedmaker.store import Store
+    from feedmaker.workers import PagePool
 
 __all__ = [
     "DB_NAME",
@@ -66,7 +68,7 @@ DB_NAME = "feedmaker.db"
 DRAIN_SECONDS = 5.0  # running crawls get this long to finish at shutdown, then they are cancelled
 SERVER_GRACE_SECONDS = 2  # open HTTP responses get this long at shutdown
 # Settings read once at start-up; a reload that changes them logs that a restart is needed and keeps them.
-RESTART_ONLY = ("state_dir", "output_dir", "server", "fetch", "log_level")
+RESTART_ONLY = ("state_dir", "output_dir", "server", "fetch", "limits", "log_level")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,16 +151,18 @@ def listen(host: str, port: int) -> socket.socket:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """open_session -> run --once / daemon: the open store and the fetcher."""
+    """open_session -> run --once / daemon: the open store, the fetcher and the page workers."""
 
     store: Store
     fetcher: Fetcher
+    pool: PagePool
 
 
 @contextlib.asynccontextmanager
 async def open_session(settings: Settings) -> AsyncIterator[Session]:
-    """Hold the state lock, open the store, clear stale temp files from the output dir and start a fetcher
-    with the host pauses and robots.txt files of earlier runs; save those again and close everything on exit.
+    """Hold the state lock, open the store, clear stale temp files from the output dir, start the page
+    worker processes and a fetcher with the host pauses and robots.txt files of earlier runs; save those
+    again and close everything on exit, the worker processes included (busy ones are killed).
 
     Politeness state outlives the process: a run from cron every few minutes still honours Retry-After and
     asks each host for robots.txt at most once a day.
@@ -168,18 +172,25 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
         from feedmaker.feed import clean_stale_temp
         from feedmaker.fetch import Fetcher
         from feedmaker.store import Store
+        from feedmaker.workers import PagePool
 
         settings.output_dir.mkdir(parents=True, exist_ok=True)
+        pool = PagePool(workers=settings.limits.workers, budget=settings.limits.parse_seconds)
         with Store(settings.state_dir / DB_NAME) as store:
             clean_stale_temp(settings.output_dir)
-            async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
-                fetcher.robots.preload(store.robots_files())
-                try:
-                    yield Session(store=store, fetcher=fetcher)
-                finally:
-                    # On the loop, but nothing is served any more: the daemon stops its server first.
-                    store.save_host_pauses(fetcher.paused_hosts())
-                    store.save_robots_files(fetcher.robots.snapshot())
+            try:
+                # Starting the forkserver imports the extraction stage there: paid once per process lifetime.
+                await asyncio.to_thread(pool.start)
+                async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
+                    fetcher.robots.preload(store.robots_files())
+                    try:
+                        yield Session(store=store, fetcher=fetcher, pool=pool)
+                    finally:
+                        # On the loop, but nothing is served any more: the daemon stops its server first.
+                        store.save_host_pauses(fetcher.paused_hosts())
+                        store.save_robots_files(fetcher.robots.snapshot())
+            finally:
+                await asyncio.to_thread(pool.close)
 
 
 def site_statuses(
@@ -313,6 +324,7 @@ async def serve_and_schedule(
     *, verbose: int = 0, broken: tuple[ConfigError, ...] = (),
 ) -> int:
     """Run until SIGTERM/SIGINT (or the server dies); SIGHUP reloads the config. Returns the exit code."""
+    from feedmaker.crawl import crawl_site
     from feedmaker.models import utcnow
     from feedmaker.schedule import SiteRunner, add_site_jobs, make_scheduler
     from feedmaker.serve import listen_url, make_app, make_server
@@ -320,7 +332,7 @@ async def serve_and_schedule(
     loop = asyncio.get_running_loop()
     stop, hup = asyncio.Event(), asyncio.Event()
     scheduler = make_scheduler()
-    runner = SiteRunner(settings, sites, fetcher=session.fetcher, store=session.store)
+    runner = SiteRunner(settings, sites, fetcher=session.fetcher, store=session.store, crawl=partial(crawl_site, pool=session.pool))
     daemon = Daemon(config_dir, session.store, scheduler, runner, broken=broken)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

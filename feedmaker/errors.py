@@ -7,6 +7,7 @@
     · Blocked              robots.txt disallows or is unreachable, private address refused, host paused, 401/403/429
     · TooLarge             body over the decoded-size cap (checked while streaming)
   - ExtractError           url + selector that matched nothing
+    · ParseAborted         the page passed its parse time budget, or its worker process died
   - StoreError             the database refused a read or write
   - FeedError              a feed could not be built or written
   - LockedError            another feedmaker process holds the state directory
@@ -81,6 +82,14 @@ class ExtractError(FeedmakerError):
     def __init__(self, url: str, selector: str, problem: str = "matched nothing") -> None:
         super().__init__(f"{url}: selector {selector!r} {problem}")
         self.url, self.selector, self.problem = url, selector, problem
+
+
+class ParseAborted(ExtractError):
+    """Parsing a page was stopped (time budget) or its worker died; the worker was replaced."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        FeedmakerError.__init__(self, f"{reason}: {url}")
+        self.url, self.selector, self.problem = url, "", reason
 
 
 class StoreError(FeedmakerError):

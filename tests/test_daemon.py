@@ -165,7 +165,9 @@ def feedmaker(config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "feedmaker", "--config", str(config), *args]
 
 
-def start_daemon(tmp: Path, www: Path, base: str, *, names: tuple[str, ...] = ("alpha", "beta")) -> Daemon:
+def start_daemon(
+    tmp: Path, www: Path, base: str, *, names: tuple[str, ...] = ("alpha", "beta"), extra: str = "", new_session: bool = False
+) -> Daemon:
     sites = {name: FixtureSite(www, name) for name in names}
     for site in sites.values():
         site.add(2)
@@ -176,11 +178,11 @@ def start_daemon(tmp: Path, www: Path, base: str, *, names: tuple[str, ...] = ("
             **{name: site_toml(name, f"{base}/{name}/index.html") for name in names},
             "broken": site_toml("broken", f"{base}/missing/index.html"),
         },
-        extra=f'[server]\nhost = "127.0.0.1"\nport = {port}\n\n[[feed]]\nid = "all"\ntitle = "Everything"\nsites = ["alpha", "beta"]\n',
+        extra=f'[server]\nhost = "127.0.0.1"\nport = {port}\n\n[[feed]]\nid = "all"\ntitle = "Everything"\nsites = ["alpha", "beta"]\n{extra}',
     )
     stderr = tmp / "daemon.log"
     with stderr.open("wb") as err:
-        proc = subprocess.Popen(feedmaker(config, "run"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(feedmaker(config, "run"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, start_new_session=new_session)
     daemon = Daemon(proc, f"http://127.0.0.1:{port}", config, tmp / "state", stderr, sites, base)
 
     def up() -> bool:
@@ -590,3 +592,92 @@ def _answers(daemon: Daemon) -> bool:
         return daemon.get("/healthz").status_code == 200
     except httpx.TransportError:
         return False
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (the forkserver, its page workers, the resource tracker), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def healthz_latencies(daemon: Daemon, count: int, gap: float) -> list[float]:
+    """Seconds per /healthz request, from one client: httpx.get() alone spends 60-120 ms setting up a client."""
+    seconds = []
+    with httpx.Client(base_url=daemon.url, timeout=5, trust_env=False) as client:
+        for _ in range(count):
+            began = time.perf_counter()
+            assert client.get("/healthz").status_code == 200
+            seconds.append(time.perf_counter() - began)
+            time.sleep(gap)
+    return seconds
+
+
+PATHOLOGICAL = "<html><body>" + "<div>" * 200_000 + "</body></html>"  # about 13 s to parse on this machine
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
+def test_healthz_answers_at_once_while_a_site_parses_a_pathological_listing_and_stop_leaves_no_process(tmp_path: Path, how: str):
+    """The hostile listing is parsed in a page worker: /healthz stays fast, the run fails after the 3 s budget
+    naming the URL, and a stop in the middle of the next such parse exits 0 within the drain grace, with
+    every worker process gone (Ctrl-C: SIGINT to the whole process group, as a terminal sends it)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    with serve_dir(www) as (base, requests):
+        daemon = start_daemon(tmp_path, www, base, names=("alpha", "beta", "hostile"),
+                              extra="\n[limits]\nparse_seconds = 3\n", new_session=True)
+        try:
+            wait_for(lambda: len(daemon.titles("hostile")) == 2, 15, "the hostile site's first, harmless crawl")
+            listing = www / "hostile" / "index.html"
+            listing.write_text(PATHOLOGICAL, encoding="utf-8")
+            os.utime(listing, (1_800_000_000, 1_800_000_000))
+            asked = requests.count("/hostile/index.html")
+            wait_for(lambda: requests.count("/hostile/index.html") > asked, 10, "a crawl of the pathological listing")
+            time.sleep(0.3)  # the 1 MB body is fetched; its parse is under way
+            during = healthz_latencies(daemon, 15, 0.1)
+            print(f"healthz during a pathological parse: max {max(during) * 1000:.1f} ms, "
+                  f"median {sorted(during)[len(during) // 2] * 1000:.1f} ms")
+            assert max(during) < 1.0, during
+            failed = f"page took more than 3 s to parse: {base}/hostile/index.html"
+            wait_for(lambda: failed in daemon.log(), 10, "the hostile run to fail on its parse budget")
+            assert "hostile" in daemon.get("/healthz").json()["failing_sites"]
+
+            # The next run parses the same listing again (it was not stored): stop in the middle of it.
+            asked = requests.count("/hostile/index.html")
+            wait_for(lambda: requests.count("/hostile/index.html") > asked, 15, "the next crawl of the pathological listing")
+            time.sleep(0.3)
+            workers = descendants(daemon.proc.pid)
+            assert len(workers) >= 3  # the forkserver and two page workers at least
+            began = time.monotonic()
+            if how == "SIGTERM":
+                daemon.proc.send_signal(signal.SIGTERM)
+            else:
+                os.killpg(daemon.proc.pid, signal.SIGINT)
+            code = daemon.proc.wait(timeout=15)
+            seconds = time.monotonic() - began
+        finally:
+            kill(daemon)
+    log = daemon.log()
+    assert code == 0, log
+    assert seconds < 5 + 1, log  # within the 5 s drain grace
+    assert "daemon stopped code=0" in log
+    assert "Traceback" not in log
+    wait_for(lambda: not any(process_alive(pid) for pid in workers), 5, "the page workers to be gone")
