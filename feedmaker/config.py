@@ -397,7 +397,9 @@ def _read_sites(directory: Path) -> tuple[list[SiteConfig], list[ConfigError]]:
 
 
 def load_settings(path: Path) -> Settings:
-    """Global settings; a missing file means all defaults. Relative dirs are relative to the config's parent."""
+    """Global settings; a missing file means all defaults. Relative output/state dirs resolve against the
+    project folder when the config folder is named `config` (./config -> ./output, ./state), else against
+    the config folder itself (a demo's or a test's config dir keeps its state beside it)."""
     return _read_settings(path)[0]
 
 

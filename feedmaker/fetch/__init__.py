@@ -1,6 +1,6 @@
 """Fetch stage: URL -> `Page` | `NotModified`, or a `FetchError` naming the URL and the reason.
 
-What every fetch promises (RELIABILITY.md, promises 3-5):
+What every fetch promises (README, "What the crawler promises"):
 
 * a total deadline (`timeout`) over connect, redirects, retries and body; time spent waiting for our
   turn at a host is not counted, so a long politeness queue cannot time out a fetch that never ran;
