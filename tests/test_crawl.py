@@ -19,6 +19,7 @@ import pytest
 
 from feedmaker.config import Settings, SiteConfig, load_all
 from feedmaker.crawl import Followed, Partition, crawl_site, filter_articles, run_seconds
+from feedmaker.extract.fallbacks import ARTICLE_FIELDS, from_nodes
 from feedmaker.fetch import Fetcher
 from feedmaker.models import Article, SiteReport
 from feedmaker.publish import feed_path, publish
@@ -371,7 +372,7 @@ def test_a_bug_on_one_listing_item_drops_that_item_with_a_warning_naming_its_url
 ) -> None:
     from feedmaker.extract import listing as listing_module
 
-    real = listing_module.from_nodes
+    real = from_nodes
 
     def trips_on_beta(doc: Any, node: Any, *args: Any) -> Any:
         if "b.html" in (node.html or ""):
@@ -400,7 +401,7 @@ def test_a_bug_in_one_article_page_field_drops_that_field_and_a_bug_in_one_page_
         return None
 
     fields = tuple((name, kind, author_trips_on_b if name == "author" else fallback)
-                   for name, kind, fallback in article_module.ARTICLE_FIELDS)
+                   for name, kind, fallback in ARTICLE_FIELDS)
     monkeypatch.setattr(article_module, "ARTICLE_FIELDS", fields)
     real = article_module.extract_article
 
