@@ -532,3 +532,15 @@ def test_article_pages_of_different_hosts_are_fetched_at_once_and_one_host_one_a
     assert report.ok, report.errors
     assert stored == sorted(f"Page /{n}.html on {host}" for host in ("127.0.0.1", "127.0.0.2") for n in "ab")
     assert 2 * ARTICLE_SECS <= seconds < 3 * ARTICLE_SECS, seconds
+
+
+def test_an_item_with_a_date_past_year_9999_is_stored_without_it_and_the_run_is_ok(world: World) -> None:
+    """`<time datetime="9999-12-31T23:59:59-14:00">` used to raise OverflowError and fail every run of the site."""
+    world.page("list1.html", listing([("a", "Alpha story", "2025-01-01T10:00:00Z"), ("b", "Beta story", "9999-12-31T23:59:59-14:00"),
+                                      ("c", "Gamma story", None)]))
+    report = world.run()
+    assert report.ok, report.errors
+    dates = {e.article.headline: e.article.published for e in world.store.entries([world.site.id], 10)}
+    assert set(dates) == {"Alpha story", "Beta story", "Gamma story"}
+    assert dates["Beta story"] is None
+    assert dates["Alpha story"] is not None
