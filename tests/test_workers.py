@@ -262,6 +262,24 @@ def test_a_workers_log_records_are_logged_again_by_the_parent(caplog: pytest.Log
     assert "site=good item without link url=http://127.0.0.1/list.html" in caplog.messages
 
 
+def log_a_bug(url: str) -> str:
+    """A job that meets a bug and logs it as extraction does: once, with its traceback."""
+    missing: dict[str, int] = {}
+    try:
+        missing["absent"]  # the bug
+    except KeyError as exc:
+        logging.getLogger("feedmaker.extract.listing").error("item %s: listing: KeyError: %s", url, exc, exc_info=exc)
+    return url
+
+
+def test_a_bug_logged_in_a_worker_reaches_the_parent_with_its_traceback(caplog: pytest.LogCaptureFixture):
+    with PagePool(workers=1, budget=5) as one:
+        assert asyncio.run(one.run(log_a_bug, "http://127.0.0.1/a.html", url="http://127.0.0.1/a.html")) == "http://127.0.0.1/a.html"
+    [message] = [m for m in caplog.messages if m.startswith("item http://127.0.0.1/a.html: listing: KeyError: 'absent'")]
+    assert "Traceback (most recent call last)" in message
+    assert "in log_a_bug" in message
+
+
 def test_every_shipped_site_config_crosses_the_process_boundary_unchanged():
     """Each job pickles its SiteConfig: a config type that does not pickle would fail every page."""
     _, sites = load_all(Path(__file__).parent.parent / "config")
