@@ -34,10 +34,11 @@ def decode_html(body: bytes, declared: str | None) -> str:
     """Bytes -> text: BOM, then the HTTP charset, then <meta> in the first 4 KiB, then detection.
 
     One deviation from WHATWG order: a body that decodes as strict UTF-8 is UTF-8, whatever the header
-    or <meta> says, and so is one that is UTF-8 but for a few stray bytes (see _GOOD_PER_STRAY). Text in cp1252, Shift_JIS, EUC-* etc. is practically never valid UTF-8 once it has
-    a non-ASCII byte, while stale labels on re-encoded pages are common (every non-UTF-8 <meta> in the
-    postlight corpus labels UTF-8 bytes). So a UTF-8 label that fails strict decoding falls through,
-    and the check costs nothing: most pages are UTF-8 and are decoded exactly once.
+    or <meta> says, and so is one that is UTF-8 but for a few stray bytes (see _GOOD_PER_STRAY). Text in
+    cp1252, Shift_JIS, EUC-* etc. is practically never valid UTF-8 once it has a non-ASCII byte, while
+    stale labels on re-encoded pages are common (every non-UTF-8 <meta> in the postlight corpus labels
+    UTF-8 bytes). So a UTF-8 label that fails both checks falls through, and the strict check costs
+    nothing: most pages are UTF-8 and are decoded exactly once.
     """
     for bom, name in _BOMS:
         if body.startswith(bom):
