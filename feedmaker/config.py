@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -225,6 +225,17 @@ class Schedule(_Frozen):
                 raise ValueError(f"cron line {text!r} never fires (no such day)")
             return cls(text=text, cron=text)
         raise ValueError(f"schedule {text!r} is neither 'every N(s|m|h|d)' nor a five-field cron line")
+
+    def seconds_between_runs(self, now: datetime | None = None) -> float:
+        """The run interval; for a cron line, the gap between its next two fire times after `now`."""
+        if self.interval is not None:
+            return float(self.interval)
+        from apscheduler.triggers.cron import CronTrigger
+
+        trigger = CronTrigger.from_crontab(str(self.cron), timezone=UTC)
+        first = trigger.get_next_fire_time(None, now or datetime.now(UTC))
+        second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
+        return float((second - first).total_seconds())
 
 
 def _schedule(value: Any) -> Any:

@@ -41,10 +41,10 @@ from feedmaker.models import (
     utcnow,
 )
 from feedmaker.publish import publish
-from feedmaker.store import RunRecord, Store
+from feedmaker.store import RunRecord, Store, is_generic_key
 from feedmaker.workers import PagePool
 
-__all__ = ["DRIFT_BEFORE", "WATCHED", "Deadline", "crawl_all", "crawl_site", "fill_rates"]
+__all__ = ["DRIFT_BEFORE", "RUN_SHARE", "WATCHED", "Deadline", "crawl_all", "crawl_site", "fill_rates", "run_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,9 @@ WATCHED = ("headline", "published", "author", "summary", "image")
 SELECTOR_KEY = {"headline": "headline", "published": "date", "author": "author", "summary": "summary", "image": "image"}
 # A field that was filled in at least this share of items in the last good run and now in none has drifted.
 DRIFT_BEFORE = 0.5
+
+# A site run may use this share of its schedule interval at most (see run_seconds).
+RUN_SHARE = 0.8
 
 # (article, canonical headline key, canonical URL key): one sighting, as Store.add_many takes it.
 Sighting = tuple[Article, str, str]
@@ -127,6 +130,12 @@ class Stored:
     duplicates: int = 0
 
 
+def run_seconds(site: SiteConfig, settings: Settings) -> float:
+    """A site run's budget: `[limits] site_run_seconds`, and well under the site's schedule interval
+    (RUN_SHARE of it; for a cron line, of the gap between fires), so that one run ends before the next is due."""
+    return min(settings.limits.site_run_seconds, RUN_SHARE * site.schedule.seconds_between_runs())
+
+
 def fill_rates(articles: Sequence[Article], section: str) -> dict[str, float]:
     """Share of articles with each watched field filled, keyed "list.published", "article.author", ..."""
     if not articles:
@@ -146,7 +155,7 @@ async def crawl_site(
     """One run of one site. Never raises FeedmakerError: failures are in the report, which is also stored.
 
     `pool` extracts pages in worker processes; without one (tests, tools) extraction runs in this process."""
-    deadline = Deadline.after(settings.limits.site_run_seconds)
+    deadline = Deadline.after(run_seconds(site, settings))
     started = now()
     previous = await asyncio.to_thread(store.last_good_run, site.id)
     listings: Listings | None = None
@@ -234,8 +243,11 @@ def partition(site: SiteConfig, listings: Listings, store: Store) -> Partition:
     url_keys = [url_key for url_key, _ in listings.items]
     rejected = store.filtered_urls(site.id, url_keys)
     known = store.known_urls(site.id, url_keys)
+    # A generic listing headline is no news about a known item: it must not replace the article page's.
+    seen = [(replace(item, headline="") if _is_generic(site, item.headline) else item, url_key)
+            for url_key, item in listings.items if url_key in known]
     return Partition(
-        known=tuple((item, _key_of(site, item.headline), url_key) for url_key, item in listings.items if url_key in known),
+        known=tuple((item, _key_of(site, item.headline), url_key) for item, url_key in seen),
         fresh=tuple((url_key, item) for url_key, item in listings.items if url_key not in known and url_key not in rejected),
     )
 
@@ -288,16 +300,25 @@ async def _listing(pool: PagePool | None, page: Page, site: SiteConfig) -> Listi
 async def _complete(
     site: SiteConfig, item: Article, fetcher: Fetcher, pool: PagePool | None
 ) -> tuple[Article | None, str | None]:
-    """Follow a new item's link for its article-page fields; keep the listing item if that fails."""
+    """Follow a new item's link for its article-page fields; keep the listing item if that fails.
+
+    A generic listing headline ("Read more") gives way to the article page's; it stays if the page has none."""
+    generic = _is_generic(site, item.headline)
     try:
         result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay, site=site.id)
         if isinstance(result, NotModified):
             return item, None
-        article = await pool.article(result, site, item) if pool else extract_article(result, site, item)
+        if pool:
+            article = await pool.article(result, site, item, generic_headline=generic)
+        else:
+            article = extract_article(result, site, item, generic)
         return article, None
     except FeedmakerError as exc:
         log.warning("site=%s article failed url=%s reason=%s", site.id, item.url, exc)
         return (item if item.headline else None), f"article page skipped: {exc}"
+    except Exception as exc:  # a bug on one odd page costs that item its article fields, not the run
+        log.error("site=%s item %s: article: %s: %s", site.id, item.url, type(exc).__name__, exc, exc_info=exc)
+        return (item if item.headline else None), f"item {item.url}: article: {type(exc).__name__}: {exc}"
 
 
 def filter_articles(site: SiteConfig, split: Partition, followed: Followed) -> Sorted:
@@ -393,6 +414,12 @@ def summarise(
 
 def _key_of(site: SiteConfig, headline: str) -> str:
     return canonical_key(headline, strip=site.canonical.strip, site_names=(site.name,))
+
+
+def _is_generic(site: SiteConfig, headline: str) -> bool:
+    """A listing headline the article page should replace: generic by the store's one rule, on a site
+    whose article pages are read. Without `[article]` it stays; the store keeps such items apart by URL."""
+    return site.article is not None and bool(headline) and is_generic_key(_key_of(site, headline))
 
 
 def _config_tag(site: SiteConfig) -> str:

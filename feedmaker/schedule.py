@@ -58,14 +58,7 @@ Publish = Callable[..., Published]
 
 def interval_seconds(schedule: Schedule, now: datetime | None = None) -> float:
     """The run interval; for a cron line, the gap between its next two fire times."""
-    if schedule.interval is not None:
-        return float(schedule.interval)
-    assert schedule.cron is not None
-    trigger = CronTrigger.from_crontab(schedule.cron, timezone=UTC)
-    start = now or utcnow()
-    first = trigger.get_next_fire_time(None, start)
-    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
-    return float((second - first).total_seconds())
+    return schedule.seconds_between_runs(now or utcnow())
 
 
 def jitter_seconds(schedule: Schedule) -> float:

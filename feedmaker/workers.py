@@ -59,10 +59,12 @@ class _Collect(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
         self.records: _Records = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append((record.name, record.levelno, record.getMessage()))
+        # format() appends the traceback of a record logged with exc_info: a worker's bug reaches the log whole.
+        self.records.append((record.name, record.levelno, self.format(record)))
 
 
 def _limit_cpu(budget: float) -> None:
@@ -228,8 +230,8 @@ class PagePool:
         listing: Listing = await self.run(extract_listing, page, site, url=page.url)
         return listing
 
-    async def article(self, page: Page, site: SiteConfig, item: Article) -> Article:
-        article: Article = await self.run(extract_article, page, site, item, url=page.url)
+    async def article(self, page: Page, site: SiteConfig, item: Article, *, generic_headline: bool = False) -> Article:
+        article: Article = await self.run(extract_article, page, site, item, generic_headline, url=page.url)
         return article
 
     async def run(self, func: Callable[..., T], *args: Any, url: str) -> T:

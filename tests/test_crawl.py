@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator, Sequence
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from feedmaker.config import Settings, SiteConfig, load_all
-from feedmaker.crawl import Followed, Partition, crawl_site, filter_articles
+from feedmaker.crawl import Followed, Partition, crawl_site, filter_articles, run_seconds
+from feedmaker.extract.fallbacks import ARTICLE_FIELDS, from_nodes
 from feedmaker.fetch import Fetcher
 from feedmaker.models import Article, SiteReport
 from feedmaker.publish import feed_path, publish
 from feedmaker.store import Store
-from tests.sites import serve_dir, write_config
+from tests.sites import QuietFiles, serve_dir, write_config
 
 SITE = """name = "Changing"
 start_urls = ["{base}/list1.html"]
@@ -356,3 +362,185 @@ def test_a_run_the_store_cannot_record_is_reported_failed_not_raised(world: Worl
     assert report.errors[-1].startswith("run not recorded: ")
     assert report.errors[-1].endswith("record run of site changing: database or disk is full")
     assert world.store.write_error is not None
+
+
+# --- one bad item never costs a site its run; generic headlines; the run budget; hosts in parallel
+
+
+def test_a_bug_on_one_listing_item_drops_that_item_with_a_warning_naming_its_url(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from feedmaker.extract import listing as listing_module
+
+    real = from_nodes
+
+    def trips_on_beta(doc: Any, node: Any, *args: Any) -> Any:
+        if "b.html" in (node.html or ""):
+            raise ZeroDivisionError("a fallback tripped on a strange node")
+        return real(doc, node, *args)
+
+    monkeypatch.setattr(listing_module, "from_nodes", trips_on_beta)
+    world.page("list1.html", listing([("a", "Alpha story", None), ("b", "Beta story", None), ("c", "Gamma story", None)]))
+    with caplog.at_level(logging.ERROR, logger="feedmaker"):
+        report = world.run()
+    assert report.ok, report.errors
+    assert sorted(world.headlines()) == ["Alpha story", "Gamma story"]
+    [record] = [r for r in caplog.records if "ZeroDivisionError" in r.getMessage()]
+    assert record.getMessage() == f"item {world.site.start_urls[0].rsplit('/', 1)[0]}/b.html: listing: ZeroDivisionError: a fallback tripped on a strange node"
+    assert record.exc_info is not None  # a bug: logged once, with its traceback
+
+
+def test_a_bug_in_one_article_page_field_drops_that_field_and_a_bug_in_one_page_keeps_the_listing_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from feedmaker.extract import article as article_module
+
+    def author_trips_on_b(doc: Any) -> Any:
+        if doc.url.endswith("/b.html"):
+            raise OverflowError("date value out of range")
+        return None
+
+    fields = tuple((name, kind, author_trips_on_b if name == "author" else fallback)
+                   for name, kind, fallback in ARTICLE_FIELDS)
+    monkeypatch.setattr(article_module, "ARTICLE_FIELDS", fields)
+    real = article_module.extract_article
+
+    def page_c_breaks(page: Any, site: Any, item: Any, *rest: Any) -> Any:
+        if page.url.endswith("/c.html"):
+            raise KeyError("absurd")
+        return real(page, site, item, *rest)
+
+    monkeypatch.setattr("feedmaker.crawl.extract_article", page_c_breaks)
+    (tmp_path / "www").mkdir()
+    with serve_dir(tmp_path / "www") as (base, _requests):
+        world = World(tmp_path, base, extra='[article]\nheadline = "h1"\n')
+        try:
+            for slug in "abc":
+                world.page(f"{slug}.html", f"<html><body><h1>Story {slug} from its page</h1></body></html>")
+            world.page("list1.html", listing([("a", "", None), ("b", "", None), ("c", "Story c from the listing", None)]))
+            with caplog.at_level(logging.ERROR, logger="feedmaker"):
+                report = world.run()
+            assert report.ok, report.errors
+            assert sorted(world.headlines()) == ["Story a from its page", "Story b from its page", "Story c from the listing"]
+            messages = [r.getMessage() for r in caplog.records if r.exc_info]
+            assert f"item {base}/b.html: author: OverflowError: date value out of range" in messages
+            assert f"item {base}/c.html: article: KeyError: 'absurd'" in report.warnings
+        finally:
+            world.store.close()
+
+
+def test_generic_listing_headlines_give_way_to_the_article_pages_headlines(tmp_path: Path) -> None:
+    """Seven "Read more" links: seven entries, titled from their pages, and a second run keeps those titles."""
+    (tmp_path / "www").mkdir()
+    with serve_dir(tmp_path / "www") as (base, _requests):
+        world = World(tmp_path, base, extra='[article]\nheadline = "h1"\n')
+        try:
+            slugs = [f"s{n}" for n in range(7)]
+            for n, slug in enumerate(slugs):
+                world.page(f"{slug}.html", f"<html><body><h1>Story number {n} told in full</h1></body></html>")
+            world.page("list1.html", listing([(slug, "Read more", None) for slug in slugs]))
+            first = world.run()
+            assert (first.new, first.duplicates) == (7, 0), first
+            expected = sorted(f"Story number {n} told in full" for n in range(7))
+            assert sorted(world.headlines()) == expected
+            world.page("list1.html", listing([(slug, "Read more", None) for slug in slugs]) + " ")  # re-read, not 304
+            second = world.run()
+            assert second.updated == 0
+            assert sorted(world.headlines()) == expected
+        finally:
+            world.store.close()
+
+
+def test_generic_listing_headlines_without_article_selectors_stay_and_stay_apart(world: World) -> None:
+    world.page("list1.html", listing([(f"s{n}", "Read more", None) for n in range(7)]))
+    report = world.run()
+    assert (report.new, report.duplicates) == (7, 0)
+    assert world.headlines() == ["Read more"] * 7
+
+
+@pytest.mark.parametrize(("schedule", "limit", "expected"), [
+    ("every 2s", 300.0, 1.6),  # 80% of the interval
+    ("every 1h", 300.0, 300.0),  # the configured limit
+    ("every 10m", 900.0, 480.0),
+    ("*/5 * * * *", 600.0, 240.0),  # cron: of the gap between fires
+    ("0 3 * * *", 300.0, 300.0),
+])
+def test_a_site_runs_budget_is_its_limit_and_well_under_its_schedule_interval(
+    tmp_path: Path, schedule: str, limit: float, expected: float
+) -> None:
+    text = SITE.format(base="http://127.0.0.1", max_pages=1, max_articles=1) + f'schedule = "{schedule}"\n'
+    # schedule is a top-level key: it must come before the first table
+    text = f'schedule = "{schedule}"\n' + text.replace(f'schedule = "{schedule}"\n', "")
+    settings, [site] = load_all(write_config(tmp_path / "config", {"s": text}, extra=f"[limits]\nsite_run_seconds = {limit}\n"))
+    assert run_seconds(site, settings) == pytest.approx(expected)
+
+
+class SlowArticles(QuietFiles):
+    """Article pages that take ARTICLE_SECS each; the listing at /list.html links to both hosts."""
+
+    def do_GET(self) -> None:
+        server: Any = self.server
+        if self.path == "/robots.txt":
+            self.send_error(404)
+            return
+        if self.path == "/list.html":
+            body = listing([(url, "", None) for url in server.links]).encode()
+        else:
+            time.sleep(ARTICLE_SECS)
+            body = f"<html><body><h1>Page {self.path} on {server.server_address[0]}</h1></body></html>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+ARTICLE_SECS = 1.0
+
+
+@contextlib.contextmanager
+def slow_server(host: str) -> Iterator[Any]:
+    server: Any = ThreadingHTTPServer((host, 0), SlowArticles)
+    server.requests, server.links = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_article_pages_of_different_hosts_are_fetched_at_once_and_one_host_one_at_a_time(tmp_path: Path) -> None:
+    """Two slow pages on 127.0.0.1 and two on 127.0.0.2: ~2 s (each host in turn, the hosts side by side), not ~4 s."""
+    with slow_server("127.0.0.1") as one, slow_server("127.0.0.2") as two:
+        links = [f"http://{host}:{srv.server_port}/{n}" for host, srv in (("127.0.0.1", one), ("127.0.0.2", two)) for n in "ab"]
+        one.links = links
+        text = SITE.format(base=f"http://127.0.0.1:{one.server_port}", max_pages=1, max_articles=10).replace("list1.html", "list.html")
+        settings, [site] = load_all(write_config(tmp_path / "config", {"two": text + '[article]\nheadline = "h1"\n'}))
+
+        async def go(store: Store) -> tuple[float, SiteReport]:
+            async with Fetcher(settings.fetch) as fetcher:
+                began = time.monotonic()
+                report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store)
+                return time.monotonic() - began, report
+
+        with Store(tmp_path / "state.db") as store:
+            seconds, report = asyncio.run(go(store))
+            stored = sorted(e.article.headline for e in store.entries([site.id], 10))
+    assert report.ok, report.errors
+    assert stored == sorted(f"Page /{n}.html on {host}" for host in ("127.0.0.1", "127.0.0.2") for n in "ab")
+    assert 2 * ARTICLE_SECS <= seconds < 3 * ARTICLE_SECS, seconds
+
+
+def test_an_item_with_a_date_past_year_9999_is_stored_without_it_and_the_run_is_ok(world: World) -> None:
+    """`<time datetime="9999-12-31T23:59:59-14:00">` used to raise OverflowError and fail every run of the site."""
+    world.page("list1.html", listing([("a", "Alpha story", "2025-01-01T10:00:00Z"), ("b", "Beta story", "9999-12-31T23:59:59-14:00"),
+                                      ("c", "Gamma story", None)]))
+    report = world.run()
+    assert report.ok, report.errors
+    dates = {e.article.headline: e.article.published for e in world.store.entries([world.site.id], 10)}
+    assert set(dates) == {"Alpha story", "Beta story", "Gamma story"}
+    assert dates["Beta story"] is None
+    assert dates["Alpha story"] is not None

@@ -166,8 +166,10 @@ def feedmaker(config: Path, *args: str) -> list[str]:
 
 
 def start_daemon(
-    tmp: Path, www: Path, base: str, *, names: tuple[str, ...] = ("alpha", "beta"), extra: str = "", new_session: bool = False
+    tmp: Path, www: Path, base: str, *, names: tuple[str, ...] = ("alpha", "beta"), extra: str = "", new_session: bool = False,
+    site_extra: dict[str, str] | None = None,
 ) -> Daemon:
+    """`site_extra` maps a site name to TOML appended to its file (the file ends inside its [list] table)."""
     sites = {name: FixtureSite(www, name) for name in names}
     for site in sites.values():
         site.add(2)
@@ -175,7 +177,7 @@ def start_daemon(
     config = write_config(
         tmp / "config",
         {
-            **{name: site_toml(name, f"{base}/{name}/index.html") for name in names},
+            **{name: site_toml(name, f"{base}/{name}/index.html") + (site_extra or {}).get(name, "") for name in names},
             "broken": site_toml("broken", f"{base}/missing/index.html"),
         },
         extra=f'[server]\nhost = "127.0.0.1"\nport = {port}\n\n[[feed]]\nid = "all"\ntitle = "Everything"\nsites = ["alpha", "beta"]\n{extra}',
@@ -681,3 +683,48 @@ def test_healthz_answers_at_once_while_a_site_parses_a_pathological_listing_and_
     assert "daemon stopped code=0" in log
     assert "Traceback" not in log
     wait_for(lambda: not any(process_alive(pid) for pid in workers), 5, "the page workers to be gone")
+
+
+CATASTROPHIC = "(a+)+$"  # Python's re: about 2**n steps to fail on n a's and a '!'
+REGEX_SITE = f"""author = {{ css = "h2 a", regex = "{CATASTROPHIC}" }}
+[canonical]
+strip = ["{CATASTROPHIC}"]
+[filters]
+exclude = ["{CATASTROPHIC}", "sponsored"]
+"""
+
+
+def test_healthz_answers_at_once_while_a_site_matches_a_catastrophic_regex_against_a_long_headline(tmp_path: Path):
+    """`(a+)+$` in a field regex, a canonical strip rule and a filter, against a 100 kB headline: RE2 answers in
+    linear time, the item is stored (its headline capped), /healthz stays fast and SIGTERM exits 0 within the grace."""
+    www = tmp_path / "www"
+    www.mkdir()
+    with serve_dir(www) as (base, requests):
+        daemon = start_daemon(tmp_path, www, base, names=("alpha", "beta", "regex"), new_session=True,
+                              site_extra={"regex": REGEX_SITE})
+        try:
+            wait_for(lambda: len(daemon.titles("regex")) == 2, 15, "the regex site's first, harmless crawl")
+            hostile = daemon.sites["regex"]
+            hostile.articles.append(("a" * 100_000 + "!", "/regex/long.html", T0 + timedelta(hours=9)))
+            hostile.write()
+            asked = requests.count("/regex/index.html")
+            wait_for(lambda: requests.count("/regex/index.html") > asked, 10, "a crawl of the long headline")
+            during = healthz_latencies(daemon, 30, 0.1)
+            print(f"healthz while matching (a+)+$: max {max(during) * 1000:.1f} ms, "
+                  f"median {sorted(during)[len(during) // 2] * 1000:.1f} ms")
+            assert sorted(during)[len(during) * 9 // 10] < 0.1, during
+            assert max(during) < 0.5, during
+            wait_for(lambda: len(daemon.titles("regex")) == 3, 15, "the long headline's entry")
+            [long_title] = [t for t in daemon.titles("regex") if t.startswith("aaa")]
+            assert len(long_title) <= 300
+            assert len(daemon.titles("alpha")) == 2  # the other sites carry on
+            asked = requests.count("/alpha/index.html")
+            wait_for(lambda: requests.count("/alpha/index.html") > asked, 10, "alpha's next run")
+            code, seconds = stop(daemon)
+        finally:
+            kill(daemon)
+    log = daemon.log()
+    assert code == 0, log
+    assert seconds < 5 + 1, log  # within the 5 s drain grace
+    assert "daemon stopped code=0" in log
+    assert "Traceback" not in log

@@ -540,6 +540,26 @@ def test_undeclared_bytes_are_detected_and_never_raise() -> None:
     assert decode_html(b"\xfa\xfb\xfc" * 3 + b"abc", None).endswith("abc")
 
 
+def test_utf8_with_one_stray_byte_is_utf8_with_one_replacement_character() -> None:
+    """One invalid byte used to send the whole page to detection: every right quote became mojibake (U+201A U+00C4 U+00F4)."""
+    items = "".join(f'<li class="story"><a href="/s{n}">It\u2019s story {n}\u2019s day</a></li>' for n in range(30))
+    body = f"<html><body><ul>{items}</ul><p>cut ".encode() + b"\xff" + b" here</p></body></html>"
+    assert not is_utf8(body)
+    for declared in ("text/html; charset=utf-8", None):
+        text = decode_html(body, declared)
+        assert text.count("\u2019") == 60
+        assert text.count("\ufffd") == 1
+        assert "\u201a\u00c4\u00f4" not in text
+    listing = extract_listing(make_page(body), make_site(headline="a"))
+    assert listing.items[0].headline == "It\u2019s story 0\u2019s day"
+
+
+def test_pages_in_another_encoding_are_not_taken_for_utf8_with_strays() -> None:
+    """A cp1252 page with a few bytes that happen to form UTF-8 sequences (UTF-8 read as cp1252) stays cp1252."""
+    body = ("Café crème brûlée, naïve façade. " * 10 + "d\u00c3\u00a9j\u00c3\u00a0").encode("cp1252")
+    assert decode_html(body, "windows-1252").startswith("Café crème")
+
+
 def test_valid_utf8_wins_over_a_stale_meta_label() -> None:
     assert decode_html(b'<meta charset="Shift_JIS">' + "脆弱性".encode(), None).endswith("脆弱性")
 

@@ -262,6 +262,43 @@ def test_a_workers_log_records_are_logged_again_by_the_parent(caplog: pytest.Log
     assert "site=good item without link url=http://127.0.0.1/list.html" in caplog.messages
 
 
+def test_generic_listing_headlines_are_replaced_by_the_article_pages_in_a_worker_too(tmp_path: Path, server: HostileServer):
+    def read_more(h: HostileHandler) -> None:
+        h.reply(200, b"<html><body><ul>" + b"".join(
+            f'<li class="story"><a href="/slow/{s}.html">Read more</a></li>'.encode() for s in "abc") + b"</ul></body></html>")
+
+    with serve_routes({"/list.html": read_more, "/slow/": lambda h: h.reply(200, f"<h1>Page {h.path} headline</h1>".encode())}) as site_server:
+        text = SITE.format(name="More", url=site_server.url("/list.html"), max_articles=20) + '[article]\nheadline = "h1"\n'
+        settings, [site] = load(tmp_path, {"more": text}, "parse_seconds = 5")
+
+        async def go() -> list[str]:
+            with Store(tmp_path / "state.db") as store, PagePool(workers=1, budget=5) as pool:
+                async with Fetcher(settings.fetch) as fetcher:
+                    report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store, pool=pool)
+                assert (report.new, report.duplicates) == (3, 0), report
+                return sorted(e.article.headline for e in store.entries(["more"], 10))
+
+        assert asyncio.run(go()) == [f"Page /slow/{s}.html headline" for s in "abc"]
+
+
+def log_a_bug(url: str) -> str:
+    """A job that meets a bug and logs it as extraction does: once, with its traceback."""
+    missing: dict[str, int] = {}
+    try:
+        missing["absent"]  # the bug
+    except KeyError as exc:
+        logging.getLogger("feedmaker.extract.listing").error("item %s: listing: KeyError: %s", url, exc, exc_info=exc)
+    return url
+
+
+def test_a_bug_logged_in_a_worker_reaches_the_parent_with_its_traceback(caplog: pytest.LogCaptureFixture):
+    with PagePool(workers=1, budget=5) as one:
+        assert asyncio.run(one.run(log_a_bug, "http://127.0.0.1/a.html", url="http://127.0.0.1/a.html")) == "http://127.0.0.1/a.html"
+    [message] = [m for m in caplog.messages if m.startswith("item http://127.0.0.1/a.html: listing: KeyError: 'absent'")]
+    assert "Traceback (most recent call last)" in message
+    assert "in log_a_bug" in message
+
+
 def test_every_shipped_site_config_crosses_the_process_boundary_unchanged():
     """Each job pickles its SiteConfig: a config type that does not pickle would fail every page."""
     _, sites = load_all(Path(__file__).parent.parent / "config")

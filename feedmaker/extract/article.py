@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,8 @@ from feedmaker.text import strip_title_affixes
 
 __all__ = ["article_from", "article_values", "extract_article", "extract_fields"]
 
+log = logging.getLogger(__name__)
+
 
 def article_values(doc: Document, *, known: frozenset[str] = frozenset()) -> dict[str, tuple[Value, str]]:
     """Field name -> (value, origin) for the article page; fields in `known` are not looked for."""
@@ -25,13 +28,16 @@ def article_values(doc: Document, *, known: frozenset[str] = frozenset()) -> dic
         if name in known:
             continue
         chain = getattr(selectors, name) if selectors is not None else None
-        hit = read_chain(doc, doc.tree, chain, kind)
-        if hit is not None:
-            found[name] = (hit[0], hit[1])
-        elif fallback is not None:
-            fell = fallback(doc)
-            if fell is not None:
-                found[name] = fell
+        try:
+            hit = read_chain(doc, doc.tree, chain, kind)
+            if hit is not None:
+                found[name] = (hit[0], hit[1])
+            elif fallback is not None:
+                fell = fallback(doc)
+                if fell is not None:
+                    found[name] = fell
+        except Exception as exc:  # a bug on one odd page costs that field, not the item
+            log.error("item %s: %s: %s: %s", doc.url, name, type(exc).__name__, exc, exc_info=exc)
     if "headline" in found:
         headline, origin = found["headline"]
         found["headline"] = (strip_title_affixes(str(headline), doc.site_names()), origin)
@@ -82,20 +88,20 @@ _MERGED = ("headline", "published", "author", "summary", "image", "content")
 _ORIGIN_NAME = {"published": "date"}
 
 
-def extract_article(page: Page, site: SiteConfig, item: Article) -> Article:
-    """The article page's fields merged under the listing item's: a listing value wins unless empty."""
+def extract_article(page: Page, site: SiteConfig, item: Article, generic_headline: bool = False) -> Article:
+    """The article page's fields merged under the listing item's: a listing value wins unless empty, and
+    a `generic_headline` ("Read more") gives way to the page's headline when the page has one."""
     doc = Document(page, site)
     # What the listing already gave is not read again: it would lose the merge anyway.
-    known = frozenset(
-        _ORIGIN_NAME.get(name, name) for name in _MERGED if getattr(item, name) not in (None, "")
-    )
+    open_ = [name for name in _MERGED if getattr(item, name) in (None, "") or (generic_headline and name == "headline")]
+    known = frozenset(_ORIGIN_NAME.get(name, name) for name in _MERGED if name not in open_)
     values = article_values(doc, known=known | {"url"})
     values["url"] = (item.url, "listing")
     found = article_from(doc, values)
     updates: dict[str, Any] = {}
     origins = list(item.origins)
-    for name in _MERGED:
-        if getattr(item, name) in (None, "") and getattr(found, name) not in (None, ""):
+    for name in open_:
+        if getattr(found, name) not in (None, ""):
             updates[name] = getattr(found, name)
             origin_name = _ORIGIN_NAME.get(name, name)
             origins = [o for o in origins if o[0] != origin_name]

@@ -34,10 +34,11 @@ def decode_html(body: bytes, declared: str | None) -> str:
     """Bytes -> text: BOM, then the HTTP charset, then <meta> in the first 4 KiB, then detection.
 
     One deviation from WHATWG order: a body that decodes as strict UTF-8 is UTF-8, whatever the header
-    or <meta> says. Text in cp1252, Shift_JIS, EUC-* etc. is practically never valid UTF-8 once it has
-    a non-ASCII byte, while stale labels on re-encoded pages are common (every non-UTF-8 <meta> in the
-    postlight corpus labels UTF-8 bytes). So a UTF-8 label that fails strict decoding falls through,
-    and the check costs nothing: most pages are UTF-8 and are decoded exactly once.
+    or <meta> says, and so is one that is UTF-8 but for a few stray bytes (see _GOOD_PER_STRAY). Text in
+    cp1252, Shift_JIS, EUC-* etc. is practically never valid UTF-8 once it has a non-ASCII byte, while
+    stale labels on re-encoded pages are common (every non-UTF-8 <meta> in the postlight corpus labels
+    UTF-8 bytes). So a UTF-8 label that fails both checks falls through, and the strict check costs
+    nothing: most pages are UTF-8 and are decoded exactly once.
     """
     for bom, name in _BOMS:
         if body.startswith(bom):
@@ -46,6 +47,9 @@ def decode_html(body: bytes, declared: str | None) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    mostly = _mostly_utf8(body)
+    if mostly is not None:
+        return mostly
     candidates: list[str] = []
     if declared:
         m = _HEADER_CHARSET.search(declared)
@@ -65,6 +69,22 @@ def decode_html(body: bytes, declared: str | None) -> str:
         codec = _codec(best.encoding) or "utf-8"
         return body.decode(codec, errors="replace")
     return body.decode("utf-8", errors="replace")
+
+
+# UTF-8 with a few stray bytes (a cut-off character, one pasted cp1252 quote) is still UTF-8: decoded with
+# U+FFFD for the strays when every bad sequence comes with at least this many good non-ASCII characters.
+# Text in another encoding gives valid multi-byte UTF-8 sequences only by accident (mostly mojibake), so
+# its bad sequences outnumber its good ones by far.
+_GOOD_PER_STRAY = 20
+_REPLACEMENT = "\ufffd"
+
+
+def _mostly_utf8(body: bytes) -> str | None:
+    """`body` decoded as UTF-8 with replacement if it is UTF-8 but for a few stray bytes, else None."""
+    text = body.decode("utf-8", errors="replace")
+    strays = text.count(_REPLACEMENT) - body.count(_REPLACEMENT.encode())
+    good = len(text) - len(text.encode("ascii", "ignore")) - text.count(_REPLACEMENT)
+    return text if strays * _GOOD_PER_STRAY <= good else None
 
 
 _BOM_PREFIXES = tuple(bom for bom, _ in _BOMS)

@@ -14,7 +14,7 @@ from feedmaker.models import Article, Listing, Page
 from feedmaker.text import clean_text
 from feedmaker.urls import host_of, without_fragment
 
-__all__ = ["extract_listing", "listing_document", "read_item"]
+__all__ = ["extract_listing", "item_failed", "listing_document", "read_item"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,16 @@ def read_item(doc: Document, node: Node, selectors: ListSelectors) -> Article | 
     return article_from(doc, values)
 
 
+def item_failed(doc: Document, node: Node, site: SiteConfig, exc: Exception) -> None:
+    """Log a bug met reading one item, naming the item by its link when that much can be read."""
+    try:
+        link = read_chain(doc, node, site.list.link, "link")
+        where = str(link[0]) if link is not None else f"without a link on {doc.url}"
+    except Exception:  # the link itself is what failed
+        where = f"on {doc.url}"
+    log.error("item %s: listing: %s: %s", where, type(exc).__name__, exc, exc_info=exc)
+
+
 def listing_document(html: str, url: str) -> Document:
     """A listing page held as text (`suggest`) parsed as extraction parses a fetched one: links resolve
     against `url`; there is no site config yet, so dates without an offset are read in UTC."""
@@ -64,7 +74,12 @@ def extract_listing(page: Page, site: SiteConfig) -> Listing:
     filtered = bool(filters.include or filters.exclude)  # without patterns, keeps() keeps everything
     linked = 0
     for node in nodes:
-        item = read_item(doc, node, site.list)
+        try:
+            item = read_item(doc, node, site.list)
+        except Exception as exc:  # a bug on one odd item costs that item, not the site's run
+            item_failed(doc, node, site, exc)
+            linked += 1
+            continue
         if item is None:
             log.debug("site=%s item without link url=%s", site.id, page.url)
             continue
