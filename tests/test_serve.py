@@ -516,8 +516,8 @@ async def test_the_feed_path_over_a_real_socket(settings: Settings):
     server = make_server(make_app(settings, lambda: FEEDS, lambda: Status()))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:  # uvicorn offers no event for it
-            await asyncio.sleep(0.01)  # noqa: ASYNC110
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event for it)
+            await asyncio.sleep(0.01)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
             plain = await c.get("/feeds/news.atom", headers=IDENTITY)
             zipped = await c.get("/feeds/news.atom", headers={"Accept-Encoding": "gzip"})
