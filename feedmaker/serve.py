@@ -24,6 +24,7 @@ import importlib.util
 import logging
 import os
 import re
+import socket
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -501,6 +502,15 @@ class Server(uvicorn.Server):
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # asyncio turns Nagle off only on sockets whose proto is IPPROTO_TCP; one made by socket.socket()
+        # says 0, and then a keep-alive reply's last segment waits ~40 ms for the client's delayed ACK.
+        # Accepted connections inherit the listener's TCP_NODELAY.
+        for sock in sockets or ():
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await super().serve(sockets)
 
 
 def http_protocol() -> str:
