@@ -2,10 +2,13 @@
 
 `respond(feed, method, headers) -> Reply` holds the HTTP rules (ETag, Last-Modified, 304 with If-None-Match
 compared weakly over its whole list, gzip) and is pure;
-`make_app(...)` is the starlette glue: `/feeds/<id>.atom`, `/opml`, `/healthz` and `/` (status page), reading
-the feed list and a `Status` snapshot through callables so that a config reload shows at once; its links
-come from configuration or the listening address, never from a request's Host header;
-`make_server(app)` a uvicorn server to run inside the daemon's own loop, leaving signals to the daemon.
+`make_app(...)` is the ASGI glue: `/feeds/<id>.atom` by a raw ASGI callable serving prepared replies from
+memory (the hot path: feed readers poll it), and starlette for `/opml`, `/healthz` and `/` (status page),
+reading the feed list and a `Status` snapshot through callables so that a config reload shows (within
+RECHECK_SECONDS for the feed path); its links come from configuration or the listening address, never
+from a request's Host header;
+`make_server(app)` a uvicorn server (httptools' C parser when installed) to run inside the daemon's own
+loop, leaving signals to the daemon.
 The server only reads files: a failing site keeps its last good feed (publish never writes a failed crawl),
 and its failure is shown on the status page, never as an entry. `/healthz` says `ok`, `degraded` (sites
 failing, named) or `failing` (the last store or feed write failed, e.g. a full disk: HTTP 503).
@@ -17,15 +20,19 @@ import asyncio
 import gzip
 import hashlib
 import html
+import importlib.util
 import logging
 import os
 import re
+import socket
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate, parsedate_to_datetime
+from functools import lru_cache
 from pathlib import Path
 
 import uvicorn
@@ -33,11 +40,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from feedmaker.config import Settings
 from feedmaker.feed import xml_text
 
 __all__ = [
+    "RECHECK_SECONDS",
     "FeedFile",
     "FeedFiles",
     "FeedSource",
@@ -47,6 +56,7 @@ __all__ = [
     "StatusSource",
     "accepts_gzip",
     "health",
+    "http_protocol",
     "if_none_match_tags",
     "listen_url",
     "make_app",
@@ -58,6 +68,12 @@ __all__ = [
 
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
+# How stale the feed path may be: it checks the feed list and each file's stat at most this often, so a
+# poll costs header checks only. Feeds change once per site run (minutes) and readers poll at minutes, so
+# a reader that polls within a second of a publish gets the previous version and its own validators, and
+# the new one on its next poll; a stat() and a feed-list build per request (O(sites) in the daemon) would
+# cost more than the HTTP parsing does.
+RECHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,14 +221,21 @@ def _is_fresh(feed: FeedFile, headers: Mapping[str, str]) -> bool:
         return star or feed.etag in tags or feed.gzip_etag in tags
     if_modified_since = headers.get("if-modified-since")
     if if_modified_since:
-        try:
-            since = parsedate_to_datetime(if_modified_since)
-        except (TypeError, ValueError):
-            return False
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        return feed.modified <= since.timestamp()
+        since = _http_date(if_modified_since)
+        return since is not None and feed.modified <= since
     return False
+
+
+@lru_cache(maxsize=256)  # a reader sends back the one Last-Modified we gave it: few distinct values
+def _http_date(value: str) -> float | None:
+    """An HTTP date as seconds since the epoch (no zone = UTC), None when it is not one."""
+    try:
+        since = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return since.timestamp()
 
 
 def respond(feed: FeedFile | None, method: str, headers: Mapping[str, str]) -> Reply:
@@ -317,27 +340,22 @@ def listen_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def make_app(settings: Settings, feeds: FeedSource, status_source: StatusSource, *, listening: str | None = None) -> Starlette:
+def make_app(
+    settings: Settings, feeds: FeedSource, status_source: StatusSource, *, listening: str | None = None,
+    recheck: float = RECHECK_SECONDS, clock: Callable[[], float] = time.monotonic,
+) -> ASGIApp:
     """The ASGI app: the feeds `feeds()` lists (id, title), served from settings.output_dir; `status_source`
     called in a worker thread per status request (it reads the store, which may be busy writing).
+    The feed path reads `feeds()` and stats a feed's file at most once per `recheck` seconds of `clock`.
 
     OPML links start with `[server] base_url`, else `listening` (the bound address), else the configured
     host:port. Never with the request's Host header: any client can send one, and an OPML file built from
     it would send its subscribers wherever that client chose."""
-    files = FeedFiles(settings.output_dir)
     public = settings.server.base_url or listening or listen_url(settings.server.host, settings.server.port)
 
     async def feed(request: Request) -> Response:
-        name: str = request.path_params["name"]
-        feed_id = name.removesuffix(".atom")
-        if not name.endswith(".atom") or feed_id not in {known for known, _ in feeds()}:
-            return Response("no such feed\n", status_code=404, media_type="text/plain")
-        headers = dict(request.headers)
-        if "if-none-match" in headers:
-            # Several If-None-Match lines are one list (RFC 9110 §5.3); a dict keeps only the first.
-            headers["if-none-match"] = ", ".join(request.headers.getlist("if-none-match"))
-        reply = respond(files.get(feed_id), request.method, headers)
-        return Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
+        # Only methods other than GET/HEAD get here (the feed path answers those): starlette says 405.
+        return Response("no such feed\n", status_code=404, media_type="text/plain")
 
     async def opml(request: Request) -> Response:
         return Response(render_opml(feeds(), public), media_type=OPML_TYPE)
@@ -350,7 +368,7 @@ def make_app(settings: Settings, feeds: FeedSource, status_source: StatusSource,
         page = render_status(await asyncio.to_thread(status_source), feeds())
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
-    return Starlette(
+    rest = Starlette(
         routes=[
             Route("/feeds/{name}", feed, methods=["GET", "HEAD"]),
             Route("/opml", opml, methods=["GET", "HEAD"]),
@@ -358,6 +376,123 @@ def make_app(settings: Settings, feeds: FeedSource, status_source: StatusSource,
             Route("/", status, methods=["GET", "HEAD"]),
         ]
     )
+    return _FeedPath(FeedFiles(settings.output_dir), feeds, rest, recheck=recheck, clock=clock)
+
+
+Headers = list[tuple[bytes, bytes]]
+_Ready = tuple[int, Headers, bytes]  # an ASGI reply: status, headers, body
+
+
+def _ready(reply: Reply) -> _Ready:
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers]
+    if reply.status != 304 and not any(name == b"content-length" for name, _ in headers):
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+    return reply.status, headers, reply.body
+
+
+_NO_SUCH_FEED = _ready(Reply(status=404, headers=(("Content-Type", "text/plain; charset=utf-8"),), body=b"no such feed\n"))
+_UNPUBLISHED = _ready(respond(None, "GET", {}))
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """The four replies one feed version can get, built by `respond` itself, so the fast path only picks."""
+
+    feed: FeedFile
+    tags: frozenset[bytes]  # the If-None-Match values that are exactly one of our tags: no parsing needed
+    plain: _Ready
+    gzipped: _Ready
+    plain_304: _Ready
+    gzipped_304: _Ready
+
+    @classmethod
+    def of(cls, feed: FeedFile) -> _Prepared:
+        def ready(**headers: str) -> _Ready:
+            return _ready(respond(feed, "GET", headers))
+
+        return cls(
+            feed=feed,
+            tags=frozenset({feed.etag.encode(), feed.gzip_etag.encode()}),
+            plain=ready(),
+            gzipped=ready(**{"accept-encoding": "gzip"}),
+            plain_304=ready(**{"if-none-match": "*"}),
+            gzipped_304=ready(**{"accept-encoding": "gzip", "if-none-match": "*"}),
+        )
+
+
+_accepts_gzip = lru_cache(maxsize=256)(accepts_gzip)  # clients send a handful of distinct values
+
+
+class _FeedPath:
+    """GET/HEAD /feeds/<id>.atom from prepared replies; everything else goes to starlette (`rest`).
+
+    Per request: a clock read, a dict lookup and the conditional headers' checks; the feed list and the
+    file are looked at again once `recheck` seconds have passed since the last look."""
+
+    def __init__(
+        self, files: FeedFiles, feeds: FeedSource, rest: ASGIApp, *, recheck: float, clock: Callable[[], float]
+    ) -> None:
+        self.files, self.feeds, self.rest, self.recheck, self.clock = files, feeds, rest, recheck, clock
+        self._known: frozenset[str] = frozenset()
+        self._known_until = float("-inf")
+        self._ready: dict[str, tuple[float, _Prepared | None]] = {}  # file name -> (good until, replies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/feeds/") or scope["method"] not in ("GET", "HEAD"):
+            await self.rest(scope, receive, send)
+            return
+        status, headers, body = self._reply(path[7:], scope["headers"])
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    def _reply(self, name: str, request_headers: Sequence[tuple[bytes, bytes]]) -> _Ready:
+        now = self.clock()
+        cached = self._ready.get(name)
+        prepared = cached[1] if cached is not None and now < cached[0] else self._look(name, now)
+        if prepared is None:
+            return _NO_SUCH_FEED if name not in self._known else _UNPUBLISHED
+        if_none_match: bytes | None = None
+        if_modified_since = accept_encoding = b""
+        for key, value in request_headers:
+            if key == b"if-none-match":
+                # Several lines are one list (RFC 9110 §5.3).
+                if_none_match = value if if_none_match is None else if_none_match + b", " + value
+            elif key == b"if-modified-since":
+                if_modified_since = value
+            elif key == b"accept-encoding":
+                accept_encoding = value
+        use_gzip = _accepts_gzip(accept_encoding.decode("latin-1")) if accept_encoding else False
+        if if_none_match is not None:
+            fresh = if_none_match in prepared.tags or _is_fresh(prepared.feed, {"if-none-match": if_none_match.decode("latin-1")})
+        elif if_modified_since:
+            fresh = _is_fresh(prepared.feed, {"if-modified-since": if_modified_since.decode("latin-1")})
+        else:
+            fresh = False
+        if fresh:
+            return prepared.gzipped_304 if use_gzip else prepared.plain_304
+        return prepared.gzipped if use_gzip else prepared.plain
+
+    def _look(self, name: str, now: float) -> _Prepared | None:
+        """Read the feed list (when due) and the file's stat; prepare the replies of a new version."""
+        if now >= self._known_until:
+            self._known = frozenset(f"{feed_id}.atom" for feed_id, _ in self.feeds())
+            self._known_until = now + self.recheck
+            # Forget feeds no longer listed, so that the cache never outgrows the configuration.
+            for gone in self._ready.keys() - self._known:
+                del self._ready[gone]
+        if name not in self._known:
+            return None
+        feed = self.files.get(name.removesuffix(".atom"))
+        cached = self._ready.get(name)
+        if feed is None:
+            prepared = None
+        elif cached is not None and cached[1] is not None and cached[1].feed is feed:
+            prepared = cached[1]
+        else:
+            prepared = _Prepared.of(feed)
+        self._ready[name] = (now + self.recheck, prepared)
+        return prepared
 
 
 class Server(uvicorn.Server):
@@ -368,14 +503,29 @@ class Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # asyncio turns Nagle off only on sockets whose proto is IPPROTO_TCP; one made by socket.socket()
+        # says 0, and then a keep-alive reply's last segment waits ~40 ms for the client's delayed ACK.
+        # Accepted connections inherit the listener's TCP_NODELAY.
+        for sock in sockets or ():
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await super().serve(sockets)
 
-def make_server(app: Starlette, *, verbose: int = 0, grace: int = 2) -> Server:
+
+def http_protocol() -> str:
+    """httptools (C, llhttp) when installed: about twice the requests per CPU second of h11 (pure Python)."""
+    return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+
+
+def make_server(app: ASGIApp, *, verbose: int = 0, grace: int = 2) -> Server:
     """A server for `app`, to run with `await server.serve(sockets=[...])` inside the caller's loop.
 
     It leaves logging alone (no dictConfig); access lines only with -v, uvicorn's own INFO lines only with -vv.
     """
     config = uvicorn.Config(
         app,
+        http=http_protocol(),
         log_config=None,
         log_level=logging.INFO if verbose >= 2 else logging.WARNING,
         access_log=verbose >= 1,

@@ -15,7 +15,16 @@ import httpx
 import pytest
 
 from feedmaker.config import ServerSettings, Settings
-from feedmaker.serve import FeedFiles, SiteStatus, Status, accepts_gzip, listen_url, make_app, respond
+from feedmaker.serve import (
+    RECHECK_SECONDS,
+    FeedFiles,
+    SiteStatus,
+    Status,
+    accepts_gzip,
+    listen_url,
+    make_app,
+    respond,
+)
 
 ATOM = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:x</id>'
@@ -47,9 +56,28 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+class Clock:
+    """A monotonic clock the test moves: the feed path looks at files and the feed list once per RECHECK_SECONDS."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def recheck(self) -> None:
+        self.now += RECHECK_SECONDS
+
+
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_app(settings, lambda: FEEDS, lambda: Status(sites=tuple(statuses()))))
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def client(settings: Settings, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
+    app = make_app(settings, lambda: FEEDS, lambda: Status(sites=tuple(statuses())), clock=clock)
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 
@@ -131,12 +159,17 @@ def test_accept_encoding_parsing():
 
 
 @pytest.mark.anyio
-async def test_etag_changes_iff_bytes_change(client: httpx.AsyncClient, settings: Settings):
+async def test_etag_changes_iff_bytes_change(client: httpx.AsyncClient, settings: Settings, clock: Clock):
     path = settings.output_dir / "news.atom"
     first = (await client.get("/feeds/news.atom", headers=IDENTITY)).headers["etag"]
     os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))  # new mtime, same bytes
+    clock.recheck()
     assert (await client.get("/feeds/news.atom", headers=IDENTITY)).headers["etag"] == first
     path.write_bytes(ATOM.replace(b"News", b"Olds"))
+    # Within RECHECK_SECONDS of the last look the previous version is served, with its own validators.
+    clock.now += RECHECK_SECONDS / 2
+    assert (await client.get("/feeds/news.atom", headers={**IDENTITY, "If-None-Match": first})).status_code == 304
+    clock.recheck()
     r = await client.get("/feeds/news.atom", headers={**IDENTITY, "If-None-Match": first})
     assert r.status_code == 200
     assert r.headers["etag"] != first
@@ -262,13 +295,16 @@ async def test_status_page_shows_a_failing_store_and_combined_feed_counts(settin
 
 
 @pytest.mark.anyio
-async def test_the_feed_list_is_read_per_request_so_a_reload_shows_at_once(settings: Settings):
+async def test_the_feed_list_is_reread_so_a_reload_shows_within_the_recheck_interval(settings: Settings, clock: Clock):
+    """The status page and OPML read the list per request; the feed path once per RECHECK_SECONDS."""
     listed = [("news", "News & more")]
-    transport = httpx.ASGITransport(app=make_app(settings, lambda: listed, lambda: Status()))
+    transport = httpx.ASGITransport(app=make_app(settings, lambda: listed, lambda: Status(), clock=clock))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         assert (await c.get("/feeds/news.atom")).status_code == 200
         assert (await c.get("/feeds/extra.atom")).status_code == 404
         listed[:] = [("extra", "Extra")]
+        assert [o.get("title") for o in ET.fromstring((await c.get("/opml")).content).iter("outline")] == ["Extra"]
+        clock.recheck()
         assert (await c.get("/feeds/news.atom")).status_code == 404
         assert (await c.get("/feeds/extra.atom")).status_code == 503  # known now, not written yet
         assert [o.get("title") for o in ET.fromstring((await c.get("/opml")).content).iter("outline")] == ["Extra"]
@@ -354,3 +390,145 @@ def test_a_site_with_config_errors_and_no_run_is_failing_not_pending() -> None:
     assert body["counts"] == {"ok": 0, "failing": 1, "pending": 1}
     page = render_status(Status(sites=(broken,)), [])
     assert "failing: config error: sites/odd.toml:2: schedule: never fires" in page
+
+
+CONDITIONS: list[list[tuple[str, str]]] = [
+    [],
+    [("Accept-Encoding", "identity")],
+    [("Accept-Encoding", "gzip, deflate, br")],
+    [("Accept-Encoding", "br;q=1.0, gzip;q=0")],
+    [("Accept-Encoding", "gzip"), ("If-None-Match", "{tag}")],
+    [("Accept-Encoding", "identity"), ("If-None-Match", "{gzip_tag}")],
+    [("If-None-Match", 'W/{tag}, "x"')],
+    [("If-None-Match", '"stale"'), ("If-None-Match", "{tag}")],
+    [("If-None-Match", '"stale"'), ("If-Modified-Since", "{modified}")],
+    [("If-Modified-Since", "{modified}")],
+    [("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")],
+    [("If-Modified-Since", "garbage"), ("Accept-Encoding", "gzip")],
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("conditions", CONDITIONS)
+async def test_the_prepared_feed_path_answers_as_respond_does(
+    client: httpx.AsyncClient, settings: Settings, method: str, conditions: list[tuple[str, str]]
+):
+    """The raw ASGI path picks among replies built ahead; each pick must be the reply `respond` gives."""
+    feed = FeedFiles(settings.output_dir).get("news")
+    assert feed is not None
+    fill = {"tag": feed.etag, "gzip_tag": feed.gzip_etag, "modified": formatdate(feed.modified, usegmt=True)}
+    sent = [(name, value.format(**fill)) for name, value in conditions]
+    headers: dict[str, str] = {}
+    for name, value in sent:
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    expected = respond(feed, method, headers)
+    unasked = [] if any(name == "Accept-Encoding" for name, _ in sent) else [("Accept-Encoding", "")]  # not httpx's default
+    r = await client.request(method, "/feeds/news.atom", headers=[*unasked, *sent])
+    assert r.status_code == expected.status
+    got = {k: v for k, v in r.headers.items() if k != "content-length"}
+    assert got == {k.lower(): v for k, v in expected.headers if k != "Content-Length"}
+    if expected.status == 200:
+        assert r.headers["content-length"] == dict(expected.headers)["Content-Length"]
+    assert r.content == (gzip.decompress(expected.body) if r.headers.get("content-encoding") == "gzip" else expected.body)
+
+
+@pytest.mark.anyio
+async def test_a_poll_within_the_recheck_interval_costs_no_stat_and_no_feed_list(
+    settings: Settings, clock: Clock, monkeypatch: pytest.MonkeyPatch
+):
+    listed: list[int] = []
+    looks: list[str] = []
+
+    def feeds() -> list[tuple[str, str]]:
+        listed.append(1)
+        return FEEDS
+
+    original = FeedFiles.get
+
+    def counting(self: FeedFiles, feed_id: str) -> Any:
+        looks.append(feed_id)
+        return original(self, feed_id)
+
+    monkeypatch.setattr(FeedFiles, "get", counting)
+    transport = httpx.ASGITransport(app=make_app(settings, feeds, lambda: Status(), clock=clock))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        for _ in range(5):
+            assert (await c.get("/feeds/news.atom")).status_code == 200
+            assert (await c.get("/feeds/blog.atom")).status_code == 503
+            assert (await c.get("/feeds/nope.atom")).status_code == 404
+        assert (len(listed), looks) == (1, ["news", "blog"])
+        clock.recheck()
+        assert (await c.get("/feeds/news.atom")).status_code == 200
+        assert (len(listed), looks) == (2, ["news", "blog", "news"])
+
+
+@pytest.mark.anyio
+async def test_a_published_feed_appears_and_a_removed_one_is_gone_after_the_recheck(settings: Settings, clock: Clock):
+    listed = list(FEEDS)
+    transport = httpx.ASGITransport(app=make_app(settings, lambda: listed, lambda: Status(), clock=clock))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        assert (await c.get("/feeds/blog.atom")).status_code == 503
+        (settings.output_dir / "blog.atom").write_bytes(ATOM)
+        clock.recheck()
+        assert (await c.get("/feeds/blog.atom", headers=IDENTITY)).content == ATOM
+        listed.remove(("blog", "Blog"))
+        clock.recheck()
+        assert (await c.get("/feeds/blog.atom")).status_code == 404
+        (settings.output_dir / "news.atom").unlink()
+        clock.recheck()
+        assert (await c.get("/feeds/news.atom")).status_code == 503
+
+
+@pytest.mark.anyio
+async def test_other_methods_and_paths_under_feeds_are_refused(client: httpx.AsyncClient):
+    assert (await client.post("/feeds/news.atom")).status_code == 405
+    assert (await client.get("/feeds/")).status_code == 404
+    assert (await client.get("/feeds/sub/news.atom")).status_code == 404
+    r = await client.get("/feeds/nope.atom")
+    assert (r.headers["content-type"], r.text) == ("text/plain; charset=utf-8", "no such feed\n")
+
+
+def test_the_c_parser_is_used_when_installed_and_h11_otherwise(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    import importlib.util
+
+    from feedmaker.serve import make_server
+
+    app = make_app(settings, lambda: FEEDS, lambda: Status())
+    assert importlib.util.find_spec("httptools") is not None  # declared in pyproject.toml
+    assert make_server(app).config.http == "httptools"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert make_server(app).config.http == "h11"
+
+
+@pytest.mark.anyio
+async def test_the_feed_path_over_a_real_socket(settings: Settings):
+    """uvicorn (httptools) in front of the raw ASGI path: keep-alive 200, gzip, 304 and HEAD on one connection."""
+    import asyncio
+    import socket
+
+    from feedmaker.serve import make_server
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = make_server(make_app(settings, lambda: FEEDS, lambda: Status()))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event for it)
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            plain = await c.get("/feeds/news.atom", headers=IDENTITY)
+            zipped = await c.get("/feeds/news.atom", headers={"Accept-Encoding": "gzip"})
+            again = await c.get("/feeds/news.atom", headers={"If-None-Match": plain.headers["etag"]})
+            head = await c.head("/feeds/news.atom", headers=IDENTITY)
+            opml = await c.get("/opml")
+        assert (plain.status_code, plain.content) == (200, ATOM)
+        assert (zipped.headers["content-encoding"], zipped.content) == ("gzip", ATOM)
+        assert (again.status_code, again.content) == (304, b"")
+        assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", str(len(ATOM)))
+        assert opml.status_code == 200
+    finally:
+        server.should_exit = True
+        await serving

@@ -71,13 +71,15 @@ def _raw_value(node: LexborNode, spec: FieldSpec, kind: Kind) -> str | None:
 
 
 def _first_node(scope: LexborNode | LexborHTMLParser, css: str, firsts: Firsts | None) -> LexborNode | None:
-    """scope.css_first(css), memoised in `firsts` (one dict per scope) when given."""
+    """scope.css_first(css), memoised in `firsts` (one dict per scope) when given. A `firsts` with
+    __missing__ (listing.ItemFirsts) answers for the scope itself, so it is asked by subscription."""
     if firsts is None:
         return scope.css_first(css)
-    if css in firsts:
+    try:
         return firsts[css]
-    node = firsts[css] = scope.css_first(css)
-    return node
+    except KeyError:
+        node = firsts[css] = scope.css_first(css)
+        return node
 
 
 def finish(doc: Document, kind: Kind, raw: str, fmt: str | None = None) -> Value | None:
