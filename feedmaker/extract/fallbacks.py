@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from feedmaker.dates import parse_date
+from feedmaker.dates import dates_in_text, parse_date
 from feedmaker.extract.fields import Kind, Value, finish, node_text
 from feedmaker.extract.metadata import Document, jsonld_image, jsonld_names, jsonld_text, looks_like_url
 from feedmaker.text import clean_text, compact, fold, strip_title_affixes
@@ -46,12 +47,6 @@ _BYLINE_NODES = (
 _BYLINE_END = re.compile(r"\s[·|•]\s|\n|,")
 _NAME_PARTICLES = frozenset(
     {"de", "da", "del", "della", "di", "du", "la", "le", "van", "von", "der", "den", "y", "and", "bin", "al"}
-)
-_DATE_NODES = (
-    ("time", "datetime"),
-    ('[itemprop~="datePublished"]', "datetime"),
-    ('[class*="publish" i], [class*="posted" i], [class*="date" i], [class*="timestamp" i]', "datetime"),
-    ('[id*="date" i], [class*="time" i], [class*="byline" i]', "datetime"),
 )
 _YEAR = re.compile(r"(?<!\d)(?:19[7-9]\d|20\d\d)(?!\d)")
 _URL_DATE = re.compile(r"/((?:19|20)\d\d)/([01]\d)/([0-3]\d)(?:/|$)")
@@ -145,25 +140,156 @@ def from_title(doc: Document) -> tuple[Value, str] | None:
 
 
 def date_fallback(doc: Document) -> tuple[Value, str] | None:
-    """JSON-LD, meta, <time datetime>, then what the page prints: <time> text, [itemprop=datePublished],
-    elements whose class names a date (only text with a four-digit year: no "2 hours ago" from a
-    sidebar), and last a /YYYY/MM/DD/ in the page URL (a day, midnight in the site's zone)."""
-    found = from_jsonld(doc, "datePublished", "date") or from_meta(doc, META_DATE, "date")
-    if found:
-        return found
+    """The publication date, never a modified one while a publication date is to be had:
+    1. structured publication dates: JSON-LD datePublished, meta (META_DATE), JSON-LD dateCreated,
+       <time pubdate>, [itemprop=datePublished]; a bare day there takes its time from a printed date of
+       that day;
+    2. a /YYYY/MM/DD/ in the URL, given its time by a printed date of that day when there is one;
+    3. printed dates (_printed_dates), those labelled published before unlabelled before updated;
+    4. structured modified dates (JSON-LD dateModified, article:modified_time, ...)."""
+    found = _published(doc)
+    if found is not None:
+        value, origin = found
+        if isinstance(value, datetime) and _is_bare_day(doc, value):
+            # A day alone (2016-12-09) is refined by a printed time of that day, never moved off it.
+            timed = next((hit for hit in _on_day(doc, value) if not _is_bare_day(doc, hit[0])), None)
+            if timed is not None:
+                return timed
+        return value, origin
+    url_day = _date_from_url(doc)
+    if url_day is not None:
+        # The URL was minted at publication: a printed date of another day is some other story's.
+        return next(_on_day(doc, url_day[0]), url_day)
+    best: tuple[int, datetime, str] | None = None
+    for rank, value, origin, _ in _printed_dates(doc):
+        if rank == 0:
+            return value, origin
+        if best is None or rank < best[0]:
+            best = (rank, value, origin)
+    if best is not None:
+        return best[1], best[2]
+    return from_jsonld(doc, "dateModified", "date") or from_meta(doc, _META_MODIFIED, "date")
+
+
+_META_MODIFIED = (
+    "article:modified_time", "og:updated_time", "datemodified", "dc.date.modified", "dcterms.modified",
+    "last-modified",
+)  # fmt: skip
+_PUBLISHED_NODES = (("time[pubdate]", "datetime"), ('[itemprop~="datePublished" i]', "datetime"))
+# Where a printed date's machine-readable form is kept, most explicit first.
+_DATE_ATTRS = ("datetime", "data-published", "data-datetime", "data-date", "data-time", "data-timestamp")
+# Printed dates, by where they are: elements with a date attribute, <time> text, elements whose class or
+# id names a date, then the full dates printed near the headline.
+_PRINTED_NODES = (
+    "[datetime]",
+    "time",
+    '[class*="publish" i], [class*="posted" i], [class*="date" i], [class*="timestamp" i]',
+    '[id*="date" i], [class*="time" i], [class*="byline" i]',
+)
+# Labels on a printed date (its class, id or text): a publication is preferred over an update.
+_PUBLISHED_LABEL = re.compile(
+    r"publi|posted|pubdate|released|erschienen|ver(?:ö|oe)ffentlicht|公開|公表|投稿|掲載|发布", re.IGNORECASE
+)
+_UPDATED_LABEL = re.compile(r"updat|modif|edited|revised|aktualisiert|mis à jour|actualiz|更新", re.IGNORECASE)
+_ELSEWHERE = frozenset({"aside", "nav", "footer"})
+_HEADLINE_LEVELS = 5  # ancestors of the <h1> whose text is searched for a printed date
+
+
+def _published(doc: Document) -> tuple[Value, str] | None:
     return (
-        from_nodes(doc, doc.tree, (("time[datetime]", "datetime"),), "date")
-        or from_nodes(doc, doc.tree, _DATE_NODES, "date", printed=True)
-        or _date_from_url(doc)
+        from_jsonld(doc, "datePublished", "date")
+        or from_meta(doc, META_DATE, "date")
+        or from_jsonld(doc, "dateCreated", "date")
+        or from_nodes(doc, doc.tree, _PUBLISHED_NODES, "date")
     )
 
 
-def _date_from_url(doc: Document) -> tuple[Value, str] | None:
-    m = _URL_DATE.search(urlsplit(doc.url).path)
-    if m is None:
-        return None
-    value = parse_date("-".join(m.groups()), tz=doc.zone, now=doc.now)
-    return (value, "url") if value is not None else None
+def _is_bare_day(doc: Document, value: Value) -> bool:
+    """Midnight in the site's zone or in UTC: what a date printed without a time becomes."""
+    if not isinstance(value, datetime):
+        return False
+    return any(
+        (t.hour, t.minute, t.second, t.microsecond) == (0, 0, 0, 0)
+        for t in (value.astimezone(doc.zone), value)
+    )
+
+
+def _on_day(doc: Document, day: datetime) -> Iterator[tuple[datetime, str]]:
+    """Printed dates on `day` (in the site's zone), an ambiguous one (04/05/2023) in whichever reading
+    falls on that day."""
+    want = day.astimezone(doc.zone).date()
+    for _, value, origin, raw in _printed_dates(doc):
+        if value.astimezone(doc.zone).date() == want:
+            yield value, origin
+            continue
+        for dayfirst in (True, False):
+            other = parse_date(raw, tz=doc.zone, now=doc.now, dayfirst=dayfirst)
+            if other is not None and other.astimezone(doc.zone).date() == want:
+                yield other, origin
+                break
+
+
+def _printed_dates(doc: Document) -> Iterator[tuple[int, datetime, str, str]]:
+    """(rank, value, origin, raw text) of each date the page prints, in the order of _PRINTED_NODES and
+    then of the page. Rank 0: labelled published; 1: no label; 2: labelled updated, or in an <aside>,
+    <nav> or <footer> (another story's date, or the page's)."""
+    for css in _PRINTED_NODES:
+        for node in doc.tree.css(css)[:20]:
+            attrs = node.attributes
+            raw = next((v for a in _DATE_ATTRS if (v := attrs.get(a))), None)
+            text = raw or node_text(node)
+            if raw is None and (len(text) > 200 or not _YEAR.search(text)):
+                continue  # only a printed date with a year: no "2 hours ago" from a sidebar
+            value = finish(doc, "date", text)
+            if isinstance(value, datetime):
+                label = f"{attrs.get('class') or ''} {attrs.get('id') or ''} {_context(node)}"
+                yield _rank(label, node), value, css, text
+    yield from _near_headline(doc)
+
+
+def _context(node: LexborNode) -> str:
+    """The node's text and the text just before it ("Published <time>...")."""
+    prev = node.prev
+    before = prev.text(deep=True)[-60:] if prev is not None else ""
+    return f"{before} {node_text(node)[:80]}"
+
+
+def _rank(label: str, node: LexborNode) -> int:
+    if _PUBLISHED_LABEL.search(label):
+        return 0
+    if _UPDATED_LABEL.search(label):
+        return 2
+    parent, depth = node.parent, 0
+    while parent is not None and depth < 12:
+        if parent.tag in _ELSEWHERE:
+            return 2
+        parent, depth = parent.parent, depth + 1
+    return 1
+
+
+def _near_headline(doc: Document) -> Iterator[tuple[int, datetime, str, str]]:
+    """The first full date printed after the <h1> in the text of its parent, grandparent, ... (up to the
+    body): bylines are printed beside the headline, in markup that names no date."""
+    h1 = doc.tree.css_first("h1")
+    if h1 is None:
+        return
+    headline = node_text(h1).strip()
+    node, seen = h1.parent, set()
+    for _ in range(_HEADLINE_LEVELS):
+        if node is None or node.tag in ("html", "head"):
+            return
+        text = node.text(deep=True, separator=" ")
+        start = text.find(headline) + len(headline) if headline and headline in text else 0
+        for raw in dates_in_text(text[start : start + 3000], limit=3):
+            value = finish(doc, "date", raw)
+            if isinstance(value, datetime) and raw not in seen:
+                seen.add(raw)
+                before = text[max(0, text.find(raw) - 40) : text.find(raw)]
+                yield (0 if _PUBLISHED_LABEL.search(before) else 2 if _UPDATED_LABEL.search(before) else 1), value, "text", raw
+                break
+        if node.tag == "body":
+            return
+        node = node.parent
 
 
 def from_nodes(
@@ -186,6 +312,14 @@ def from_nodes(
             if value is not None:
                 return value, css
     return None
+
+
+def _date_from_url(doc: Document) -> tuple[datetime, str] | None:
+    m = _URL_DATE.search(urlsplit(doc.url).path)
+    if m is None:
+        return None
+    value = parse_date("-".join(m.groups()), tz=doc.zone, now=doc.now)
+    return (value, "url") if value is not None else None
 
 
 def author_fallback(doc: Document) -> tuple[Value, str] | None:

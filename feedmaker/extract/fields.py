@@ -94,7 +94,7 @@ def finish(doc: Document, kind: Kind, raw: str, fmt: str | None = None) -> Value
         key = (text, fmt)  # listings repeat dates ("24 Mar 2026" on many rows): parse each once
         if key in doc.dates:
             return doc.dates[key]
-        found = doc.dates[key] = parse_date(text, tz=doc.zone, fmt=fmt, now=doc.now)
+        found = doc.dates[key] = parse_date(text, tz=doc.zone, fmt=fmt, now=doc.now, dayfirst=doc.dayfirst)
         return found
     sanitized = sanitize_html(raw, doc.base)
     return sanitized or None

@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from feedmaker.config import SiteConfig
+from feedmaker.dates import reads_day_first
 from feedmaker.errors import ExtractError
 from feedmaker.extract.decode import parser_input
 from feedmaker.models import Page
@@ -49,7 +50,7 @@ class Document:
     """One parsed page plus the metadata read from it on demand."""
 
     __slots__ = (
-        "_canonical", "_jsonld", "_meta", "_scripts", "_site_names",
+        "_canonical", "_dayfirst", "_jsonld", "_meta", "_scripts", "_site_names",
         "base", "dates", "firsts", "now", "origin", "page", "site", "tree", "url", "zone",
     )  # fmt: skip
 
@@ -70,6 +71,7 @@ class Document:
         self._scripts: list[LexborNode] = []
         self._jsonld: dict[str, Any] | None = None
         self._site_names: list[str] | None = None
+        self._dayfirst: tuple[bool | None] | None = None
         self.dates: dict[tuple[str, str | None], datetime | None] = {}
         self.firsts: Firsts = {}
 
@@ -127,6 +129,17 @@ class Document:
                 self._index()
             self._jsonld = next(jsonld_articles(self._scripts), {})
         return self._jsonld
+
+    @property
+    def dayfirst(self) -> bool | None:
+        """How this page writes an ambiguous numeric date (dates.reads_day_first): by the site's configured
+        language, else the page's <html lang>, else its og:locale, else the site's time zone."""
+        if self._dayfirst is None:
+            html = self.tree.css_first("html")
+            lang = html.attributes.get("lang") if html is not None else None
+            locale = self.site.language or lang or self.meta.get("og:locale")
+            self._dayfirst = (reads_day_first(locale, self.site.timezone),)
+        return self._dayfirst[0]
 
     def site_names(self) -> list[str]:
         if self._site_names is None:
