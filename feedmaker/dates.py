@@ -547,3 +547,39 @@ def dates_in_text(text: str, limit: int = 5) -> list[str]:
     """The first `limit` full dates printed in `text` (day, month and a four-digit year, with a following
     time): what parse_date is then given, for pages whose markup names no date."""
     return [m.group(0) for _, m in zip(range(limit), _DATE_IN_TEXT.finditer(text), strict=False)]
+
+
+# Countries with one time zone (or one that most of its press uses), by ISO 3166 code: what a page's locale
+# or a domain's country TLD says about the zone of the times it prints without one. Source: IANA tzdata's
+# zone1970.tab; countries spanning several zones (us, ca, br, ru, au, mx, id, ...) are left out on purpose.
+COUNTRY_ZONES: dict[str, str] = {
+    "jp": "Asia/Tokyo", "kr": "Asia/Seoul", "cn": "Asia/Shanghai", "tw": "Asia/Taipei", "hk": "Asia/Hong_Kong",
+    "in": "Asia/Kolkata", "th": "Asia/Bangkok", "vn": "Asia/Ho_Chi_Minh", "sg": "Asia/Singapore",
+    "ph": "Asia/Manila", "il": "Asia/Jerusalem", "tr": "Europe/Istanbul", "gb": "Europe/London",
+    "uk": "Europe/London", "ie": "Europe/Dublin", "de": "Europe/Berlin", "at": "Europe/Vienna",
+    "ch": "Europe/Zurich", "fr": "Europe/Paris", "be": "Europe/Brussels", "nl": "Europe/Amsterdam",
+    "it": "Europe/Rome", "es": "Europe/Madrid", "pl": "Europe/Warsaw", "cz": "Europe/Prague",
+    "se": "Europe/Stockholm", "dk": "Europe/Copenhagen", "no": "Europe/Oslo", "fi": "Europe/Helsinki",
+    "gr": "Europe/Athens", "hu": "Europe/Budapest", "ro": "Europe/Bucharest", "ua": "Europe/Kyiv",
+    "nz": "Pacific/Auckland", "za": "Africa/Johannesburg", "eg": "Africa/Cairo", "ng": "Africa/Lagos",
+    "ar": "America/Argentina/Buenos_Aires", "co": "America/Bogota", "pe": "America/Lima", "cl": "America/Santiago",
+}  # fmt: skip
+# A language alone names a country when nearly all its pages come from there (not en, es, fr, pt, ar, ...).
+_LANGUAGE_COUNTRY = {
+    "ja": "jp", "ko": "kr", "zh": "cn", "th": "th", "vi": "vn", "he": "il", "iw": "il", "tr": "tr", "de": "de",
+    "it": "it", "nl": "nl", "pl": "pl", "cs": "cz", "sv": "se", "da": "dk", "nb": "no", "nn": "no", "no": "no",
+    "fi": "fi", "el": "gr", "hu": "hu", "ro": "ro", "uk": "ua", "hi": "in",
+}  # fmt: skip
+
+
+def zone_for_locale(locale: str | None) -> str | None:
+    """The time zone a page in `locale` ("ja", "zh-TW", "en_GB", "fr-FR") prints its times in, when the
+    locale names a one-zone country; None for "en", "fr", "es" alone and for multi-zone countries."""
+    if not locale:
+        return None
+    parts = locale.strip().lower().replace("_", "-").split("-")
+    region = next((p for p in parts[1:] if len(p) == 2 and p.isalpha()), None)
+    if region is None and parts[0] == "zh" and "hant" in parts[1:]:
+        region = "tw"
+    country = region or _LANGUAGE_COUNTRY.get(parts[0])
+    return COUNTRY_ZONES.get(country) if country else None

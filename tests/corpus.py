@@ -155,7 +155,8 @@ def mercury_site(
         id=site_id(name),
         name=name,
         start_urls=(url,),
-        timezone=timezone,
+        # Only a zone Mercury names is set: without one, the site is configured as a user would leave it.
+        **({"timezone": timezone} if timezone != "UTC" else {}),
         list=ListSelectors(item="article"),
         article=ArticleSelectors(**chains) if chains else None,
     )

@@ -1,7 +1,7 @@
 """feedmaker's own annotated date pages (tests/pages/dates): small pages, one general date rule each,
 scored like the shared corpora (tests/corpus.py) by benchmarks/accuracy.py and tests/test_extract.py.
 
-truth.json lists, per page: the file, the URL it is served from (URL date cues), the site's time zone
+truth.json lists, per page: the file, the URL it is served from (URL date cues), the site's time zone (absent: not configured)
 and language, "now" (the fetch time: what "in the future" means) and the published truth (ISO 8601;
 a day alone where only the day is known), plus `rule`: the one-line rule the page exercises.
 """
@@ -44,7 +44,7 @@ def date_pages() -> tuple[DatePage, ...]:
             id="dates",
             name=entry.get("site_name", "Example News"),
             start_urls=(entry["url"],),
-            timezone=entry.get("timezone", "UTC"),
+            **({"timezone": entry["timezone"]} if "timezone" in entry else {}),
             language=entry.get("language"),
             list=ListSelectors(item="article"),
         )

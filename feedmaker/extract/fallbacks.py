@@ -142,33 +142,37 @@ def from_title(doc: Document) -> tuple[Value, str] | None:
 def date_fallback(doc: Document) -> tuple[Value, str] | None:
     """The publication date, never a modified one while a publication date is to be had:
     1. structured publication dates: JSON-LD datePublished, meta (META_DATE), JSON-LD dateCreated,
-       <time pubdate>, [itemprop=datePublished]; a bare day there takes its time from a printed date of
-       that day;
-    2. a /YYYY/MM/DD/ in the URL, given its time by a printed date of that day when there is one;
-    3. printed dates (_printed_dates), those labelled published before unlabelled before updated;
-    4. structured modified dates (JSON-LD dateModified, article:modified_time, ...)."""
-    found = _published(doc)
-    if found is not None:
-        value, origin = found
-        if isinstance(value, datetime) and _is_bare_day(doc, value):
-            # A day alone (2016-12-09) is refined by a printed time of that day, never moved off it.
-            timed = next((hit for hit in _on_day(doc, value) if not _is_bare_day(doc, hit[0])), None)
-            if timed is not None:
-                return timed
-        return value, origin
-    url_day = _date_from_url(doc)
-    if url_day is not None:
-        # The URL was minted at publication: a printed date of another day is some other story's.
-        return next(_on_day(doc, url_day[0]), url_day)
-    best: tuple[int, datetime, str] | None = None
-    for rank, value, origin, _ in _printed_dates(doc):
-        if rank == 0:
-            return value, origin
-        if best is None or rank < best[0]:
-            best = (rank, value, origin)
+       <time pubdate>, [itemprop=datePublished];
+    2. a /YYYY/MM/DD/ in the URL (a printed date of another day is some other story's);
+    3. printed dates (_printed_dates), group by group: in the first group with one, labelled published
+       before unlabelled; labelled updated (or in an aside) only when nothing else is printed;
+    4. structured modified dates (JSON-LD dateModified, article:modified_time, ...).
+    A day without a time, from any of these, takes its time from a printed date of that day."""
+    found = _published(doc) or _date_from_url(doc) or _printed_choice(doc)
+    if found is None:
+        return from_jsonld(doc, "dateModified", "date") or from_meta(doc, _META_MODIFIED, "date")
+    value, origin = found
+    if isinstance(value, datetime) and _is_bare_day(doc, value):
+        # A day alone (2016-12-09) is refined by a printed time of that day, never moved off it.
+        timed = next((hit for hit in _on_day(doc, value) if not _is_bare_day(doc, hit[0])), None)
+        if timed is not None:
+            return timed
+    return value, origin
+
+
+def _printed_choice(doc: Document) -> tuple[datetime, str] | None:
+    fallback: tuple[datetime, str] | None = None
+    best: tuple[int, int, datetime, str] | None = None
+    for group, rank, value, origin, _ in _printed_dates(doc):
+        if best is not None and group != best[0]:
+            break
+        if rank == 2:
+            fallback = fallback or (value, origin)
+        elif best is None or rank < best[1]:
+            best = (group, rank, value, origin)
     if best is not None:
-        return best[1], best[2]
-    return from_jsonld(doc, "dateModified", "date") or from_meta(doc, _META_MODIFIED, "date")
+        return best[2], best[3]
+    return fallback
 
 
 _META_MODIFIED = (
@@ -218,7 +222,7 @@ def _on_day(doc: Document, day: datetime) -> Iterator[tuple[datetime, str]]:
     """Printed dates on `day` (in the site's zone), an ambiguous one (04/05/2023) in whichever reading
     falls on that day."""
     want = day.astimezone(doc.zone).date()
-    for _, value, origin, raw in _printed_dates(doc):
+    for _, _, value, origin, raw in _printed_dates(doc):
         if value.astimezone(doc.zone).date() == want:
             yield value, origin
             continue
@@ -229,11 +233,11 @@ def _on_day(doc: Document, day: datetime) -> Iterator[tuple[datetime, str]]:
                 break
 
 
-def _printed_dates(doc: Document) -> Iterator[tuple[int, datetime, str, str]]:
-    """(rank, value, origin, raw text) of each date the page prints, in the order of _PRINTED_NODES and
-    then of the page. Rank 0: labelled published; 1: no label; 2: labelled updated, or in an <aside>,
+def _printed_dates(doc: Document) -> Iterator[tuple[int, int, datetime, str, str]]:
+    """(group, rank, value, origin, raw text) of each date the page prints, in the order of the groups
+    (_PRINTED_NODES, then the text near the headline, then the body's text) and then of the page. Rank 0: labelled published; 1: no label; 2: labelled updated, or in an <aside>,
     <nav> or <footer> (another story's date, or the page's)."""
-    for css in _PRINTED_NODES:
+    for group, css in enumerate(_PRINTED_NODES):
         for node in doc.tree.css(css)[:20]:
             attrs = node.attributes
             raw = next((v for a in _DATE_ATTRS if (v := attrs.get(a))), None)
@@ -243,8 +247,8 @@ def _printed_dates(doc: Document) -> Iterator[tuple[int, datetime, str, str]]:
             value = finish(doc, "date", text)
             if isinstance(value, datetime):
                 label = f"{attrs.get('class') or ''} {attrs.get('id') or ''} {_context(node)}"
-                yield _rank(label, node), value, css, text
-    yield from _near_headline(doc)
+                yield group, _rank(label, node), value, css, text
+    yield from _near_headline(doc, len(_PRINTED_NODES))
 
 
 def _context(node: LexborNode) -> str:
@@ -267,29 +271,45 @@ def _rank(label: str, node: LexborNode) -> int:
     return 1
 
 
-def _near_headline(doc: Document) -> Iterator[tuple[int, datetime, str, str]]:
-    """The first full date printed after the <h1> in the text of its parent, grandparent, ... (up to the
-    body): bylines are printed beside the headline, in markup that names no date."""
-    h1 = doc.tree.css_first("h1")
-    if h1 is None:
-        return
-    headline = node_text(h1).strip()
-    node, seen = h1.parent, set()
+def _near_headline(doc: Document, group: int) -> Iterator[tuple[int, int, datetime, str, str]]:
+    """The first full date printed after the headline (<h1>) in the text of its parent, grandparent, ...:
+    bylines are printed beside the headline, in markup that names no date. Then, as the last group, the
+    first full dates printed anywhere in the body."""
+    h1 = next((n for n in doc.tree.css("h1") if node_text(n).strip()), None)
+    node = h1.parent if h1 is not None else None
+    headline = node_text(h1).strip() if h1 is not None else ""
     for _ in range(_HEADLINE_LEVELS):
-        if node is None or node.tag in ("html", "head"):
-            return
-        text = node.text(deep=True, separator=" ")
-        start = text.find(headline) + len(headline) if headline and headline in text else 0
-        for raw in dates_in_text(text[start : start + 3000], limit=3):
-            value = finish(doc, "date", raw)
-            if isinstance(value, datetime) and raw not in seen:
-                seen.add(raw)
-                before = text[max(0, text.find(raw) - 40) : text.find(raw)]
-                yield (0 if _PUBLISHED_LABEL.search(before) else 2 if _UPDATED_LABEL.search(before) else 1), value, "text", raw
-                break
-        if node.tag == "body":
-            return
+        if node is None or node.tag in ("html", "body"):
+            break
+        text = _visible_text(node)
+        start = text.find(headline) + len(headline) if headline in text else 0
+        hit = next(_text_dates(doc, text[start : start + 3000], group), None)
+        if hit is not None:
+            yield hit
+            break
         node = node.parent
+    if doc.tree.body is not None:
+        yield from _text_dates(doc, _visible_text(doc.tree.body)[:20000], group + 1)
+
+
+def _text_dates(doc: Document, text: str, group: int) -> Iterator[tuple[int, int, datetime, str, str]]:
+    for raw in dates_in_text(text, limit=3):
+        value = finish(doc, "date", raw)
+        if isinstance(value, datetime):
+            at = text.find(raw)
+            before = text[max(0, at - 40) : at]
+            rank = 0 if _PUBLISHED_LABEL.search(before) else 2 if _UPDATED_LABEL.search(before) else 1
+            yield group, rank, value, "text", raw
+
+
+def _visible_text(node: LexborNode) -> str:
+    """The node's text without its scripts' and styles' (lexbor's text includes them)."""
+    text = node.text(deep=True, separator=" ")
+    for hidden in node.css("script, style, noscript, template"):
+        code = hidden.text(deep=True, separator=" ")
+        if code:
+            text = text.replace(code, " ", 1)
+    return text
 
 
 def from_nodes(

@@ -7,11 +7,12 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
+from zoneinfo import ZoneInfo
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from feedmaker.config import SiteConfig
-from feedmaker.dates import reads_day_first
+from feedmaker.dates import reads_day_first, zone_for_locale
 from feedmaker.errors import ExtractError
 from feedmaker.extract.decode import parser_input
 from feedmaker.models import Page
@@ -65,7 +66,7 @@ class Document:
         href = base_node.attributes.get("href") if base_node is not None else None
         self.base = (href and absolute(href, page.url, IMAGE_SCHEMES)) or page.url
         self.origin = plain_origin(self.base)
-        self.zone = site.zone
+        self.zone = site.zone if "timezone" in site.model_fields_set else self._page_zone() or site.zone
         self._meta: dict[str, str] | None = None
         self._canonical: LexborNode | None = None
         self._scripts: list[LexborNode] = []
@@ -130,6 +131,13 @@ class Document:
             self._jsonld = next(jsonld_articles(self._scripts), {})
         return self._jsonld
 
+    def _page_zone(self) -> ZoneInfo | None:
+        """For a site that names no time zone: the zone its page's <html lang> implies (ja -> Asia/Tokyo),
+        so a zone-less time printed by a Japanese site is not read as UTC."""
+        html = self.tree.css_first("html")
+        zone = zone_for_locale(html.attributes.get("lang") if html is not None else None)
+        return ZoneInfo(zone) if zone else None
+
     @property
     def dayfirst(self) -> bool | None:
         """How this page writes an ambiguous numeric date (dates.reads_day_first): by the site's configured
@@ -138,7 +146,7 @@ class Document:
             html = self.tree.css_first("html")
             lang = html.attributes.get("lang") if html is not None else None
             locale = self.site.language or lang or self.meta.get("og:locale")
-            self._dayfirst = (reads_day_first(locale, self.site.timezone),)
+            self._dayfirst = (reads_day_first(locale, self.zone.key),)
         return self._dayfirst[0]
 
     def site_names(self) -> list[str]:
