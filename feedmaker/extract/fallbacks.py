@@ -163,9 +163,10 @@ def date_fallback(doc: Document) -> tuple[Value, str] | None:
 def _printed_choice(doc: Document) -> tuple[datetime, str] | None:
     fallback: tuple[datetime, str] | None = None
     best: tuple[int, int, datetime, str] | None = None
+    body_text = len(_PRINTED_NODES) + 1  # the group of dates read off the whole body's text
     for group, rank, value, origin, _ in _printed_dates(doc):
-        if best is not None and group != best[0]:
-            break
+        if (best is not None and group != best[0]) or (group == body_text and fallback is not None):
+            break  # the body's text is the last resort: an updated date in the markup comes first
         if rank == 2:
             fallback = fallback or (value, origin)
         elif best is None or rank < best[1]:
