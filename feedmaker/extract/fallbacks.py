@@ -198,6 +198,9 @@ _PUBLISHED_LABEL = re.compile(
 _UPDATED_LABEL = re.compile(r"updat|modif|edited|revised|aktualisiert|mis à jour|actualiz|更新", re.IGNORECASE)
 _ELSEWHERE = frozenset({"aside", "nav", "footer"})
 _HEADLINE_LEVELS = 5  # ancestors of the <h1> whose text is searched for a printed date
+_TIME_RANGE = re.compile(r"\D{0,6}\d{1,2}\s*[:：時]\s*\d{2}\s*[-－–—~〜～]\s*\d{1,2}\s*[:：時]\s*\d{2}")
+_STANDALONE = 40  # the longest text a date stands alone in ("Published: 2019/3/5 10:00 JST")
+_BESIDE_HEADLINE = 400  # characters after the headline that a byline's date is printed within
 
 
 def _published(doc: Document) -> tuple[Value, str] | None:
@@ -241,14 +244,16 @@ def _printed_dates(doc: Document) -> Iterator[tuple[int, int, datetime, str, str
     for group, css in enumerate(_PRINTED_NODES):
         for node in doc.tree.css(css)[:20]:
             attrs = node.attributes
-            raw = next((v for a in _DATE_ATTRS if (v := attrs.get(a))), None)
+            attr = next((a for a in _DATE_ATTRS if attrs.get(a)), None)
+            raw = attrs.get(attr) if attr is not None else None
             text = raw or node_text(node)
             if raw is None and (len(text) > 200 or not _YEAR.search(text)):
                 continue  # only a printed date with a year: no "2 hours ago" from a sidebar
             value = finish(doc, "date", text)
             if isinstance(value, datetime):
                 label = f"{attrs.get('class') or ''} {attrs.get('id') or ''} {_context(node)}"
-                yield group, _rank(label, node), value, css, text
+                origin = f"{node.tag}[{attr}]" if attr is not None and group == 0 else css
+                yield group, _rank(label, node), value, origin, text
     yield from _near_headline(doc, len(_PRINTED_NODES))
 
 
@@ -278,26 +283,48 @@ def _near_headline(doc: Document, group: int) -> Iterator[tuple[int, int, dateti
     first full dates printed anywhere in the body."""
     h1 = next((n for n in doc.tree.css("h1") if node_text(n).strip()), None)
     node = h1.parent if h1 is not None else None
-    headline = node_text(h1).strip() if h1 is not None else ""
+    headline = " ".join(node_text(h1).split()) if h1 is not None else ""
     for _ in range(_HEADLINE_LEVELS):
         if node is None or node.tag in ("html", "body"):
             break
-        text = _visible_text(node)
+        text = " ".join(_visible_text(node).split())
         start = text.find(headline) + len(headline) if headline in text else 0
-        hit = next(_text_dates(doc, text[start : start + 3000], group), None)
+        hit = next(_text_dates(doc, text[start : start + _BESIDE_HEADLINE], group), None)
         if hit is not None:
             yield hit
             break
         node = node.parent
     if doc.tree.body is not None:
-        yield from _text_dates(doc, _visible_text(doc.tree.body)[:20000], group + 1)
+        yield from _standalone_dates(doc, doc.tree.body, group + 1)
+
+
+def _standalone_dates(doc: Document, body: LexborNode, group: int) -> Iterator[tuple[int, int, datetime, str, str]]:
+    """Dates that stand alone in a short text of their own (a table cell, a <span>), in page order: a
+    date inside running prose is one the story mentions (an event), not when it was published."""
+    found = 0
+    for node in body.traverse(include_text=True):
+        if node.tag != "-text":
+            continue
+        text = node.text_content or ""
+        if not 8 <= len(text) <= 200 or not _YEAR.search(text) or len(stripped := " ".join(text.split())) > _STANDALONE:
+            continue
+        parent = node.parent
+        if parent is not None and parent.tag in ("script", "style", "noscript", "template"):
+            continue
+        for hit in _text_dates(doc, stripped, group):
+            yield hit
+            found += 1
+        if found >= 3:
+            return
 
 
 def _text_dates(doc: Document, text: str, group: int) -> Iterator[tuple[int, int, datetime, str, str]]:
     for raw in dates_in_text(text, limit=3):
+        at = text.find(raw)
+        if _TIME_RANGE.match(text, at + len(raw)) or _TIME_RANGE.search(raw):
+            continue  # "6 March 2019, 13:00-16:40": an event's schedule, not a publication time
         value = finish(doc, "date", raw)
         if isinstance(value, datetime):
-            at = text.find(raw)
             before = text[max(0, at - 40) : at]
             rank = 0 if _PUBLISHED_LABEL.search(before) else 2 if _UPDATED_LABEL.search(before) else 1
             yield group, rank, value, "text", raw
