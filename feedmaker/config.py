@@ -130,6 +130,9 @@ class ListSelectors(ArticleSelectors):
 
 class Canonical(_Frozen):
     strip: tuple[str, ...] = ()  # site-specific regexes (any case) removed before the canonical key is made
+    # Also remove them from the headline readers see ("Indexbit Exchange: Story" shown as "Story"). Off by
+    # default: the patterns were written for matching, and a headline they would empty is kept as it is.
+    strip_display: bool = False
 
     @field_validator("strip")
     @classmethod

@@ -252,7 +252,7 @@ def _printed_dates(doc: Document) -> Iterator[tuple[int, int, datetime, str, str
             value = finish(doc, "date", text)
             if isinstance(value, datetime):
                 label = f"{attrs.get('class') or ''} {attrs.get('id') or ''} {_context(node)}"
-                origin = f"{node.tag}[{attr}]" if attr is not None and group == 0 else css
+                origin = f"{node.tag}[{attr}]" if attr is not None else css
                 yield group, _rank(label, node), value, origin, text
     yield from _near_headline(doc, len(_PRINTED_NODES))
 
