@@ -22,16 +22,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-# Run as a script, this folder is first on sys.path, and its regex.py would shadow the `regex` package that
-# htmldate's dateparser imports: the repository root takes its place.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from feedmaker.errors import ExtractError
 from feedmaker.extract import extract_fields
 from feedmaker.models import Article
-from tests.date_fixtures import date_pages
 from tests.corpus import (
     RULES,
     CorpusPage,
@@ -42,6 +37,7 @@ from tests.corpus import (
     score,
     table,
 )
+from tests.date_fixtures import date_pages
 
 Extract = Callable[[CorpusPage], Article | None]
 POSTLIGHT_FIELDS = ("headline", "date", "date@day", "author", "image", "url")
@@ -102,6 +98,10 @@ def trafilatura_column() -> Extract | None:
 
 
 def htmldate_column() -> Extract | None:
+    # Run as a script, this folder is on sys.path, and its regex.py would shadow the `regex` package that
+    # htmldate's dateparser imports.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     try:
         from htmldate import find_date
     except ImportError:

@@ -151,12 +151,13 @@ def mercury_site(
         specs = tuple(s for entry in spec["selectors"] for s in _specs(entry, fmt))
         if specs and selectors:
             chains[field] = specs
+    # Only a zone Mercury names is set: without one, the site is configured as a user would leave it.
+    zone: dict[str, Any] = {"timezone": timezone} if timezone != "UTC" else {}
     return SiteConfig(
         id=site_id(name),
         name=name,
         start_urls=(url,),
-        # Only a zone Mercury names is set: without one, the site is configured as a user would leave it.
-        **({"timezone": timezone} if timezone != "UTC" else {}),
+        **zone,
         list=ListSelectors(item="article"),
         article=ArticleSelectors(**chains) if chains else None,
     )

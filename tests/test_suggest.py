@@ -373,9 +373,10 @@ def _hinted(name: str, url: str, tmp_path: Path) -> tuple[Suggestion, SiteConfig
 
 def test_suggest_proposes_the_zone_of_the_page_offsets_and_a_shared_prefix(tmp_path: Path) -> None:
     found, site = _hinted("prefix_tokyo.html", "https://farm.example.com/news/", tmp_path)
-    assert found.timezone is not None and "+09:00" in found.timezone.reason
+    assert found.timezone is not None
+    assert "+09:00" in found.timezone.reason
     assert site.timezone == "Asia/Tokyo"  # the offset, as the zone <html lang="ja"> names has it
-    assert site.canonical.strip == (r"^Indexbit\s+Exchange\s*(?::|[-|–—])\s*",)
+    assert site.canonical.strip == ("^Indexbit\\s+Exchange\\s*(?::|[-|\u2013\u2014])\\s*",)
     assert not site.canonical.strip_display  # proposed commented out: the user decides
     key = canonical_key("Indexbit Exchange: Rates rise again as markets wait", strip=site.canonical.strip)
     assert key == canonical_key("Rates rise again as markets wait")
@@ -384,8 +385,9 @@ def test_suggest_proposes_the_zone_of_the_page_offsets_and_a_shared_prefix(tmp_p
 def test_suggest_proposes_a_shared_suffix_and_the_zone_of_a_country_domain(tmp_path: Path) -> None:
     found, site = _hinted("suffix_de_domain.html", "https://growthsphere.de/insights/", tmp_path)
     # Five of six headlines end with the firm's name: the sixth does not stop the proposal.
-    assert site.canonical.strip == (r"\s*[-|–—:]\s*GrowthSphere\s+Strategies$",)
-    assert found.strip is not None and found.strip.reason.startswith("5 of 6 headlines end with")
+    assert site.canonical.strip == ("\\s*[-|\u2013\u2014:]\\s*GrowthSphere\\s+Strategies$",)
+    assert found.strip is not None
+    assert found.strip.reason.startswith("5 of 6 headlines end with")
     assert (site.timezone, found.timezone and found.timezone.reason) == ("Europe/Berlin", "from the .de domain")
     # With strip_display on, the items read with the suggested config show the headline alone.
     shown = site.model_copy(update={"canonical": site.canonical.model_copy(update={"strip_display": True})})
@@ -399,7 +401,8 @@ def test_suggest_picks_the_zone_whose_offset_matches_on_that_day(tmp_path: Path)
     found, site = _hinted("plain_offsets.html", "https://news.example.com/", tmp_path)
     # -04:00 in July on a US English page: New York's daylight time (Chicago's would be -05:00).
     assert site.timezone == "America/New_York"
-    assert found.strip is None and site.canonical.strip == ()
+    assert found.strip is None
+    assert site.canonical.strip == ()
 
 
 def test_strip_hint_needs_most_headlines_to_share_the_affix() -> None:

@@ -198,7 +198,11 @@ _PUBLISHED_LABEL = re.compile(
 _UPDATED_LABEL = re.compile(r"updat|modif|edited|revised|aktualisiert|mis à jour|actualiz|更新", re.IGNORECASE)
 _ELSEWHERE = frozenset({"aside", "nav", "footer"})
 _HEADLINE_LEVELS = 5  # ancestors of the <h1> whose text is searched for a printed date
-_TIME_RANGE = re.compile(r"\D{0,6}\d{1,2}\s*[:：時]\s*\d{2}\s*[-－–—~〜～]\s*\d{1,2}\s*[:：時]\s*\d{2}")
+_CLOCK_SEP = ":\uff1a\u6642"  # ":", fullwidth ":", 時
+_RANGE_SEP = "-~\uff0d\u2013\u2014\u301c\uff5e"  # "-", "~", fullwidth "-", en/em dash, wave dashes
+_TIME_RANGE = re.compile(
+    rf"\D{{0,6}}\d{{1,2}}\s*[{_CLOCK_SEP}]\s*\d{{2}}\s*[{_RANGE_SEP}]\s*\d{{1,2}}\s*[{_CLOCK_SEP}]\s*\d{{2}}"
+)
 _STANDALONE = 40  # the longest text a date stands alone in ("Published: 2019/3/5 10:00 JST")
 _BESIDE_HEADLINE = 400  # characters after the headline that a byline's date is printed within
 

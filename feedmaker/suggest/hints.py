@@ -24,8 +24,9 @@ __all__ = ["Hint", "strip_hint", "timezone_hint"]
 _OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*([+-]\d{2}):?(\d{2})(?!\d)")
 _DATE_SOURCES = "[datetime], meta[content], script[type*='ld+json' i]"
 # A headline's prefix ends, and its suffix starts, at one of these separators (":", "-", "|", dashes).
-_PREFIX = re.compile(r"^(\S.{1,58}?)\s*(?::|\s[-|–—]|[-|–—]\s)\s*\S")
-_SUFFIX = re.compile(r"\S\s*(?:\s[-|–—:]|[-|–—]\s|\s?[-|–—](?=[A-Z]))\s*([^-|–—:]{2,60}?)\s*$")
+_DASHES = "\u2013\u2014"  # en and em dash
+_PREFIX = re.compile(rf"^(\S.{{1,58}}?)\s*(?::|\s[-|{_DASHES}]|[-|{_DASHES}]\s)\s*\S")
+_SUFFIX = re.compile(rf"\S\s*(?:\s[-|{_DASHES}:]|[-|{_DASHES}]\s|\s?[-|{_DASHES}](?=[A-Z]))\s*([^-|{_DASHES}:]{{2,60}}?)\s*$")
 _SHARE = 0.6  # the share of headlines an affix must start or end for a pattern to be proposed
 _MIN_HEADLINES = 3
 # Countries with several zones: an offset on the page's dates picks one (-05:00 in January is New York's,
@@ -143,8 +144,8 @@ def _literal(text: str) -> str:
 
 
 def _prefix_pattern(prefix: str) -> str:
-    return rf"^{_literal(prefix)}\s*(?::|[-|–—])\s*"
+    return rf"^{_literal(prefix)}\s*(?::|[-|{_DASHES}])\s*"
 
 
 def _suffix_pattern(suffix: str) -> str:
-    return rf"\s*[-|–—:]\s*{_literal(suffix)}$"
+    return rf"\s*[-|{_DASHES}:]\s*{_literal(suffix)}$"
