@@ -197,12 +197,12 @@ _PUBLISHED_LABEL = re.compile(
 )
 _UPDATED_LABEL = re.compile(r"updat|modif|edited|revised|aktualisiert|mis à jour|actualiz|更新", re.IGNORECASE)
 _ELSEWHERE = frozenset({"aside", "nav", "footer"})
-_HEADLINE_LEVELS = 5  # ancestors of the <h1> whose text is searched for a printed date
 _CLOCK_SEP = ":\uff1a\u6642"  # ":", fullwidth ":", 時
 _RANGE_SEP = "-~\uff0d\u2013\u2014\u301c\uff5e"  # "-", "~", fullwidth "-", en/em dash, wave dashes
 _TIME_RANGE = re.compile(
     rf"\D{{0,6}}\d{{1,2}}\s*[{_CLOCK_SEP}]\s*\d{{2}}\s*[{_RANGE_SEP}]\s*\d{{1,2}}\s*[{_CLOCK_SEP}]\s*\d{{2}}"
 )
+_HIDDEN = frozenset({"script", "style", "noscript", "template"})
 _STANDALONE = 40  # the longest text a date stands alone in ("Published: 2019/3/5 10:00 JST")
 _BESIDE_HEADLINE = 400  # characters after the headline that a byline's date is printed within
 
@@ -230,7 +230,7 @@ def _on_day(doc: Document, day: datetime) -> Iterator[tuple[datetime, str]]:
     """Printed dates on `day` (in the site's zone), an ambiguous one (04/05/2023) in whichever reading
     falls on that day."""
     want = day.astimezone(doc.zone).date()
-    for _, _, value, origin, raw in _printed_dates(doc):
+    for _, _, value, origin, raw in _printed_dates(doc, standalone=False):
         if value.astimezone(doc.zone).date() == want:
             yield value, origin
             continue
@@ -241,7 +241,7 @@ def _on_day(doc: Document, day: datetime) -> Iterator[tuple[datetime, str]]:
                 break
 
 
-def _printed_dates(doc: Document) -> Iterator[tuple[int, int, datetime, str, str]]:
+def _printed_dates(doc: Document, *, standalone: bool = True) -> Iterator[tuple[int, int, datetime, str, str]]:
     """(group, rank, value, origin, raw text) of each date the page prints, in the order of the groups
     (_PRINTED_NODES, then the text near the headline, then the body's text) and then of the page. Rank 0: labelled published; 1: no label; 2: labelled updated, or in an <aside>,
     <nav> or <footer> (another story's date, or the page's)."""
@@ -258,7 +258,7 @@ def _printed_dates(doc: Document) -> Iterator[tuple[int, int, datetime, str, str
                 label = f"{attrs.get('class') or ''} {attrs.get('id') or ''} {_context(node)}"
                 origin = f"{node.tag}[{attr}]" if attr is not None else css
                 yield group, _rank(label, node), value, origin, text
-    yield from _near_headline(doc, len(_PRINTED_NODES))
+    yield from _near_headline(doc, len(_PRINTED_NODES), standalone=standalone)
 
 
 def _context(node: LexborNode) -> str:
@@ -281,25 +281,41 @@ def _rank(label: str, node: LexborNode) -> int:
     return 1
 
 
-def _near_headline(doc: Document, group: int) -> Iterator[tuple[int, int, datetime, str, str]]:
-    """The first full date printed after the headline (<h1>) in the text of its parent, grandparent, ...:
-    bylines are printed beside the headline, in markup that names no date. Then, as the last group, the
-    first full dates printed anywhere in the body."""
+def _near_headline(doc: Document, group: int, *, standalone: bool = True) -> Iterator[tuple[int, int, datetime, str, str]]:
+    """The first full date printed in the text that follows the headline (<h1>): bylines are printed
+    beside the headline, in markup that names no date. Then (standalone=True), as the last group, the
+    dates that stand alone anywhere in the body."""
     h1 = next((n for n in doc.tree.css("h1") if node_text(n).strip()), None)
-    node = h1.parent if h1 is not None else None
-    headline = " ".join(node_text(h1).split()) if h1 is not None else ""
-    for _ in range(_HEADLINE_LEVELS):
-        if node is None or node.tag in ("html", "body"):
-            break
-        text = " ".join(_visible_text(node).split())
-        start = text.find(headline) + len(headline) if headline in text else 0
-        hit = next(_text_dates(doc, text[start : start + _BESIDE_HEADLINE], group), None)
+    if h1 is not None:
+        hit = next(_text_dates(doc, _text_after(h1, _BESIDE_HEADLINE), group), None)
         if hit is not None:
             yield hit
-            break
-        node = node.parent
-    if doc.tree.body is not None:
+    if standalone and doc.tree.body is not None:
         yield from _standalone_dates(doc, doc.tree.body, group + 1)
+
+
+def _text_after(node: LexborNode, limit: int) -> str:
+    """About `limit` characters of the text that follows `node` in the page (scripts and styles skipped),
+    read sibling by sibling, climbing to the parent's next sibling when one runs out."""
+    parts: list[str] = []
+    size = 0
+    while size < limit:
+        following = node.next
+        while following is None:
+            parent = node.parent
+            if parent is None or parent.tag in ("body", "html"):
+                return " ".join(parts)[:limit]
+            node = parent
+            following = node.next
+        node = following
+        if node.tag in _HIDDEN:
+            continue
+        text = node.text_content if node.tag == "-text" else node.text(deep=True, separator=" ")
+        text = " ".join((text or "").split())
+        if text:
+            parts.append(text)
+            size += len(text) + 1
+    return " ".join(parts)[:limit]
 
 
 def _standalone_dates(doc: Document, body: LexborNode, group: int) -> Iterator[tuple[int, int, datetime, str, str]]:
@@ -313,7 +329,7 @@ def _standalone_dates(doc: Document, body: LexborNode, group: int) -> Iterator[t
         if not 8 <= len(text) <= 200 or not _YEAR.search(text) or len(stripped := " ".join(text.split())) > _STANDALONE:
             continue
         parent = node.parent
-        if parent is not None and parent.tag in ("script", "style", "noscript", "template"):
+        if parent is not None and parent.tag in _HIDDEN:
             continue
         for hit in _text_dates(doc, stripped, group):
             yield hit
@@ -332,16 +348,6 @@ def _text_dates(doc: Document, text: str, group: int) -> Iterator[tuple[int, int
             before = text[max(0, at - 40) : at]
             rank = 0 if _PUBLISHED_LABEL.search(before) else 2 if _UPDATED_LABEL.search(before) else 1
             yield group, rank, value, "text", raw
-
-
-def _visible_text(node: LexborNode) -> str:
-    """The node's text without its scripts' and styles' (lexbor's text includes them)."""
-    text = node.text(deep=True, separator=" ")
-    for hidden in node.css("script, style, noscript, template"):
-        code = hidden.text(deep=True, separator=" ")
-        if code:
-            text = text.replace(code, " ", 1)
-    return text
 
 
 def from_nodes(
