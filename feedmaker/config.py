@@ -212,7 +212,7 @@ class SiteConfig(_Frozen):
     name: str
     home: str | None = None  # the site's front page, for the feed's alternate link
     start_urls: tuple[str, ...] = Field(min_length=1)
-    timezone: str = "UTC"  # applied only to dates printed without an offset
+    timezone: str = "UTC"  # applied only to dates printed without an offset; unset: the zone the page's <html lang> names (ja: Asia/Tokyo), else UTC
     language: str | None = None
     schedule: Annotated[Schedule, BeforeValidator(_schedule)] = Schedule(text="every 1h", interval=3600)
     max_pages: int = Field(default=1, ge=1, le=50)  # listing pages followed via list.next

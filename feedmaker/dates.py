@@ -279,6 +279,11 @@ _US_ZONE = re.compile(r"^(?:US/|America/(?:New_York|Chicago|Denver|Los_Angeles|P
                       r"|Juneau|Sitka|Nome|Adak|Menominee|Indiana/|Kentucky/|North_Dakota/)|Pacific/Honolulu$|EST|CST|MST|PST)")  # fmt: skip
 
 
+def is_ambiguous(text: str) -> bool:
+    """Whether `text` holds a numeric date that reads both day-first and month-first (02/10/2019)."""
+    return _AMBIGUOUS.search(text) is not None
+
+
 def reads_day_first(locale: str | None, zone: str | None = None) -> bool | None:
     """How a page in `locale` (a language tag: "en-GB", "fr_FR", "de") writes 02/10/2019: True for
     day-first, False for month-first, None when unknown (bare "en"; no locale and a UTC or unknown zone).

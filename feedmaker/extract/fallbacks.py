@@ -163,7 +163,7 @@ def date_fallback(doc: Document) -> tuple[Value, str] | None:
 def _printed_choice(doc: Document) -> tuple[datetime, str] | None:
     fallback: tuple[datetime, str] | None = None
     best: tuple[int, int, datetime, str] | None = None
-    body_text = len(_PRINTED_NODES) + 1  # the group of dates read off the whole body's text
+    body_text = len(_PRINTED_NODES) + 1  # the group of the dates standing alone in the body
     for group, rank, value, origin, _ in _printed_dates(doc):
         if (best is not None and group != best[0]) or (group == body_text and fallback is not None):
             break  # the body's text is the last resort: an updated date in the markup comes first
@@ -184,7 +184,7 @@ _PUBLISHED_NODES = (("time[pubdate]", "datetime"), ('[itemprop~="datePublished" 
 # Where a printed date's machine-readable form is kept, most explicit first.
 _DATE_ATTRS = ("datetime", "data-published", "data-datetime", "data-date", "data-time", "data-timestamp")
 # Printed dates, by where they are: elements with a date attribute, <time> text, elements whose class or
-# id names a date, then the full dates printed near the headline.
+# id names a date (then, in _near_headline, the text after the headline and the body's lone dates).
 _PRINTED_NODES = (
     "[datetime]",
     "time",
@@ -243,8 +243,9 @@ def _on_day(doc: Document, day: datetime) -> Iterator[tuple[datetime, str]]:
 
 def _printed_dates(doc: Document, *, standalone: bool = True) -> Iterator[tuple[int, int, datetime, str, str]]:
     """(group, rank, value, origin, raw text) of each date the page prints, in the order of the groups
-    (_PRINTED_NODES, then the text near the headline, then the body's text) and then of the page. Rank 0: labelled published; 1: no label; 2: labelled updated, or in an <aside>,
-    <nav> or <footer> (another story's date, or the page's)."""
+    (_PRINTED_NODES, the text after the headline, then with standalone=True the dates standing alone in
+    the body) and then of the page. Rank 0: labelled published; 1: no label; 2: labelled updated, or in
+    an <aside>, <nav> or <footer> (another story's date, or the page's)."""
     for group, css in enumerate(_PRINTED_NODES):
         for node in doc.tree.css(css)[:20]:
             attrs = node.attributes
