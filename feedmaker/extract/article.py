@@ -65,10 +65,11 @@ def article_from(doc: Document, values: dict[str, tuple[Value, str]]) -> Article
     """The Article of a listing item or an article page: the one place both are built, so the display
     headline is cleaned here."""
     date = values.get("date")
+    headline = _text_value(values, "headline") or ""
     return Article(
         site=doc.site.id,
         url=str(values["url"][0]),
-        headline=display_headline(doc.site, _text_value(values, "headline") or ""),
+        headline=display_headline(doc.site, headline) if doc.site.canonical.strip_display else headline,
         published=date[0] if date is not None and isinstance(date[0], datetime) else None,
         author=_text_value(values, "author"),
         summary=_text_value(values, "summary"),
