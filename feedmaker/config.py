@@ -158,6 +158,9 @@ class ListSelectors(ArticleSelectors):
 
 class Canonical(_Frozen):
     strip: tuple[str, ...] = ()  # site-specific regexes (any case) removed before the canonical key is made
+    # Also remove them from the headline readers see ("Indexbit Exchange: Story" shown as "Story"). Off by
+    # default: the patterns were written for matching, and a headline they would empty is kept as it is.
+    strip_display: bool = False
 
     @field_validator("strip")
     @classmethod
@@ -248,7 +251,7 @@ class SiteConfig(_Frozen):
     name: str
     home: str | None = None  # the site's front page, for the feed's alternate link
     start_urls: tuple[str, ...] = Field(min_length=1)
-    timezone: str = "UTC"  # applied only to dates printed without an offset
+    timezone: str = "UTC"  # applied only to dates printed without an offset; unset: the zone the page's <html lang> names (ja: Asia/Tokyo), else UTC
     language: str | None = None
     schedule: Annotated[Schedule, BeforeValidator(_schedule)] = Schedule(text="every 1h", interval=3600)
     max_pages: int = Field(default=1, ge=1, le=50)  # listing pages followed via list.next

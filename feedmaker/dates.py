@@ -5,6 +5,10 @@ Tried in order: the site's strptime `format`, Unix timestamps, ISO 8601, RFC 282
 fuzzy parser over the text with foreign month names translated to English. The site's time zone is
 applied only to values printed without one. A date before 1995 or more than a day after `now` is
 rejected: a wrong date is worse than none, and nothing is ever filled in from today's date.
+
+An ambiguous numeric date (02/10/2019) is read by `dayfirst` (the page's or site's locale:
+`reads_day_first`); when that reading lies in the future, the other one is taken. `dates_in_text` finds
+the full dates printed in running text, for pages whose markup names no date.
 """
 
 from __future__ import annotations
@@ -206,28 +210,43 @@ _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 
 _DEFAULTS = (datetime(2001, 1, 1), datetime(2002, 2, 2))
 
 
-def parse_date(text: str, *, tz: ZoneInfo, fmt: str | None = None, now: datetime) -> datetime | None:
-    """Parse a date as printed on a page into tz-aware UTC; None when unsure or out of range."""
+def parse_date(
+    text: str, *, tz: ZoneInfo, fmt: str | None = None, now: datetime, dayfirst: bool | None = None
+) -> datetime | None:
+    """Parse a date as printed on a page into tz-aware UTC; None when unsure or out of range.
+    `dayfirst`: how to read an ambiguous numeric date (None: month-first unless dots separate it)."""
     text = unicodedata.normalize("NFKC", text).strip()
     if not text or len(text) > _MAX_LENGTH:
         return None
+    found = _in_range(_aware(text, tz, fmt, now, dayfirst), now)
+    if found is None and fmt is None and _AMBIGUOUS.search(text):
+        # Of the two readings of 11/03/2026, one in the future cannot be right: try the other.
+        first = dayfirst if dayfirst is not None else bool(_DOTTED.search(text))
+        found = _in_range(_aware(text, tz, fmt, now, not first), now)
+    return found
+
+
+def _aware(text: str, tz: ZoneInfo, fmt: str | None, now: datetime, dayfirst: bool | None) -> datetime | None:
     try:
-        found = _parse(text, tz, fmt, now)
+        found = _parse(text, tz, fmt, now, dayfirst)
         if found is None:
             return None
         if found.tzinfo is None:
             found = found.replace(tzinfo=tz)
-        found = found.astimezone(UTC)
+        return found.astimezone(UTC)
     except (OverflowError, ValueError, OSError):
         # Page text is untrusted: "9999 years ago", a timestamp past year 9999, "9999-12-31T23:59-14:00" (past
         # 9999 once in UTC), an offset of 99 hours (no zone). The window below rejects them all anyway.
         return None
-    if found < EARLIEST or found > now.astimezone(UTC) + MAX_AHEAD:
+
+
+def _in_range(found: datetime | None, now: datetime) -> datetime | None:
+    if found is None or found < EARLIEST or found > now.astimezone(UTC) + MAX_AHEAD:
         return None
     return found
 
 
-def _parse(text: str, tz: ZoneInfo, fmt: str | None, now: datetime) -> datetime | None:
+def _parse(text: str, tz: ZoneInfo, fmt: str | None, now: datetime, prefer: bool | None) -> datetime | None:
     dayfirst = False
     if fmt:
         try:
@@ -242,13 +261,49 @@ def _parse(text: str, tz: ZoneInfo, fmt: str | None, now: datetime) -> datetime 
     relative = _relative(text, tz, now)
     if relative is not None:
         return relative
-    if not fmt and _DOTTED.search(text):
+    if not fmt and prefer is not None:
+        dayfirst = prefer
+    elif not fmt and _DOTTED.search(text):
         # 04.03.2025 is day-first wherever dots separate a date (de, ru, pl, ...); month-first never uses them.
         dayfirst = True
     return _fuzzy(text, dayfirst=dayfirst)
 
 
 _DOTTED = re.compile(r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{4}(?![\d.])")
+# Both numbers at most 12: either could be the month.
+_AMBIGUOUS = re.compile(r"(?<![\d./-])(?:0?[1-9]|1[0-2])[/.-](?:0?[1-9]|1[0-2])[/.-]\d{2,4}(?![\d./-])")
+
+# Where a numeric date is written month-first: US English (and the zones of the US, for a site whose
+# pages name no locale). Elsewhere day-first is the rule (en-GB, fr, de, es, ...); year-first locales
+# (ja, zh, ko) print the year first, which is never ambiguous. Source: CLDR's short date patterns.
+_MONTH_FIRST_LOCALES = frozenset({"en-us", "en-ph", "en-as", "en-gu", "en-mp", "en-pr", "en-um", "en-vi", "es-us"})
+_US_ZONE = re.compile(r"^(?:US/|America/(?:New_York|Chicago|Denver|Los_Angeles|Phoenix|Anchorage|Boise|Detroit"
+                      r"|Juneau|Sitka|Nome|Adak|Menominee|Indiana/|Kentucky/|North_Dakota/)|Pacific/Honolulu$|EST|CST|MST|PST)")  # fmt: skip
+
+
+def is_ambiguous(text: str) -> bool:
+    """Whether `text` holds a numeric date that reads both day-first and month-first (02/10/2019)."""
+    return _AMBIGUOUS.search(text) is not None
+
+
+def reads_day_first(locale: str | None, zone: str | None = None) -> bool | None:
+    """How a page in `locale` (a language tag: "en-GB", "fr_FR", "de") writes 02/10/2019: True for
+    day-first, False for month-first, None when unknown (bare "en"; no locale and a UTC or unknown zone).
+    The zone decides only when no locale is given."""
+    if locale:
+        tag = locale.strip().lower().replace("_", "-")
+        if tag in _MONTH_FIRST_LOCALES:
+            return False
+        language = tag.split("-")[0]
+        if tag != "en" and language.isalpha():
+            return True
+        # English alone: the US or anywhere else, so the zone decides.
+    if zone:
+        if _US_ZONE.match(zone):
+            return False
+        if zone not in ("UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z"):
+            return True
+    return None
 
 
 def _timestamp(text: str) -> datetime | None:
@@ -477,3 +532,61 @@ def _dateutil(translated: str, *, dayfirst: bool) -> datetime | None:
     if first.date() != second.date():
         return None
     return first
+
+
+_MONTH_NAME = "|".join(sorted((re.escape(n) for n in MONTH_NAMES), key=len, reverse=True))
+_TEXT_TIME = (
+    r"(?:\s*(?:,|at|um|à|a las|alle|-|\u2013|\||@)?\s*\d{1,2}(?::\d{2}|\s?h\s?\d{2})(?::\d{2})?"
+    r"(?:\s*[ap]\.?m\.?)?(?:\s*(?:Uhr|(?-i:[A-Z]{2,5})\b|[+-]\d{2}:?\d{2}))?)?"
+)
+# A full date (day, month and four-digit year) in running text, with its time when one follows.
+_DATE_IN_TEXT = re.compile(
+    rf"(?<![\w/.-])(?:\d{{1,2}}(?:st|nd|rd|th|\.)?\s*(?:de\s+)?(?:{_MONTH_NAME})\.?,?\s*(?:de\s+)?\d{{4}}"
+    rf"|(?:{_MONTH_NAME})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
+    rf"|\d{{4}}-\d{{2}}-\d{{2}}(?:T\d{{2}}:\d{{2}}(?::\d{{2}})?(?:Z|[+-]\d{{2}}:?\d{{2}})?)?"
+    rf"|\d{{4}}\s*[年/.]\s*\d{{1,2}}\s*[月/.]\s*\d{{1,2}}\s*日?"
+    rf"|\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{4}})(?![\w/-]){_TEXT_TIME}",
+    re.IGNORECASE,
+)
+
+
+def dates_in_text(text: str, limit: int = 5) -> list[str]:
+    """The first `limit` full dates printed in `text` (day, month and a four-digit year, with a following
+    time): what parse_date is then given, for pages whose markup names no date."""
+    return [m.group(0) for _, m in zip(range(limit), _DATE_IN_TEXT.finditer(text), strict=False)]
+
+
+# Countries with one time zone (or one that most of its press uses), by ISO 3166 code: what a page's locale
+# or a domain's country TLD says about the zone of the times it prints without one. Source: IANA tzdata's
+# zone1970.tab; countries spanning several zones (us, ca, br, ru, au, mx, id, ...) are left out on purpose.
+COUNTRY_ZONES: dict[str, str] = {
+    "jp": "Asia/Tokyo", "kr": "Asia/Seoul", "cn": "Asia/Shanghai", "tw": "Asia/Taipei", "hk": "Asia/Hong_Kong",
+    "in": "Asia/Kolkata", "th": "Asia/Bangkok", "vn": "Asia/Ho_Chi_Minh", "sg": "Asia/Singapore",
+    "ph": "Asia/Manila", "il": "Asia/Jerusalem", "tr": "Europe/Istanbul", "gb": "Europe/London",
+    "uk": "Europe/London", "ie": "Europe/Dublin", "de": "Europe/Berlin", "at": "Europe/Vienna",
+    "ch": "Europe/Zurich", "fr": "Europe/Paris", "be": "Europe/Brussels", "nl": "Europe/Amsterdam",
+    "it": "Europe/Rome", "es": "Europe/Madrid", "pl": "Europe/Warsaw", "cz": "Europe/Prague",
+    "se": "Europe/Stockholm", "dk": "Europe/Copenhagen", "no": "Europe/Oslo", "fi": "Europe/Helsinki",
+    "gr": "Europe/Athens", "hu": "Europe/Budapest", "ro": "Europe/Bucharest", "ua": "Europe/Kyiv",
+    "nz": "Pacific/Auckland", "za": "Africa/Johannesburg", "eg": "Africa/Cairo", "ng": "Africa/Lagos",
+    "ar": "America/Argentina/Buenos_Aires", "co": "America/Bogota", "pe": "America/Lima", "cl": "America/Santiago",
+}  # fmt: skip
+# A language alone names a country when nearly all its pages come from there (not en, es, fr, pt, ar, ...).
+_LANGUAGE_COUNTRY = {
+    "ja": "jp", "ko": "kr", "zh": "cn", "th": "th", "vi": "vn", "he": "il", "iw": "il", "tr": "tr", "de": "de",
+    "it": "it", "nl": "nl", "pl": "pl", "cs": "cz", "sv": "se", "da": "dk", "nb": "no", "nn": "no", "no": "no",
+    "fi": "fi", "el": "gr", "hu": "hu", "ro": "ro", "uk": "ua", "hi": "in",
+}  # fmt: skip
+
+
+def zone_for_locale(locale: str | None) -> str | None:
+    """The time zone a page in `locale` ("ja", "zh-TW", "en_GB", "fr-FR") prints its times in, when the
+    locale names a one-zone country; None for "en", "fr", "es" alone and for multi-zone countries."""
+    if not locale:
+        return None
+    parts = locale.strip().lower().replace("_", "-").split("-")
+    region = next((p for p in parts[1:] if len(p) == 2 and p.isalpha()), None)
+    if region is None and parts[0] == "zh" and "hant" in parts[1:]:
+        region = "tw"
+    country = region or _LANGUAGE_COUNTRY.get(parts[0])
+    return COUNTRY_ZONES.get(country) if country else None

@@ -151,11 +151,13 @@ def mercury_site(
         specs = tuple(s for entry in spec["selectors"] for s in _specs(entry, fmt))
         if specs and selectors:
             chains[field] = specs
+    # Only a zone Mercury names is set: without one, the site is configured as a user would leave it.
+    zone: dict[str, Any] = {"timezone": timezone} if timezone != "UTC" else {}
     return SiteConfig(
         id=site_id(name),
         name=name,
         start_urls=(url,),
-        timezone=timezone,
+        **zone,
         list=ListSelectors(item="article"),
         article=ArticleSelectors(**chains) if chains else None,
     )
@@ -262,12 +264,14 @@ def readability_pages() -> tuple[CorpusPage, ...]:
 RULES = """\
 Comparison rules (the same for every column):
   input     every tool reads the same bytes: the corpus page with Mercury's meta rewrite undone
-            (<meta value=> -> content=, name="og:*" -> property=), i.e. the page as the site served it
+            (<meta value=> -> content=, name="og:*" -> property=), i.e. the page as the site served it;
+            feedmaker's own date fixtures (tests/pages/dates) as stored, each with its fetch time
   headline  HTML-unescaped, NFC, whitespace collapsed, case-insensitive
   author    as headline, a leading "By" dropped, then split into names on , ; & " and " and newlines
             (so "A, B and C" == "A; B; C"); the ordered name lists must be equal
   date      at the finest granularity the tool reports: feedmaker to the minute in UTC (to the day
-            where the truth only has a day); trafilatura (htmldate gives YYYY-MM-DD only) to the day
+            where the truth only has a day); htmldate's find_date(original_date=True) and trafilatura
+            (whose dates are htmldate's) report YYYY-MM-DD only, so theirs are compared to the day
   date@day  every tool to the day: the reported day must be the truth instant's calendar date in some
             zone between UTC-12 and UTC+14 (the page's own zone is unknown); a truth of "absent" needs
             no date

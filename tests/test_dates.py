@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedmaker.dates import EARLIEST, MAX_AHEAD, parse_date
+from feedmaker.dates import EARLIEST, MAX_AHEAD, dates_in_text, parse_date, reads_day_first, zone_for_locale
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 UTC_ZONE = ZoneInfo("UTC")
@@ -284,3 +284,70 @@ def test_every_real_offset_in_the_window_parses_to_the_same_instant(
     """The other side of the window: a plain ISO date with any real zone offset is read, not rejected."""
     text = f"{year:04d}-{month:02d}-{day:02d}T12:00:00{hours:+03d}:00"
     assert parse(text) == datetime(year, month, day, 12, tzinfo=UTC) - timedelta(hours=hours)
+
+
+# ------------------------------------------------------------- ambiguous numeric dates, locales, zones
+
+
+@pytest.mark.parametrize(
+    ("dayfirst", "expected"),
+    [(True, utc(2019, 10, 2)), (False, utc(2019, 2, 10)), (None, utc(2019, 2, 10))],
+)
+def test_ambiguous_numeric_date_follows_dayfirst(dayfirst: bool | None, expected: datetime) -> None:
+    assert parse_date("02/10/2019", tz=UTC_ZONE, now=NOW, dayfirst=dayfirst) == expected
+
+
+def test_ambiguous_reading_in_the_future_gives_way_to_the_other() -> None:
+    now = datetime(2026, 3, 15, 12, tzinfo=UTC)
+    # Month-first would be 3 November 2026, months ahead: 11 March it is, whatever the preference.
+    assert parse_date("11/03/2026", tz=UTC_ZONE, now=now, dayfirst=False) == utc(2026, 3, 11)
+    assert parse_date("11/03/2026", tz=UTC_ZONE, now=now) == utc(2026, 3, 11)
+    # Unambiguous dates are never flipped: 13/03 cannot be month-first, and the future stays rejected.
+    assert parse_date("03/13/2026", tz=UTC_ZONE, now=now, dayfirst=True) == utc(2026, 3, 13)
+    assert parse_date("12/25/2026", tz=UTC_ZONE, now=now) is None
+
+
+@pytest.mark.parametrize(
+    ("locale", "zone", "expected"),
+    [
+        ("en-US", None, False),
+        ("en_US", "Europe/London", False),  # the locale beats the zone
+        ("en-GB", None, True),
+        ("fr_FR", None, True),
+        ("de", None, True),
+        ("en", "America/Chicago", False),  # English alone: the zone decides
+        ("en", "Europe/Dublin", True),
+        ("en", "UTC", None),
+        (None, "Asia/Kolkata", True),
+        (None, None, None),
+    ],
+)
+def test_reads_day_first_by_locale_then_zone(locale: str | None, zone: str | None, expected: bool | None) -> None:
+    assert reads_day_first(locale, zone) is expected
+
+
+@pytest.mark.parametrize(
+    ("locale", "zone"),
+    [("ja", "Asia/Tokyo"), ("ja-JP", "Asia/Tokyo"), ("zh-TW", "Asia/Taipei"), ("zh-Hant", "Asia/Taipei"),
+     ("en_GB", "Europe/London"), ("de-AT", "Europe/Vienna"), ("en", None), ("en-US", None), ("fr", None),
+     ("pt-BR", None), (None, None)],
+)  # fmt: skip
+def test_zone_for_locale_names_one_zone_countries_only(locale: str | None, zone: str | None) -> None:
+    assert zone_for_locale(locale) == zone
+    if zone is not None:
+        ZoneInfo(zone)  # a real IANA name
+
+
+def test_dates_in_text_finds_full_dates_with_their_times() -> None:
+    text = (
+        "By Ann Smith December 16, 2016, 4:19 PM and Updated: 16. Oktober 2019, 10:00 Uhr; "
+        "2019年04月04日 09:00 and 02/10/2019 EST, but not March 2019, 2019 or 3 hours ago"
+    )
+    assert dates_in_text(text, limit=10) == [
+        "December 16, 2016, 4:19 PM",
+        "16. Oktober 2019, 10:00 Uhr",
+        "2019年04月04日 09:00",
+        "02/10/2019",
+    ]
+    assert dates_in_text(text, limit=1) == ["December 16, 2016, 4:19 PM"]
+    assert parse("December 16, 2016, 4:19 PM", tz=NEW_YORK) == utc(2016, 12, 16, 21, 19)

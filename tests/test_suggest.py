@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from feedmaker.config import load_site
+from feedmaker.canon import canonical_key
+from feedmaker.config import SiteConfig, load_site
 from feedmaker.errors import ExtractError
-from feedmaker.extract import extract_listing
+from feedmaker.extract import extract_listing, listing_document
 from feedmaker.models import Page
 from feedmaker.suggest import Suggestion, suggest
+from feedmaker.suggest.hints import Hint, strip_hint, timezone_hint
 from tests.corpus import LISTINGS
 
 EXAMPLES = LISTINGS / "html2rss-examples"
@@ -354,3 +356,63 @@ def test_candidates_are_ranked_best_first() -> None:
     assert scores == sorted(scores, reverse=True)
     assert found.candidates[0] is found.best
     assert found.best.item == "article.news-item"
+
+
+# --------------------------------------------------------------- hints: time zone and headline strip
+
+
+HINT_PAGES = PAGES / "suggest"
+
+
+def _hinted(name: str, url: str, tmp_path: Path) -> tuple[Suggestion, SiteConfig]:
+    found = suggest((HINT_PAGES / name).read_text(encoding="utf-8"), url)
+    path = tmp_path / "hinted.toml"
+    path.write_text(found.to_toml("Hinted"))
+    return found, load_site(path)
+
+
+def test_suggest_proposes_the_zone_of_the_page_offsets_and_a_shared_prefix(tmp_path: Path) -> None:
+    found, site = _hinted("prefix_tokyo.html", "https://farm.example.com/news/", tmp_path)
+    assert found.timezone is not None
+    assert "+09:00" in found.timezone.reason
+    assert site.timezone == "Asia/Tokyo"  # the offset, as the zone <html lang="ja"> names has it
+    assert site.canonical.strip == ("^Indexbit\\s+Exchange\\s*(?::|[-|\u2013\u2014])\\s*",)
+    assert not site.canonical.strip_display  # proposed commented out: the user decides
+    key = canonical_key("Indexbit Exchange: Rates rise again as markets wait", strip=site.canonical.strip)
+    assert key == canonical_key("Rates rise again as markets wait")
+
+
+def test_suggest_proposes_a_shared_suffix_and_the_zone_of_a_country_domain(tmp_path: Path) -> None:
+    found, site = _hinted("suffix_de_domain.html", "https://growthsphere.de/insights/", tmp_path)
+    # Five of six headlines end with the firm's name: the sixth does not stop the proposal.
+    assert site.canonical.strip == ("\\s*[-|\u2013\u2014:]\\s*GrowthSphere\\s+Strategies$",)
+    assert found.strip is not None
+    assert found.strip.reason.startswith("5 of 6 headlines end with")
+    assert (site.timezone, found.timezone and found.timezone.reason) == ("Europe/Berlin", "from the .de domain")
+    # With strip_display on, the items read with the suggested config show the headline alone.
+    shown = site.model_copy(update={"canonical": site.canonical.model_copy(update={"strip_display": True})})
+    page = Page(url="https://growthsphere.de/insights/", body=(HINT_PAGES / "suffix_de_domain.html").read_bytes(), encoding="utf-8")
+    headlines = [item.headline for item in extract_listing(page, shown).items]
+    assert "Rates rise again as markets wait" in headlines
+    assert not any("GrowthSphere" in h for h in headlines)
+
+
+def test_suggest_picks_the_zone_whose_offset_matches_on_that_day(tmp_path: Path) -> None:
+    found, site = _hinted("plain_offsets.html", "https://news.example.com/", tmp_path)
+    # -04:00 in July on a US English page: New York's daylight time (Chicago's would be -05:00).
+    assert site.timezone == "America/New_York"
+    assert found.strip is None
+    assert site.canonical.strip == ()
+
+
+def test_strip_hint_needs_most_headlines_to_share_the_affix() -> None:
+    assert strip_hint(["Update: a", "Update: b", "Other c", "Other d", "Other e", "More f"]) is None
+    assert strip_hint(["Spider-Man returns", "A plain headline", "Another one here"]) is None
+    assert strip_hint(["Wire: a b", "Wire: c d"]) is None  # too few headlines to tell
+
+
+def test_timezone_hint_from_lang_alone_and_none_without_cues() -> None:
+    tokyo = listing_document('<html lang="ja"><body><p>x</p></body></html>', "https://example.com/")
+    assert timezone_hint(tokyo) == Hint(value="Asia/Tokyo", reason='from <html lang="ja">')
+    bare = listing_document("<html><body><p>x</p></body></html>", "https://example.com/")
+    assert timezone_hint(bare) is None

@@ -7,15 +7,16 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from feedmaker import patterns
 from feedmaker.config import SiteConfig
 from feedmaker.errors import ExtractError
 from feedmaker.extract.fallbacks import ARTICLE_FIELDS, BYLINE_PREFIX, url_fallback
 from feedmaker.extract.fields import Value, read_chain
 from feedmaker.extract.metadata import Document
 from feedmaker.models import Article, Page
-from feedmaker.text import strip_title_affixes
+from feedmaker.text import clean_text, strip_title_affixes
 
-__all__ = ["article_from", "article_values", "extract_article", "extract_fields"]
+__all__ = ["article_from", "article_values", "display_headline", "extract_article", "extract_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,26 @@ def _text_value(values: dict[str, tuple[Value, str]], name: str) -> str | None:
     return value[0] if value is not None and isinstance(value[0], str) else None
 
 
+def display_headline(site: SiteConfig, headline: str) -> str:
+    """The headline as readers see it: with `[canonical] strip_display`, the site's `strip` patterns
+    removed (as canon.py removes them for the key), unless that would leave nothing."""
+    if not site.canonical.strip_display or not headline:
+        return headline
+    text = headline
+    for pattern in site.canonical.strip:
+        text = patterns.blank_out(pattern, text)
+    return clean_text(text) or headline
+
+
 def article_from(doc: Document, values: dict[str, tuple[Value, str]]) -> Article:
+    """The Article of a listing item or an article page: the one place both are built, so the display
+    headline is cleaned here."""
     date = values.get("date")
+    headline = _text_value(values, "headline") or ""
     return Article(
         site=doc.site.id,
         url=str(values["url"][0]),
-        headline=_text_value(values, "headline") or "",
+        headline=display_headline(doc.site, headline) if doc.site.canonical.strip_display else headline,
         published=date[0] if date is not None and isinstance(date[0], datetime) else None,
         author=_text_value(values, "author"),
         summary=_text_value(values, "summary"),

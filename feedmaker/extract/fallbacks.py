@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from feedmaker.dates import parse_date
+from feedmaker.dates import dates_in_text, parse_date
 from feedmaker.extract.fields import Kind, Value, finish, node_text
 from feedmaker.extract.metadata import Document, jsonld_image, jsonld_names, jsonld_text, looks_like_url
 from feedmaker.text import clean_text, compact, fold, strip_title_affixes
@@ -46,12 +47,6 @@ _BYLINE_NODES = (
 _BYLINE_END = re.compile(r"\s[·|•]\s|\n|,")
 _NAME_PARTICLES = frozenset(
     {"de", "da", "del", "della", "di", "du", "la", "le", "van", "von", "der", "den", "y", "and", "bin", "al"}
-)
-_DATE_NODES = (
-    ("time", "datetime"),
-    ('[itemprop~="datePublished"]', "datetime"),
-    ('[class*="publish" i], [class*="posted" i], [class*="date" i], [class*="timestamp" i]', "datetime"),
-    ('[id*="date" i], [class*="time" i], [class*="byline" i]', "datetime"),
 )
 _YEAR = re.compile(r"(?<!\d)(?:19[7-9]\d|20\d\d)(?!\d)")
 _URL_DATE = re.compile(r"/((?:19|20)\d\d)/([01]\d)/([0-3]\d)(?:/|$)")
@@ -145,25 +140,215 @@ def from_title(doc: Document) -> tuple[Value, str] | None:
 
 
 def date_fallback(doc: Document) -> tuple[Value, str] | None:
-    """JSON-LD, meta, <time datetime>, then what the page prints: <time> text, [itemprop=datePublished],
-    elements whose class names a date (only text with a four-digit year: no "2 hours ago" from a
-    sidebar), and last a /YYYY/MM/DD/ in the page URL (a day, midnight in the site's zone)."""
-    found = from_jsonld(doc, "datePublished", "date") or from_meta(doc, META_DATE, "date")
-    if found:
-        return found
+    """The publication date, never a modified one while a publication date is to be had:
+    1. structured publication dates: JSON-LD datePublished, meta (META_DATE), JSON-LD dateCreated,
+       <time pubdate>, [itemprop=datePublished];
+    2. a /YYYY/MM/DD/ in the URL (a printed date of another day is some other story's);
+    3. printed dates (_printed_dates), group by group: in the first group with one, labelled published
+       before unlabelled; labelled updated (or in an aside) only when nothing else is printed;
+    4. structured modified dates (JSON-LD dateModified, article:modified_time, ...).
+    A day without a time, from any of these, takes its time from a printed date of that day."""
+    found = _published(doc) or _date_from_url(doc) or _printed_choice(doc)
+    if found is None:
+        return from_jsonld(doc, "dateModified", "date") or from_meta(doc, _META_MODIFIED, "date")
+    value, origin = found
+    if isinstance(value, datetime) and _is_bare_day(doc, value):
+        # A day alone (2016-12-09) is refined by a printed time of that day, never moved off it.
+        timed = next((hit for hit in _on_day(doc, value) if not _is_bare_day(doc, hit[0])), None)
+        if timed is not None:
+            return timed
+    return value, origin
+
+
+def _printed_choice(doc: Document) -> tuple[datetime, str] | None:
+    fallback: tuple[datetime, str] | None = None
+    best: tuple[int, int, datetime, str] | None = None
+    body_text = len(_PRINTED_NODES) + 1  # the group of the dates standing alone in the body
+    for group, rank, value, origin, _ in _printed_dates(doc):
+        if (best is not None and group != best[0]) or (group == body_text and fallback is not None):
+            break  # the body's text is the last resort: an updated date in the markup comes first
+        if rank == 2:
+            fallback = fallback or (value, origin)
+        elif best is None or rank < best[1]:
+            best = (group, rank, value, origin)
+    if best is not None:
+        return best[2], best[3]
+    return fallback
+
+
+_META_MODIFIED = (
+    "article:modified_time", "og:updated_time", "datemodified", "dc.date.modified", "dcterms.modified",
+    "last-modified",
+)  # fmt: skip
+_PUBLISHED_NODES = (("time[pubdate]", "datetime"), ('[itemprop~="datePublished" i]', "datetime"))
+# Where a printed date's machine-readable form is kept, most explicit first.
+_DATE_ATTRS = ("datetime", "data-published", "data-datetime", "data-date", "data-time", "data-timestamp")
+# Printed dates, by where they are: elements with a date attribute, <time> text, elements whose class or
+# id names a date (then, in _near_headline, the text after the headline and the body's lone dates).
+_PRINTED_NODES = (
+    "[datetime]",
+    "time",
+    '[class*="publish" i], [class*="posted" i], [class*="date" i], [class*="timestamp" i]',
+    '[id*="date" i], [class*="time" i], [class*="byline" i]',
+)
+# Labels on a printed date (its class, id or text): a publication is preferred over an update.
+_PUBLISHED_LABEL = re.compile(
+    r"publi|posted|pubdate|released|erschienen|ver(?:ö|oe)ffentlicht|公開|公表|投稿|掲載|发布", re.IGNORECASE
+)
+_UPDATED_LABEL = re.compile(r"updat|modif|edited|revised|aktualisiert|mis à jour|actualiz|更新", re.IGNORECASE)
+_ELSEWHERE = frozenset({"aside", "nav", "footer"})
+_CLOCK_SEP = ":\uff1a\u6642"  # ":", fullwidth ":", 時
+_RANGE_SEP = "-~\uff0d\u2013\u2014\u301c\uff5e"  # "-", "~", fullwidth "-", en/em dash, wave dashes
+_TIME_RANGE = re.compile(
+    rf"\D{{0,6}}\d{{1,2}}\s*[{_CLOCK_SEP}]\s*\d{{2}}\s*[{_RANGE_SEP}]\s*\d{{1,2}}\s*[{_CLOCK_SEP}]\s*\d{{2}}"
+)
+_HIDDEN = frozenset({"script", "style", "noscript", "template"})
+_STANDALONE = 40  # the longest text a date stands alone in ("Published: 2019/3/5 10:00 JST")
+_BESIDE_HEADLINE = 400  # characters after the headline that a byline's date is printed within
+
+
+def _published(doc: Document) -> tuple[Value, str] | None:
     return (
-        from_nodes(doc, doc.tree, (("time[datetime]", "datetime"),), "date")
-        or from_nodes(doc, doc.tree, _DATE_NODES, "date", printed=True)
-        or _date_from_url(doc)
+        from_jsonld(doc, "datePublished", "date")
+        or from_meta(doc, META_DATE, "date")
+        or from_jsonld(doc, "dateCreated", "date")
+        or from_nodes(doc, doc.tree, _PUBLISHED_NODES, "date")
     )
 
 
-def _date_from_url(doc: Document) -> tuple[Value, str] | None:
-    m = _URL_DATE.search(urlsplit(doc.url).path)
-    if m is None:
-        return None
-    value = parse_date("-".join(m.groups()), tz=doc.zone, now=doc.now)
-    return (value, "url") if value is not None else None
+def _is_bare_day(doc: Document, value: Value) -> bool:
+    """Midnight in the site's zone or in UTC: what a date printed without a time becomes."""
+    if not isinstance(value, datetime):
+        return False
+    return any(
+        (t.hour, t.minute, t.second, t.microsecond) == (0, 0, 0, 0)
+        for t in (value.astimezone(doc.zone), value)
+    )
+
+
+def _on_day(doc: Document, day: datetime) -> Iterator[tuple[datetime, str]]:
+    """Printed dates on `day` (in the site's zone), an ambiguous one (04/05/2023) in whichever reading
+    falls on that day."""
+    want = day.astimezone(doc.zone).date()
+    for _, _, value, origin, raw in _printed_dates(doc, standalone=False):
+        if value.astimezone(doc.zone).date() == want:
+            yield value, origin
+            continue
+        for dayfirst in (True, False):
+            other = parse_date(raw, tz=doc.zone, now=doc.now, dayfirst=dayfirst)
+            if other is not None and other.astimezone(doc.zone).date() == want:
+                yield other, origin
+                break
+
+
+def _printed_dates(doc: Document, *, standalone: bool = True) -> Iterator[tuple[int, int, datetime, str, str]]:
+    """(group, rank, value, origin, raw text) of each date the page prints, in the order of the groups
+    (_PRINTED_NODES, the text after the headline, then with standalone=True the dates standing alone in
+    the body) and then of the page. Rank 0: labelled published; 1: no label; 2: labelled updated, or in
+    an <aside>, <nav> or <footer> (another story's date, or the page's)."""
+    for group, css in enumerate(_PRINTED_NODES):
+        for node in doc.tree.css(css)[:20]:
+            attrs = node.attributes
+            attr = next((a for a in _DATE_ATTRS if attrs.get(a)), None)
+            raw = attrs.get(attr) if attr is not None else None
+            text = raw or node_text(node)
+            if raw is None and (len(text) > 200 or not _YEAR.search(text)):
+                continue  # only a printed date with a year: no "2 hours ago" from a sidebar
+            value = finish(doc, "date", text)
+            if isinstance(value, datetime):
+                label = f"{attrs.get('class') or ''} {attrs.get('id') or ''} {_context(node)}"
+                origin = f"{node.tag}[{attr}]" if attr is not None else css
+                yield group, _rank(label, node), value, origin, text
+    yield from _near_headline(doc, len(_PRINTED_NODES), standalone=standalone)
+
+
+def _context(node: LexborNode) -> str:
+    """The node's text and the text just before it ("Published <time>...")."""
+    prev = node.prev
+    before = prev.text(deep=True)[-60:] if prev is not None else ""
+    return f"{before} {node_text(node)[:80]}"
+
+
+def _rank(label: str, node: LexborNode) -> int:
+    if _PUBLISHED_LABEL.search(label):
+        return 0
+    if _UPDATED_LABEL.search(label):
+        return 2
+    parent, depth = node.parent, 0
+    while parent is not None and depth < 12:
+        if parent.tag in _ELSEWHERE:
+            return 2
+        parent, depth = parent.parent, depth + 1
+    return 1
+
+
+def _near_headline(doc: Document, group: int, *, standalone: bool = True) -> Iterator[tuple[int, int, datetime, str, str]]:
+    """The first full date printed in the text that follows the headline (<h1>): bylines are printed
+    beside the headline, in markup that names no date. Then (standalone=True), as the last group, the
+    dates that stand alone anywhere in the body."""
+    h1 = next((n for n in doc.tree.css("h1") if node_text(n).strip()), None)
+    if h1 is not None:
+        hit = next(_text_dates(doc, _text_after(h1, _BESIDE_HEADLINE), group), None)
+        if hit is not None:
+            yield hit
+    if standalone and doc.tree.body is not None:
+        yield from _standalone_dates(doc, doc.tree.body, group + 1)
+
+
+def _text_after(node: LexborNode, limit: int) -> str:
+    """About `limit` characters of the text that follows `node` in the page (scripts and styles skipped),
+    read sibling by sibling, climbing to the parent's next sibling when one runs out."""
+    parts: list[str] = []
+    size = 0
+    while size < limit:
+        following = node.next
+        while following is None:
+            parent = node.parent
+            if parent is None or parent.tag in ("body", "html"):
+                return " ".join(parts)[:limit]
+            node = parent
+            following = node.next
+        node = following
+        if node.tag in _HIDDEN:
+            continue
+        text = node.text_content if node.tag == "-text" else node.text(deep=True, separator=" ")
+        text = " ".join((text or "").split())
+        if text:
+            parts.append(text)
+            size += len(text) + 1
+    return " ".join(parts)[:limit]
+
+
+def _standalone_dates(doc: Document, body: LexborNode, group: int) -> Iterator[tuple[int, int, datetime, str, str]]:
+    """Dates that stand alone in a short text of their own (a table cell, a <span>), in page order: a
+    date inside running prose is one the story mentions (an event), not when it was published."""
+    found = 0
+    for node in body.traverse(include_text=True):
+        if node.tag != "-text":
+            continue
+        text = node.text_content or ""
+        if not 8 <= len(text) <= 200 or not _YEAR.search(text) or len(stripped := " ".join(text.split())) > _STANDALONE:
+            continue
+        parent = node.parent
+        if parent is not None and parent.tag in _HIDDEN:
+            continue
+        for hit in _text_dates(doc, stripped, group):
+            yield hit
+            found += 1
+        if found >= 3:
+            return
+
+
+def _text_dates(doc: Document, text: str, group: int) -> Iterator[tuple[int, int, datetime, str, str]]:
+    for raw in dates_in_text(text, limit=3):
+        at = text.find(raw)
+        if _TIME_RANGE.match(text, at + len(raw)) or _TIME_RANGE.search(raw):
+            continue  # "6 March 2019, 13:00-16:40": an event's schedule, not a publication time
+        value = finish(doc, "date", raw)
+        if isinstance(value, datetime):
+            before = text[max(0, at - 40) : at]
+            rank = 0 if _PUBLISHED_LABEL.search(before) else 2 if _UPDATED_LABEL.search(before) else 1
+            yield group, rank, value, "text", raw
 
 
 def from_nodes(
@@ -186,6 +371,14 @@ def from_nodes(
             if value is not None:
                 return value, css
     return None
+
+
+def _date_from_url(doc: Document) -> tuple[datetime, str] | None:
+    m = _URL_DATE.search(urlsplit(doc.url).path)
+    if m is None:
+        return None
+    value = parse_date("-".join(m.groups()), tz=doc.zone, now=doc.now)
+    return (value, "url") if value is not None else None
 
 
 def author_fallback(doc: Document) -> tuple[Value, str] | None:

@@ -11,7 +11,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from feedmaker import patterns
 from feedmaker.config import FieldSpec
-from feedmaker.dates import parse_date
+from feedmaker.dates import is_ambiguous, parse_date
 from feedmaker.extract.metadata import Document, Firsts
 from feedmaker.text import clean_html, clean_text
 from feedmaker.urls import IMAGE_SCHEMES, LINK_SCHEMES, absolute
@@ -96,7 +96,8 @@ def finish(doc: Document, kind: Kind, raw: str, fmt: str | None = None) -> Value
         key = (text, fmt)  # listings repeat dates ("24 Mar 2026" on many rows): parse each once
         if key in doc.dates:
             return doc.dates[key]
-        found = doc.dates[key] = parse_date(text, tz=doc.zone, fmt=fmt, now=doc.now)
+        dayfirst = doc.dayfirst if is_ambiguous(text) else None  # the page's locale, looked up only when needed
+        found = doc.dates[key] = parse_date(text, tz=doc.zone, fmt=fmt, now=doc.now, dayfirst=dayfirst)
         return found
     sanitized = sanitize_html(raw, doc.base)
     return sanitized or None

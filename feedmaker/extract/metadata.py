@@ -7,10 +7,12 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
+from zoneinfo import ZoneInfo
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from feedmaker.config import SiteConfig
+from feedmaker.dates import reads_day_first, zone_for_locale
 from feedmaker.errors import ExtractError
 from feedmaker.extract.decode import parser_input
 from feedmaker.models import Page
@@ -49,7 +51,7 @@ class Document:
     """One parsed page plus the metadata read from it on demand."""
 
     __slots__ = (
-        "_canonical", "_jsonld", "_meta", "_scripts", "_site_names",
+        "_canonical", "_dayfirst", "_jsonld", "_meta", "_scripts", "_site_names",
         "base", "dates", "firsts", "now", "origin", "page", "site", "tree", "url", "zone",
     )  # fmt: skip
 
@@ -64,12 +66,13 @@ class Document:
         href = base_node.attributes.get("href") if base_node is not None else None
         self.base = (href and absolute(href, page.url, IMAGE_SCHEMES)) or page.url
         self.origin = plain_origin(self.base)
-        self.zone = site.zone
+        self.zone = site.zone if "timezone" in site.model_fields_set else self._page_zone() or site.zone
         self._meta: dict[str, str] | None = None
         self._canonical: LexborNode | None = None
         self._scripts: list[LexborNode] = []
         self._jsonld: dict[str, Any] | None = None
         self._site_names: list[str] | None = None
+        self._dayfirst: tuple[bool | None] | None = None
         self.dates: dict[tuple[str, str | None], datetime | None] = {}
         self.firsts: Firsts = {}
 
@@ -127,6 +130,24 @@ class Document:
                 self._index()
             self._jsonld = next(jsonld_articles(self._scripts), {})
         return self._jsonld
+
+    def _page_zone(self) -> ZoneInfo | None:
+        """For a site that names no time zone: the zone its page's <html lang> implies (ja -> Asia/Tokyo),
+        so a zone-less time printed by a Japanese site is not read as UTC."""
+        html = self.tree.css_first("html")
+        zone = zone_for_locale(html.attributes.get("lang") if html is not None else None)
+        return ZoneInfo(zone) if zone else None
+
+    @property
+    def dayfirst(self) -> bool | None:
+        """How this page writes an ambiguous numeric date (dates.reads_day_first): by the site's configured
+        language, else the page's <html lang>, else its og:locale, else the site's time zone."""
+        if self._dayfirst is None:
+            html = self.tree.css_first("html")
+            lang = html.attributes.get("lang") if html is not None else None
+            locale = self.site.language or lang or self.meta.get("og:locale")
+            self._dayfirst = (reads_day_first(locale, self.zone.key),)
+        return self._dayfirst[0]
 
     def site_names(self) -> list[str]:
         if self._site_names is None:

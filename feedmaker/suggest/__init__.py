@@ -14,6 +14,8 @@ Pure: no I/O. The approach follows html2rss's auto_source:
    images, and nothing from nav/footer/aside/menus/comments.
 5. On front pages that spread their stories over differently classed groups (lead, latest, topic rows), join
    the best selector with its peers into one selector list (`li.tout, div.dek`) when that list ranks higher.
+6. Propose the site's `timezone` (offsets on the page's dates, <html lang>, the country domain) and a
+   `[canonical] strip` pattern for a prefix or suffix most headlines share (`hints`).
 
 Field selectors are run with selectolax's `node.css_first`, which also matches the item node itself. The items a
 Candidate shows are read by extract's own listing reader (`extract.read_item`), so what `suggest` previews is
@@ -25,6 +27,7 @@ from __future__ import annotations
 from feedmaker.errors import ExtractError
 from feedmaker.extract import listing_document
 from feedmaker.suggest.candidates import container_sets, item_selectors
+from feedmaker.suggest.hints import strip_hint, timezone_hint
 from feedmaker.suggest.merge import merge
 from feedmaker.suggest.nodes import flat_text
 from feedmaker.suggest.output import Candidate, Suggestion
@@ -70,4 +73,11 @@ def suggest(html: str, url: str) -> Suggestion:
     merged = merge(page, unique)
     if merged is not None:
         unique.insert(0, merged)
-    return Suggestion(url=url, title=title or None, best=unique[0], candidates=tuple(unique[:10]))
+    return Suggestion(
+        url=url,
+        title=title or None,
+        best=unique[0],
+        candidates=tuple(unique[:10]),
+        timezone=timezone_hint(doc),
+        strip=strip_hint([item.headline for item in unique[0].items]),
+    )

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from feedmaker.config import FieldSpec, ListSelectors
 from feedmaker.models import Article
+from feedmaker.suggest.hints import Hint
 
 __all__ = ["Candidate", "Suggestion"]
 
@@ -33,6 +34,8 @@ class Suggestion:
     title: str | None  # the page's <title>, the default site name
     best: Candidate
     candidates: tuple[Candidate, ...]  # best first; `best` is candidates[0]
+    timezone: Hint | None = None  # the zone the page's dates are printed in (hints.timezone_hint)
+    strip: Hint | None = None  # a headline prefix/suffix most items share (hints.strip_hint)
 
     def to_toml(self, site_name: str | None = None) -> str:
         """A site config that `load_site` accepts as it is."""
@@ -44,6 +47,11 @@ class Suggestion:
             *(f"#   {_comment(it.headline)[:90]}  <{_comment(it.url)}>" for it in self.best.items[:3]),
             f"name = {_toml_str(name)}",
             f"start_urls = [{_toml_str(self.url)}]",
+            *(
+                [f"timezone = {_toml_str(self.timezone.value)}  # {_comment(self.timezone.reason)}"]
+                if self.timezone is not None
+                else []
+            ),
             "",
             "[list]",
             f"item = {_toml_str(s.item)}",
@@ -53,6 +61,14 @@ class Suggestion:
             chain: tuple[FieldSpec, ...] | None = getattr(s, key)
             if chain:
                 lines.append(f"{key} = {_toml_chain(chain)}")
+        if self.strip is not None:
+            lines += [
+                "",
+                "[canonical]",
+                f"# {_comment(self.strip.reason)}: removed before stories are compared",
+                f"strip = [{_toml_str(self.strip.value)}]",
+                "# strip_display = true   # also remove it from the headlines shown in the feed",
+            ]
         return "\n".join(lines) + "\n"
 
 
