@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedmaker.dates import EARLIEST, MAX_AHEAD, dates_in_text, parse_date, reads_day_first, zone_for_locale
+from feedmaker.dates import EARLIEST, MAX_AHEAD, dates_in_text, parse_date
+from feedmaker.locales import reads_day_first, zone_for_locale
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 UTC_ZONE = ZoneInfo("UTC")

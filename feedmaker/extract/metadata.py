@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from feedmaker.config import SiteConfig
-from feedmaker.dates import reads_day_first, zone_for_locale
 from feedmaker.errors import ExtractError
 from feedmaker.extract.decode import parser_input
+from feedmaker.locales import reads_day_first, zone_for_locale
 from feedmaker.models import Page
 from feedmaker.urls import IMAGE_SCHEMES, absolute, host_of, plain_origin, site_of
 

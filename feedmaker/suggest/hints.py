@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from feedmaker import patterns
-from feedmaker.dates import COUNTRY_ZONES, zone_for_locale
 from feedmaker.extract import Document
+from feedmaker.locales import COUNTRY_ZONES, zone_for_locale
 from feedmaker.urls import host_of
 
 __all__ = ["Hint", "strip_hint", "timezone_hint"]
