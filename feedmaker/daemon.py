@@ -47,7 +47,7 @@ DB_NAME = "feedmaker.db"
 DRAIN_SECONDS = 5.0  # running crawls get this long to finish at shutdown, then they are cancelled
 SERVER_GRACE_SECONDS = 2  # open HTTP responses get this long at shutdown
 # Settings read once at start-up; a reload that changes them logs that a restart is needed and keeps them.
-RESTART_ONLY = ("state_dir", "output_dir", "server", "fetch", "log_level")
+RESTART_ONLY = ("store", "state_dir", "output_dir", "server", "fetch", "log_level")
 
 
 @contextlib.contextmanager
@@ -112,10 +112,10 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
         # Imported once the lock is held: a second feedmaker on this state dir is refused before the slow imports.
         from feedmaker.feed import clean_stale_temp
         from feedmaker.fetch import Fetcher
-        from feedmaker.store import Store
+        from feedmaker.store import open_store, store_url
 
         settings.output_dir.mkdir(parents=True, exist_ok=True)
-        with Store(settings.state_dir / DB_NAME) as store:
+        with open_store(store_url(settings.store, os.environ), state_dir=settings.state_dir) as store:
             clean_stale_temp(settings.output_dir)
             async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
                 fetcher.robots.preload(store.robots_files())

@@ -17,7 +17,7 @@ from feedmaker.crawl import Followed, Partition, crawl_site, filter_articles
 from feedmaker.fetch import Fetcher
 from feedmaker.models import Article, SiteReport
 from feedmaker.publish import feed_path, publish
-from feedmaker.store import Store
+from feedmaker.store import SqliteStore
 from tests.sites import serve_dir, write_config
 
 SITE = """name = "Changing"
@@ -53,7 +53,7 @@ class World:
         config = write_config(tmp_path / "config", {"changing": text})
         self.settings: Settings
         self.settings, [self.site] = load_all(config)
-        self.store = Store(tmp_path / "state.db")
+        self.store = SqliteStore(tmp_path / "state.db")
         self.changes = 0
 
     def page(self, name: str, html: str) -> None:
