@@ -157,6 +157,7 @@ def site_statuses(
                 last_good=good.finished if good else None,
                 entries=runner.feed_entries.get(site.id, 0),
                 next_run=upcoming,
+                worker=last.worker if last and store.SHARED else None,  # alone, the worker is always this one
             )
         )
     return statuses

@@ -701,3 +701,85 @@ def test_two_workers_storing_one_url_from_two_sites_at_once_keep_one_entry(postg
     finally:
         for store in stores:
             store.close()
+
+
+# -- site-run leases -------------------------------------------------------------------------------------
+
+LEASE = timedelta(minutes=3)  # three readings of the fake clock
+
+
+def test_a_slot_is_claimed_by_one_worker_and_never_run_again_once_done(store: Store):
+    slot = T0
+    store.worker = "a"
+    first = store.claim_run("wire", slot, lease=LEASE)
+    assert first.won
+    assert first.worker == "a"
+    assert not first.done
+    store.worker = "b"
+    held = store.claim_run("wire", slot, lease=LEASE)
+    assert not held.won
+    assert held.worker == "a"
+    assert held.expires == first.expires
+    assert not store.renew_run("wire", slot, lease=LEASE)  # b holds nothing to renew
+    assert store.claim_run("other", slot, lease=LEASE).won  # another site's slot is its own
+    store.worker = "a"
+    assert store.renew_run("wire", slot, lease=LEASE)
+    store.finish_run("wire", slot)
+    store.worker = "b"
+    for _ in range(5):  # long after the lease: done stays done
+        after = store.claim_run("wire", slot, lease=LEASE)
+        assert not after.won
+        assert after.done
+    assert store.claim_run("wire", slot + timedelta(hours=1), lease=LEASE).won  # the next slot is free
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_holder_loses_it(store: Store):
+    store.worker = "dead"
+    assert store.claim_run("wire", T0, lease=LEASE).won
+    store.worker = "b"
+    assert not store.claim_run("wire", T0, lease=LEASE).won  # the clock moves a minute per reading
+    assert not store.claim_run("wire", T0, lease=LEASE).won
+    taken = store.claim_run("wire", T0, lease=LEASE)
+    assert taken.won
+    assert taken.worker == "b"
+    store.worker = "dead"
+    assert not store.renew_run("wire", T0, lease=LEASE)
+
+
+def test_a_released_lease_is_free_at_once(store: Store):
+    store.worker = "a"
+    assert store.claim_run("wire", T0, lease=timedelta(hours=1)).won
+    store.finish_run("wire", T0, done=False)
+    store.worker = "b"
+    assert store.claim_run("wire", T0, lease=timedelta(hours=1)).won
+
+
+def test_runs_record_the_worker_that_ran_them(store: Store):
+    store.worker = "host-a:12"
+    store.record_run(report())
+    last = store.last_run("wire")
+    assert last is not None
+    assert last.worker == "host-a:12"
+
+
+def test_eight_workers_claiming_one_slot_at_once_give_exactly_one_winner(postgres_url: str, tmp_path: Path):
+    stores = [open_store(postgres_url, state_dir=tmp_path, worker=f"w{n}") for n in range(8)]
+    try:
+        for round_ in range(10):
+            slot = T0 + timedelta(hours=round_)
+            start = threading.Barrier(len(stores))
+            claims: list[bool] = []
+
+            def claim(store: Store, slot: datetime, start: threading.Barrier, claims: list[bool]) -> None:
+                start.wait(timeout=30)
+                claims.append(store.claim_run("wire", slot, lease=timedelta(minutes=5)).won)
+
+            threads = [threading.Thread(target=claim, args=(s, slot, start, claims)) for s in stores]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert sorted(claims) == [False] * 7 + [True], f"round {round_}"
+    finally:
+        for store in stores:
+            store.close()

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from feedmaker.errors import StoreError
 from feedmaker.models import utcnow
-from feedmaker.store.base import RunRecord, Store
+from feedmaker.store.base import Claim, RunRecord, Store
 from feedmaker.store.sqlite import SqliteStore
 
-__all__ = ["DB_NAME", "ENV_VAR", "RunRecord", "SqliteStore", "Store", "open_store", "store_url"]
+__all__ = ["DB_NAME", "ENV_VAR", "Claim", "RunRecord", "SqliteStore", "Store", "open_store", "store_url"]
 
 DB_NAME = "feedmaker.db"
 ENV_VAR = "FEEDMAKER_STORE"
@@ -29,18 +29,18 @@ def store_url(configured: str | None, environ: Mapping[str, str]) -> str:
     return environ.get(ENV_VAR) or configured or f"sqlite:///{DB_NAME}"
 
 
-def open_store(url: str, *, state_dir: Path, now: Callable[[], datetime] = utcnow) -> Store:
+def open_store(url: str, *, state_dir: Path, now: Callable[[], datetime] = utcnow, worker: str | None = None) -> Store:
     """Open (and migrate) the store a URL names. Raises StoreError for an unknown scheme, a missing
     driver or a database that cannot be opened."""
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://").removeprefix("/")
         if path in ("", ":memory:"):
-            return SqliteStore(":memory:", now=now)
-        return SqliteStore(path if path.startswith("/") else state_dir / path, now=now)
+            return SqliteStore(":memory:", now=now, worker=worker)
+        return SqliteStore(path if path.startswith("/") else state_dir / path, now=now, worker=worker)
     if url.startswith(_POSTGRES):
         try:
             from feedmaker.store.postgres import PostgresStore
         except ImportError as exc:
             raise StoreError(f"{url.split('@')[-1]}: PostgreSQL needs psycopg: pip install 'feedmaker[postgres]'") from exc
-        return PostgresStore(url, now=now)
+        return PostgresStore(url, now=now, worker=worker)
     raise StoreError(f"store = {url.split('://')[0]!r}://...: use sqlite:///path or postgresql://user@host/db")

@@ -19,7 +19,9 @@ import abc
 import contextlib
 import json
 import logging
+import os
 import re
+import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +44,7 @@ from feedmaker.models import (
     utcnow,
 )
 
-__all__ = ["RUNS_KEPT", "Cursor", "Db", "RunRecord", "Store"]
+__all__ = ["RUNS_KEPT", "Claim", "Cursor", "Db", "RunRecord", "Store", "default_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ RECURRING_GAP = timedelta(hours=20)
 VALIDATORS_KEPT = timedelta(days=30)
 # robots.txt files older than robots.py's cache lifetime (a day) are of no use to the next process.
 ROBOTS_KEPT = timedelta(days=1)
+LEASES_KEPT = timedelta(days=2)  # site-run leases kept for the status page and debugging
 # A write that lost a deadlock or serialisation race against another worker is run again this many times.
 WRITE_ATTEMPTS = 5
 
@@ -74,6 +77,23 @@ class RunRecord(SiteReport):
     """A stored SiteReport plus the share of items in which each watched field was filled."""
 
     fill: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    # Which feedmaker process ran it (None: recorded before workers were named); not part of what ran.
+    worker: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """claim_run -> schedule: who holds a site's run for one schedule slot, and until when."""
+
+    won: bool  # this worker holds the lease now and runs the site
+    worker: str  # the holder
+    expires: datetime  # the holder renews it while the run lasts; once past, another worker may take over
+    done: bool  # the run finished (well or not): nobody runs this slot again
+
+
+def default_worker() -> str:
+    """This process's name in leases and run records: FEEDMAKER_WORKER, else host:pid."""
+    return os.environ.get("FEEDMAKER_WORKER") or f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _iso(moment: datetime) -> str:
@@ -127,9 +147,12 @@ class Store(abc.ABC):
 
     # The column that orders rows by insertion (sqlite's rowid; an identity column in PostgreSQL).
     ROW_ORDER = "rowid"
+    # Whether other machines' workers use this database too, so site runs are claimed by lease (schedule.py).
+    SHARED = False
 
-    def __init__(self, path: str, *, now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, path: str, *, now: Callable[[], datetime] = utcnow, worker: str | None = None) -> None:
         self.path = path  # where the database is, for messages (never with a password)
+        self.worker = worker or default_worker()
         self._now = now
         # The last write transaction's failure (disk full, read-only file, server gone); None once one
         # commits. The daemon's /healthz reports it: a store that cannot write keeps nothing new.
@@ -458,7 +481,7 @@ class Store(abc.ABC):
     def _record_run(self, db: Db, report: SiteReport, fill: Mapping[str, float]) -> None:
         db.execute(
             "INSERT INTO runs (site, ok, started, finished, pages, items, new, updated, duplicates, "
-            "not_modified, errors, warnings, fill) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "not_modified, errors, warnings, fill, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 report.site,
                 int(report.ok),
@@ -473,6 +496,7 @@ class Store(abc.ABC):
                 json.dumps(list(report.errors)),
                 json.dumps(list(report.warnings)),
                 json.dumps(dict(sorted(fill.items()))),
+                self.worker,
             ),
         )
         db.execute(
@@ -493,7 +517,7 @@ class Store(abc.ABC):
         with self._read(f"read runs of site {site}") as db:
             row = db.execute(
                 "SELECT site, started, finished, pages, items, new, updated, duplicates, not_modified, "
-                f"errors, warnings, fill FROM runs WHERE site = ? {condition} ORDER BY id DESC LIMIT 1",
+                f"errors, warnings, fill, worker FROM runs WHERE site = ? {condition} ORDER BY id DESC LIMIT 1",
                 (site,),
             ).fetchone()
         if row is None:
@@ -511,6 +535,7 @@ class Store(abc.ABC):
             errors=tuple(json.loads(row[9])),
             warnings=tuple(json.loads(row[10])),
             fill=MappingProxyType({str(k): float(v) for k, v in json.loads(row[11]).items()}),
+            worker=row[12],
         )
 
     def consecutive_failures(self, site: str) -> int:
@@ -522,6 +547,51 @@ class Store(abc.ABC):
                 (site, site),
             ).fetchone()
         return int(row[0])
+
+
+    # -- site-run leases: one worker per (site, schedule slot) -----------------------------------------
+
+    def claim_run(self, site: str, slot: datetime, *, lease: timedelta) -> Claim:
+        """Take the run of `site` for the slot starting at `slot`, unless another worker holds it (its
+        lease not yet expired) or it is done. One statement decides, so of several workers asking at
+        once exactly one wins; a lease left by a dead worker is taken over once it expires."""
+        now = self._now()
+        with self._write(f"claim run of site {site}") as db:
+            won = db.execute(
+                "INSERT INTO leases (site, slot, worker, claimed, expires, done) VALUES (?, ?, ?, ?, ?, 0) "
+                "ON CONFLICT (site, slot) DO UPDATE SET worker = excluded.worker, claimed = excluded.claimed, "
+                "expires = excluded.expires WHERE leases.done = 0 AND leases.expires <= excluded.claimed "
+                "RETURNING worker",
+                (site, _iso(slot), self.worker, _iso(now), _iso(now + lease)),
+            ).fetchone()
+            row = db.execute("SELECT worker, expires, done FROM leases WHERE site = ? AND slot = ?", (site, _iso(slot))).fetchone()
+        return Claim(won=won is not None, worker=row[0], expires=_time(row[1]), done=bool(row[2]))
+
+    def renew_run(self, site: str, slot: datetime, *, lease: timedelta) -> bool:
+        """Extend this worker's lease; False when it lost it (expired and taken over by another worker)."""
+        with self._write(f"renew run of site {site}") as db:
+            renewed = db.execute(
+                "UPDATE leases SET expires = ? WHERE site = ? AND slot = ? AND worker = ? AND done = 0",
+                (_iso(self._now() + lease), site, _iso(slot), self.worker),
+            ).rowcount
+        return bool(renewed)
+
+    def finish_run(self, site: str, slot: datetime, *, done: bool = True) -> None:
+        """Mark this worker's run of the slot done; with done=False release it for another worker now (a
+        run cancelled at shutdown). Leases older than LEASES_KEPT are dropped."""
+        now = self._now()
+        with self._write(f"finish run of site {site}") as db:
+            if done:
+                db.execute(
+                    "UPDATE leases SET done = 1, expires = ? WHERE site = ? AND slot = ? AND worker = ?",
+                    (_iso(now), site, _iso(slot), self.worker),
+                )
+            else:
+                db.execute(
+                    "UPDATE leases SET expires = claimed WHERE site = ? AND slot = ? AND worker = ? AND done = 0",
+                    (site, _iso(slot), self.worker),
+                )
+            db.execute("DELETE FROM leases WHERE site = ? AND slot < ?", (site, _iso(now - LEASES_KEPT)))
 
 
 def _article_values(article: Article) -> tuple[str | None, ...]:

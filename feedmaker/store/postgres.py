@@ -120,6 +120,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             claimed TEXT NOT NULL
         )""",
     ),
+    (
+        # As sqlite's step 6: site-run leases and the worker of each run.
+        """CREATE TABLE leases (
+            site TEXT NOT NULL,
+            slot TEXT NOT NULL,
+            worker TEXT NOT NULL,
+            claimed TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (site, slot)
+        )""",
+        "ALTER TABLE runs ADD COLUMN worker TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -154,9 +167,12 @@ class PostgresStore(Store):
     """A Store in a PostgreSQL database shared by several workers."""
 
     ROW_ORDER = "seq"
+    SHARED = True
 
-    def __init__(self, conninfo: str, *, now: Callable[[], datetime] = utcnow, pool_size: int = POOL_SIZE) -> None:
-        super().__init__(display_url(conninfo), now=now)
+    def __init__(
+        self, conninfo: str, *, now: Callable[[], datetime] = utcnow, worker: str | None = None, pool_size: int = POOL_SIZE
+    ) -> None:
+        super().__init__(display_url(conninfo), now=now, worker=worker)
         self._pool = psycopg_pool.ConnectionPool(
             conninfo,
             min_size=1,

@@ -126,6 +126,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (url_key, site)
         )""",
     ),
+    (
+        # Site-run leases: which worker runs a site for one schedule slot (see Store.claim_run), and which
+        # worker ran each recorded run, for the status page.
+        """CREATE TABLE leases (
+            site TEXT NOT NULL,
+            slot TEXT NOT NULL,
+            worker TEXT NOT NULL,
+            claimed TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (site, slot)
+        )""",
+        "ALTER TABLE runs ADD COLUMN worker TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -146,8 +160,8 @@ class SqliteStore(Store):
     """A Store in one sqlite file. A lock serialises the calls of several threads; other processes may
     use the same file concurrently (the busy timeout waits for their write lock)."""
 
-    def __init__(self, path: str | Path, *, now: Callable[[], datetime] = utcnow) -> None:
-        super().__init__(str(path), now=now)
+    def __init__(self, path: str | Path, *, now: Callable[[], datetime] = utcnow, worker: str | None = None) -> None:
+        super().__init__(str(path), now=now, worker=worker)
         self._lock = threading.RLock()
         try:
             # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.

@@ -1,0 +1,129 @@
+"""schedule.py + store leases on PostgreSQL: of several daemons sharing one database, exactly one runs each
+(site, slot); a worker that dies mid-run gives its site up to another within the lease time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from feedmaker.config import Settings, SiteConfig
+from feedmaker.fetch import Fetcher
+from feedmaker.models import SiteReport, utcnow
+from feedmaker.publish import Published
+from feedmaker.schedule import SiteRunner, slot_start
+from feedmaker.store import Store, open_store
+
+NO_FETCHER = cast(Fetcher, object())
+SITE = SiteConfig.model_validate(
+    {"id": "news", "name": "News", "start_urls": ["https://news.example/"], "schedule": "every 1h", "list": {"item": "article"}}
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class SlowCrawl:
+    """Stands in for crawl_site: takes `seconds`, records the run, and notes which worker ran it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ran_by: list[str] = []
+
+    async def __call__(self, site: SiteConfig, *, settings: Settings, fetcher: Any, store: Store, now: Any) -> SiteReport:
+        self.ran_by.append(store.worker)
+        started = utcnow()
+        await asyncio.sleep(self.seconds)
+        report = SiteReport(site=site.id, started=started, finished=utcnow(), items=1)
+        await asyncio.to_thread(store.record_run, report)
+        return report
+
+
+def no_publish(settings: Settings, sites: Any, store: Store, *, only: set[str] | None = None) -> Published:
+    return Published()
+
+
+@pytest.fixture
+def stores(postgres_url: str, tmp_path: Path) -> Iterator[list[Store]]:
+    opened = [open_store(postgres_url, state_dir=tmp_path, worker=f"w{n}") for n in range(3)]
+    yield opened
+    for store in opened:
+        store.close()
+
+
+def runner(store: Store, crawl: SlowCrawl, lease: timedelta | None = None) -> SiteRunner:
+    return SiteRunner(Settings(), [SITE], fetcher=NO_FETCHER, store=store, crawl=crawl, publish=no_publish, lease=lease)
+
+
+@pytest.mark.anyio
+async def test_three_workers_firing_for_one_slot_run_the_site_once(stores: list[Store]):
+    crawl = SlowCrawl(0.3)
+    reports = await asyncio.gather(*(runner(s, crawl, timedelta(seconds=2)).run(SITE.id) for s in stores))
+    assert len(crawl.ran_by) == 1
+    assert sum(r is not None for r in reports) == 1
+    last = stores[0].last_run(SITE.id)
+    assert last is not None
+    assert last.worker == crawl.ran_by[0]
+    claim = stores[1].claim_run(SITE.id, slot_start(SITE.schedule, utcnow()), lease=timedelta(seconds=60))
+    assert claim.done
+    assert not claim.won
+
+
+@pytest.mark.anyio
+async def test_a_dead_workers_lease_is_taken_over_within_the_lease_time(stores: list[Store]):
+    lease = timedelta(seconds=1)
+    dead, alive = stores[0], stores[1]
+    assert dead.claim_run(SITE.id, slot_start(SITE.schedule, utcnow()), lease=lease).won  # and never renews
+    crawl = SlowCrawl(0.0)
+    started = time.monotonic()
+    report = await runner(alive, crawl, lease).run(SITE.id)
+    waited = time.monotonic() - started
+    assert report is not None
+    assert crawl.ran_by == ["w1"]
+    assert 0.5 < waited < 1.0 + 2.0
+
+
+@pytest.mark.anyio
+async def test_a_live_worker_renews_its_lease_so_nobody_takes_over_a_long_run(stores: list[Store]):
+    lease = timedelta(seconds=0.6)
+    crawl = SlowCrawl(2.0)  # more than three leases long
+    first = asyncio.create_task(runner(stores[0], crawl, lease).run(SITE.id))
+    await asyncio.sleep(0.2)
+    second = await runner(stores[1], crawl, lease).run(SITE.id)
+    assert second is None
+    assert await first is not None
+    assert crawl.ran_by == ["w0"]
+
+
+@pytest.mark.anyio
+async def test_a_run_cancelled_at_shutdown_gives_its_slot_back_at_once(stores: list[Store]):
+    lease = timedelta(seconds=30)
+    crawl = SlowCrawl(5.0)
+    first = asyncio.create_task(runner(stores[0], crawl, lease).run(SITE.id))
+    await asyncio.sleep(0.3)
+    first.cancel()
+    assert await first is None
+    quick = SlowCrawl(0.0)
+    started = time.monotonic()
+    assert await runner(stores[1], quick, lease).run(SITE.id) is not None
+    assert quick.ran_by == ["w1"]
+    assert time.monotonic() - started < 5.0  # not a 30 s lease wait
+
+
+def test_the_status_page_names_the_worker_of_each_sites_last_run():
+    from datetime import UTC, datetime
+
+    from feedmaker.serve import SiteStatus, Status, render_status
+
+    ran = datetime(2025, 1, 2, tzinfo=UTC)
+    status = Status(sites=(SiteStatus(site="a", name="A", last_run=ran, worker="box-2:<41>"), SiteStatus(site="b", name="B", last_run=ran)))
+    page = render_status(status, [])
+    assert "by box-2:&lt;41&gt;" in page
+    assert page.count("<small>by ") == 1
