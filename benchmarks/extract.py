@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from selectolax.lexbor import LexborHTMLParser
 
-import feedmaker.extract
+import feedmaker.extract.fields
 from feedmaker.config import ListSelectors, SiteConfig
 from feedmaker.errors import ExtractError
 from feedmaker.extract import extract_fields, extract_listing
@@ -133,20 +133,20 @@ def _measure(jobs: list[Job], rounds: int) -> Timing:
     timing = Timing(jobs, rounds)
     # Warm-up, recording what extraction hands nh3 so that nh3 can be timed alone on the same inputs.
     recorded: list[list[Sanitize]] = []
-    original = feedmaker.extract.sanitize_html
+    original = feedmaker.extract.fields.sanitize_html
 
     def recording(html: str, base_url: str) -> str:
         recorded[-1].append((html, base_url))
         return original(html, base_url)
 
-    feedmaker.extract.sanitize_html = recording
+    feedmaker.extract.fields.sanitize_html = recording
     try:
         for body, run in jobs:
             recorded.append([])
             LexborHTMLParser(body)
             run()
     finally:
-        feedmaker.extract.sanitize_html = original
+        feedmaker.extract.fields.sanitize_html = original
     timing.nh3_calls = sum(map(len, recorded))
     clock = time.perf_counter
     gc.collect()

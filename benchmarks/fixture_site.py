@@ -331,6 +331,7 @@ class Server:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         host = writer.get_extra_info("sockname")[0]
+        self.stats["connections"] += 1  # TCP connections accepted: shows whether clients reuse them
         try:
             while True:
                 try:

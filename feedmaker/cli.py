@@ -6,6 +6,11 @@
   feedmaker suggest URL|FILE      propose a site config for a listing page
 
 Exit codes: 0 ok, 1 a site or command failed, 2 a config error.
+
+`run --once` crawls every valid site even when some site files are broken (it prints their problems and
+exits 2 after the run); a broken feedmaker.toml, or no valid site file, stops it before anything runs.
+SIGTERM or SIGINT during `run --once` starts no new work, cancels the sites still running, writes the feeds
+of the sites that finished (what they stored is committed) and exits 1 naming the unfinished sites.
 """
 
 from __future__ import annotations
@@ -13,15 +18,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 from feedmaker import __version__
-from feedmaker.config import Settings, SiteConfig, check_config, load_all, load_settings, load_site
+from feedmaker.config import Settings, SiteConfig, check_config, load_settings, load_site
+from feedmaker.config_problems import combined
 from feedmaker.errors import ConfigError, FeedmakerError
 from feedmaker.models import NotModified, Page, SiteReport
+
+__all__ = ["main"]
 
 log = logging.getLogger(__name__)
 
@@ -131,29 +141,51 @@ class Progress:
 
 def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
     from feedmaker.crawl import crawl_all
-    from feedmaker.daemon import open_session
+    from feedmaker.daemon import load_runnable, log_broken, open_session
 
-    settings, all_sites = load_all(config_dir)
-    sites = _selected(all_sites, wanted)
+    found = load_runnable(config_dir)
+    settings, all_sites = found.settings, list(found.sites)
+    # With --site, only the named sites' files count; a named broken one is reported, the rest still run.
+    broken = tuple(e for e in found.broken if not wanted or Path(e.path).stem in wanted)
+    runnable = [w for w in wanted if w not in {Path(e.path).stem for e in broken}]
+    if wanted and not runnable:
+        raise combined(broken)
+    sites = _selected(all_sites, runnable)
     _setup_logging(settings.log_level, verbose)
+    log_broken(replace(found, broken=broken))
 
     async def go() -> list[SiteReport]:
-        async with open_session(settings) as session:
-            return await crawl_all(
-                settings, sites, fetcher=session.fetcher, store=session.store,
-                on_done=Progress(len(sites), sys.stderr), all_sites=all_sites,
-            )
+        # As in the daemon: a signal stops the run cleanly instead of killing it with the finished feeds unwritten.
+        loop, stop = asyncio.get_running_loop(), asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            async with open_session(settings) as session:
+                return await crawl_all(
+                    settings, sites, fetcher=session.fetcher, store=session.store,
+                    on_done=Progress(len(sites), sys.stderr), all_sites=all_sites, stop=stop,
+                )
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
 
     reports = asyncio.run(go())
     _print_summary(reports, settings)
     failed = [r.site for r in reports if not r.ok]
+    finished = {r.site for r in reports}
+    unfinished = [s.id for s in sites if s.id not in finished]
     if failed:
         print(f"failed sites: {', '.join(failed)}", file=sys.stderr)
         if reports and all(not r.ok and r.pages == 0 for r in reports):
             # Most often an offline machine: the shipped example sites are all on the internet.
             print("hint: no site gave a single page; these sites need the internet (`make demo` runs offline)", file=sys.stderr)
-        return 1
-    return 0
+    if unfinished:
+        print(f"stopped by a signal; unfinished sites: {', '.join(unfinished)}", file=sys.stderr)
+    if broken:
+        for error in broken:
+            print(f"config error: {error}", file=sys.stderr)
+        return 2
+    return 1 if failed or unfinished else 0
 
 
 def _print_summary(reports: list[SiteReport], settings: Settings) -> None:

@@ -6,7 +6,6 @@ each (its id is the file stem). Every problem is a ConfigError naming the file a
 
 from __future__ import annotations
 
-import functools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -29,8 +28,37 @@ from pydantic import (
 # Selectors are compiled here so that a typo is a config error at load time, not an empty feed later.
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
+from feedmaker import patterns
 from feedmaker.config_problems import combined, config_errors, line_of
 from feedmaker.errors import ConfigError
+
+__all__ = [
+    "MAX_INTERVAL",
+    "MIN_INTERVAL",
+    "SITE_ID",
+    "ArticleSelectors",
+    "Canonical",
+    "CombinedFeed",
+    "ConfigCheck",
+    "FetchSettings",
+    "FieldChain",
+    "FieldSpec",
+    "Filters",
+    "ImageChain",
+    "LinkChain",
+    "ListSelectors",
+    "Schedule",
+    "ServerSettings",
+    "Settings",
+    "SiteConfig",
+    "check_config",
+    "check_http_url",
+    "check_selector",
+    "load_all",
+    "load_settings",
+    "load_site",
+    "load_sites",
+]
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PROBE = LexborHTMLParser("<p></p>")
@@ -48,14 +76,6 @@ def check_selector(css: str) -> str:
     return css
 
 
-def check_regex(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
-    return pattern
-
-
 def check_http_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -70,14 +90,14 @@ class FieldSpec(_Frozen):
     attr: str | None = None  # read this attribute instead of the text
     format: str | None = None  # strptime format, for dates printed in a site's own way
     all: bool = False  # join the text of every match (e.g. several authors)
-    regex: str | None = None  # keep group 1 (or the whole match) of this pattern
+    regex: str | None = None  # keep group 1 (or the whole match) of this RE2 pattern (patterns.py)
 
     _css = field_validator("css")(classmethod(lambda cls, v: check_selector(v)))
 
     @field_validator("regex")
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
-        return None if v is None else check_regex(v)
+        return None if v is None else patterns.check_field(v)
 
 
 def _to_chain(value: Any) -> Any:
@@ -137,16 +157,19 @@ class ListSelectors(ArticleSelectors):
 
 
 class Canonical(_Frozen):
-    strip: tuple[str, ...] = ()  # site-specific regexes removed before the canonical key is made
+    strip: tuple[str, ...] = ()  # site-specific regexes (any case) removed before the canonical key is made
 
     @field_validator("strip")
     @classmethod
     def _patterns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(check_regex(p) for p in v)
+        return tuple(patterns.check_any_case(p) for p in v)
 
 
 class Filters(_Frozen):
-    """Keep an item only if it matches some `include` (when given) and no `exclude` (regex, any case)."""
+    """Keep an item only if it matches some `include` (when given) and no `exclude` (regex, any case).
+
+    Every user regex (these, `[canonical] strip`, a field's `regex`) is RE2 syntax, checked and compiled at
+    load by patterns.py: Python's syntax without backreferences or lookarounds, matched in linear time."""
 
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -154,18 +177,15 @@ class Filters(_Frozen):
     @field_validator("include", "exclude")
     @classmethod
     def _patterns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(check_regex(p) for p in v)
+        return tuple(patterns.check_any_case(p) for p in v)
 
     def keeps(self, headline: str, summary: str | None = None) -> bool:
-        text = f"{headline}\n{summary or ''}"
-        if self.include and not any(_compiled(p).search(text) for p in self.include):
+        # No trailing newline without a summary: RE2's `$` is the end of the text only (Python's `re` also
+        # matched before a final "\n"), and `(video)$` must still see the headline's end.
+        text = f"{headline}\n{summary}" if summary else headline
+        if self.include and not any(patterns.matches(p, text) for p in self.include):
             return False
-        return not any(_compiled(p).search(text) for p in self.exclude)
-
-
-@functools.lru_cache(maxsize=512)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+        return not any(patterns.matches(p, text) for p in self.exclude)
 
 
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$")

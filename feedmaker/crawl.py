@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from feedmaker.canon import canonical_key, canonical_url
 from feedmaker.config import Settings, SiteConfig
@@ -149,7 +150,7 @@ async def read_listings(site: SiteConfig, fetcher: Fetcher, store: Store) -> Lis
             seen.add(url)
             try:
                 known = await asyncio.to_thread(store.validators, f"{url} {tag}")
-                result = await fetcher.fetch(url, known=known, allow_private=site.allow_private_network, delay=site.delay)
+                result = await fetcher.fetch(url, known=known, allow_private=site.allow_private_network, delay=site.delay, site=site.id)
                 if isinstance(result, NotModified):
                     # Unchanged listing: its items are stored already, and later pages are unchanged too.
                     not_modified += 1
@@ -209,7 +210,7 @@ async def follow_articles(site: SiteConfig, fresh: Sequence[tuple[str, Article]]
 async def _complete(site: SiteConfig, item: Article, fetcher: Fetcher) -> tuple[Article | None, str | None]:
     """Follow a new item's link for its article-page fields; keep the listing item if that fails."""
     try:
-        result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay)
+        result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay, site=site.id)
         if isinstance(result, NotModified):
             return item, None
         return extract_article(result, site, item), None
@@ -376,9 +377,13 @@ async def crawl_all(
     store: Store,
     on_done: Callable[[SiteReport], None] | None = None,
     all_sites: Sequence[SiteConfig] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> list[SiteReport]:
     """Crawl these sites concurrently (the fetcher keeps per-host politeness), then rewrite the feeds
-    that touch them. `all_sites` (default: `sites`) is the whole config, which combined feeds draw on."""
+    that touch them. `all_sites` (default: `sites`) is the whole config, which combined feeds draw on.
+
+    When `stop` is set (SIGTERM to `run --once`) the sites still running are cancelled and have no
+    report; the feeds of the sites that finished are written all the same. Reports keep `sites` order."""
 
     async def one(site: SiteConfig) -> SiteReport:
         report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store)
@@ -386,6 +391,19 @@ async def crawl_all(
             on_done(report)
         return report
 
-    reports = await asyncio.gather(*(one(s) for s in sites))
-    await asyncio.to_thread(publish, settings, all_sites or sites, store, only={s.id for s in sites})
-    return list(reports)
+    runs = [asyncio.create_task(one(s)) for s in sites]
+    waits: set[asyncio.Future[Any]] = {asyncio.gather(*runs, return_exceptions=True)}
+    if stop is not None:
+        waits.add(asyncio.ensure_future(stop.wait()))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Reached on stop, and when crawl_all itself is cancelled: no crawl outlives it.
+        for waiting in (*waits, *runs):
+            waiting.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+    reports = [run.result() for run in runs if not run.cancelled()]  # a crash in one() is re-raised here
+    if unfinished := [s.id for s, run in zip(sites, runs, strict=True) if run.cancelled()]:
+        log.warning("run stopped sites_unfinished=%s", ",".join(unfinished))
+    await asyncio.to_thread(publish, settings, all_sites or sites, store, only={r.site for r in reports})
+    return reports

@@ -3,10 +3,14 @@
 `run_daemon(config_dir)` is what `feedmaker run` (without --once) calls. `open_session(settings)` sets up and
 tears down what `run --once` and the daemon both need: the state lock (one feedmaker per state directory),
 the store and a fetcher carrying earlier runs' politeness state. SIGTERM/SIGINT stop scheduling, give running
-crawls up to 5 s, stop the server and close the store, all within 10 s, and the exit code is 0. SIGHUP reloads
-the config: validated first (on error the running config stays and the error is logged), then added, removed
-and rescheduled sites and the combined feeds take effect at once; settings read only at start-up (state and
-output dirs, [server], [fetch], log_level) are logged as needing a restart.
+crawls up to 5 s, stop the server and close the store, all within 10 s, and the exit code is 0. A broken site
+file (a bad schedule, a typo) costs only that site, at start-up and on reload: its problems are logged as
+`file:line: key: problem` and it shows as failing on the status page and in /healthz (`degraded`); only a
+broken feedmaker.toml, or no valid site at all, stops start-up. SIGHUP reloads the config: validated first
+(a broken feedmaker.toml keeps the whole running config and is logged; a broken site file keeps that site's
+running config, if it had one), then added, removed and rescheduled sites and the combined feeds take
+effect at once; settings read only at start-up (state and output dirs, [server], [fetch], log_level) are
+logged as needing a restart.
 
 The stages are imported only once the lock is held: they take most of a second to import, and a second
 daemon on the same state directory must be refused at once.
@@ -23,12 +27,13 @@ import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from feedmaker.config import Settings, SiteConfig, load_all
-from feedmaker.errors import FeedmakerError, LockedError
+from feedmaker.config import Settings, SiteConfig, check_config
+from feedmaker.config_problems import combined
+from feedmaker.errors import ConfigError, FeedmakerError, LockedError
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -38,7 +43,21 @@ if TYPE_CHECKING:
     from feedmaker.serve import SiteStatus, Status
     from feedmaker.store import Store
 
-__all__ = ["DB_NAME", "LOCK_NAME", "Daemon", "Session", "listen", "open_session", "run_daemon", "site_statuses", "state_lock"]
+__all__ = [
+    "DB_NAME",
+    "LOCK_NAME",
+    "Daemon",
+    "Runnable",
+    "Session",
+    "by_site",
+    "listen",
+    "load_runnable",
+    "log_broken",
+    "open_session",
+    "run_daemon",
+    "site_statuses",
+    "state_lock",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +67,42 @@ DRAIN_SECONDS = 5.0  # running crawls get this long to finish at shutdown, then 
 SERVER_GRACE_SECONDS = 2  # open HTTP responses get this long at shutdown
 # Settings read once at start-up; a reload that changes them logs that a restart is needed and keeps them.
 RESTART_ONLY = ("store", "state_dir", "output_dir", "server", "fetch", "log_level")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Runnable:
+    """load_runnable -> run --once / daemon: what can run, and the site files that cannot."""
+
+    settings: Settings
+    sites: tuple[SiteConfig, ...]
+    broken: tuple[ConfigError, ...] = ()  # every problem of every broken site file; those sites do not run
+
+
+def by_site(errors: Sequence[ConfigError]) -> dict[str, tuple[ConfigError, ...]]:
+    """Site id (the site file's stem) -> its problems."""
+    found: dict[str, tuple[ConfigError, ...]] = {}
+    for error in errors:
+        site = Path(error.path).stem
+        found[site] = (*found.get(site, ()), error)
+    return found
+
+
+def load_runnable(config_dir: Path) -> Runnable:
+    """The config dir as `run --once` and the daemon start it: one broken site file (a bad schedule, a
+    typo) costs only that site. Raises ConfigError, naming every problem found, when feedmaker.toml or
+    the combined feeds are broken (they shape every site's run) or when no site file is valid at all."""
+    found = check_config(config_dir)
+    sites_dir = config_dir / "sites"
+    broken = tuple(e for e in found.errors if Path(e.path).parent == sites_dir)
+    if found.settings is None or not found.sites or len(broken) < len(found.errors):
+        raise combined(found.errors or (ConfigError(str(sites_dir), "", "no valid site file"),))
+    return Runnable(settings=found.settings, sites=found.sites, broken=broken)
+
+
+def log_broken(runnable: Runnable) -> None:
+    for site, errors in by_site(runnable.broken).items():
+        for error in errors:
+            log.error("site=%s config error; the site does not run: %s", site, error)
 
 
 @contextlib.contextmanager
@@ -117,7 +172,9 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
         settings.output_dir.mkdir(parents=True, exist_ok=True)
         with open_store(store_url(settings.store, os.environ), state_dir=settings.state_dir) as store:
             clean_stale_temp(settings.output_dir)
-            async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
+            # A shared store also shares each host's turn, so the delay holds across all workers.
+            turns = store if store.SHARED else None
+            async with Fetcher(settings.fetch, paused=store.host_pauses(), turns=turns) as fetcher:
                 fetcher.robots.preload(store.robots_files())
                 try:
                     yield Session(store=store, fetcher=fetcher)
@@ -166,8 +223,13 @@ def site_statuses(
 class Daemon:
     """The running daemon's config (held by the runner, swapped whole on SIGHUP) and what the server reads."""
 
-    def __init__(self, config_dir: Path, store: Store, scheduler: AsyncIOScheduler, runner: SiteRunner) -> None:
+    def __init__(
+        self, config_dir: Path, store: Store, scheduler: AsyncIOScheduler, runner: SiteRunner,
+        *, broken: tuple[ConfigError, ...] = (),
+    ) -> None:
         self.config_dir, self.store, self.scheduler, self.runner = config_dir, store, scheduler, runner
+        # Site id -> the problems of its broken file, shown as a failing site until a reload fixes it.
+        self.broken = by_site(broken)
 
     def feeds(self) -> list[tuple[str, str]]:
         from feedmaker.publish import feed_ids
@@ -181,7 +243,7 @@ class Daemon:
         settings, sites = self.runner.settings, list(self.runner.sites.values())
         failed_write = self.store.write_error or self.runner.publish_error
         return Status(
-            sites=tuple(site_statuses(sites, self.store, self.scheduler, self.runner)),
+            sites=tuple(with_config_errors(site_statuses(sites, self.store, self.scheduler, self.runner), self.broken)),
             feed_entries=tuple((f.id, self.runner.feed_entries.get(f.id, 0)) for f in settings.feed),
             write_error=str(failed_write) if failed_write else None,
         )
@@ -192,10 +254,18 @@ class Daemon:
         from feedmaker.schedule import apply_config
 
         try:
-            loaded, sites = await asyncio.to_thread(load_all, self.config_dir)
+            found = await asyncio.to_thread(load_runnable, self.config_dir)
         except FeedmakerError as exc:
             log.error("config reload failed; keeping the running config: %s", exc)
             return
+        log_broken(found)
+        loaded, self.broken = found.settings, by_site(found.broken)
+        # A site whose file broke while it ran keeps running as it was: a half-saved edit must not stop its
+        # feed. Its problem shows on the status page until the file is fixed.
+        kept = [self.runner.sites[i] for i in self.broken if i in self.runner.sites]
+        if kept:
+            log.warning("config reload: keeping the running config of broken site(s) %s", ",".join(s.id for s in kept))
+        sites = sorted([*found.sites, *kept], key=lambda s: s.id)
         running = self.runner.settings
         for key in RESTART_ONLY:
             if getattr(loaded, key) != getattr(running, key):
@@ -224,19 +294,37 @@ class Daemon:
                 log.exception("config reload crashed; keeping the running config")
 
 
+def with_config_errors(statuses: Sequence[SiteStatus], broken: dict[str, tuple[ConfigError, ...]]) -> list[SiteStatus]:
+    """The statuses with each broken site file's problems as errors (failing), broken sites not running added."""
+    from feedmaker.serve import SiteStatus
+
+    shown = []
+    for status in statuses:
+        problems = tuple(f"config error: {e}" for e in broken.get(status.site, ()))
+        shown.append(replace(status, errors=(*problems, *status.errors)) if problems else status)
+    running = {s.site for s in statuses}
+    shown += [
+        SiteStatus(site=site, name=site, errors=tuple(f"config error: {e}" for e in errors))
+        for site, errors in sorted(broken.items())
+        if site not in running
+    ]
+    return shown
+
+
 async def serve_and_schedule(
-    config_dir: Path, settings: Settings, sites: Sequence[SiteConfig], session: Session, sock: socket.socket, *, verbose: int = 0
+    config_dir: Path, settings: Settings, sites: Sequence[SiteConfig], session: Session, sock: socket.socket,
+    *, verbose: int = 0, broken: tuple[ConfigError, ...] = (),
 ) -> int:
     """Run until SIGTERM/SIGINT (or the server dies); SIGHUP reloads the config. Returns the exit code."""
     from feedmaker.models import utcnow
     from feedmaker.schedule import SiteRunner, add_site_jobs, make_scheduler
-    from feedmaker.serve import make_app, make_server
+    from feedmaker.serve import listen_url, make_app, make_server
 
     loop = asyncio.get_running_loop()
     stop, hup = asyncio.Event(), asyncio.Event()
     scheduler = make_scheduler()
     runner = SiteRunner(settings, sites, fetcher=session.fetcher, store=session.store)
-    daemon = Daemon(config_dir, session.store, scheduler, runner)
+    daemon = Daemon(config_dir, session.store, scheduler, runner, broken=broken)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, hup.set)
@@ -244,11 +332,14 @@ async def serve_and_schedule(
         # Feeds from what is stored, before any crawl: a fresh output dir is served at once.
         await runner.publish_feeds()
         add_site_jobs(scheduler, runner, sites, first_run=utcnow())
-        server = make_server(make_app(settings, daemon.feeds, daemon.status), verbose=verbose, grace=SERVER_GRACE_SECONDS)
+        host, port = sock.getsockname()[:2]
+        if not settings.server.base_url and host in ("0.0.0.0", "::"):
+            log.warning("server listens on %s without [server] base_url: /opml names that address, which other machines cannot reach; set base_url", host)
+        app = make_app(settings, daemon.feeds, daemon.status, listening=listen_url(host, port))
+        server = make_server(app, verbose=verbose, grace=SERVER_GRACE_SECONDS)
         scheduler.start()
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         reloading = asyncio.create_task(daemon.reload_on(hup))
-        host, port = sock.getsockname()[:2]
         log.info("daemon started pid=%d sites=%d url=http://%s:%d state=%s", os.getpid(), len(sites), host, port, settings.state_dir)
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -288,13 +379,15 @@ def run_daemon(config_dir: Path, *, verbose: int = 0) -> int:
     # Until the loop's handler is in place a SIGHUP (an early `systemctl reload`) must not kill the daemon;
     # the config it would reload is read next anyway.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    settings, sites = load_all(config_dir)
+    found = load_runnable(config_dir)
+    log_broken(found)
+    settings, sites = found.settings, list(found.sites)
 
     async def main() -> int:
         async with open_session(settings) as session:
             sock = listen(settings.server.host, settings.server.port)
             with contextlib.closing(sock):
-                return await serve_and_schedule(config_dir, settings, sites, session, sock, verbose=verbose)
+                return await serve_and_schedule(config_dir, settings, sites, session, sock, verbose=verbose, broken=found.broken)
 
     code = asyncio.run(main())
     log.info("daemon stopped code=%d", code)

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 from dateutil import parser as dateutil_parser
 
+__all__ = ["EARLIEST", "MAX_AHEAD", "MONTH_NAMES", "ZONE_ABBREVIATIONS", "parse_date"]
+
 EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)
 MAX_AHEAD = timedelta(days=1)
 _MAX_LENGTH = 300  # a date is short; long text is a byline or a paragraph, and fuzzy parsing it is guessing
@@ -211,13 +213,15 @@ def parse_date(text: str, *, tz: ZoneInfo, fmt: str | None = None, now: datetime
         return None
     try:
         found = _parse(text, tz, fmt, now)
-    except OverflowError:  # "9999 years ago", a timestamp past year 9999
+        if found is None:
+            return None
+        if found.tzinfo is None:
+            found = found.replace(tzinfo=tz)
+        found = found.astimezone(UTC)
+    except (OverflowError, ValueError, OSError):
+        # Page text is untrusted: "9999 years ago", a timestamp past year 9999, "9999-12-31T23:59-14:00" (past
+        # 9999 once in UTC), an offset of 99 hours (no zone). The window below rejects them all anyway.
         return None
-    if found is None:
-        return None
-    if found.tzinfo is None:
-        found = found.replace(tzinfo=tz)
-    found = found.astimezone(UTC)
     if found < EARLIEST or found > now.astimezone(UTC) + MAX_AHEAD:
         return None
     return found
@@ -312,17 +316,26 @@ def _rfc2822(text: str) -> datetime | None:
         return None
 
 
+_CJK_MERIDIEM = {"午前": "am", "오전": "am", "上午": "am", "午後": "pm", "오후": "pm", "下午": "pm"}
+
+
+def _hour_24(hour: int, meridiem: str | None) -> int:
+    """A 12-hour clock's hour on the 24-hour clock: "12 am" is 0, "1 pm" is 13; no marker, no change."""
+    marker = (meridiem or "").lower().replace(".", "")
+    if marker == "pm" and hour < 12:
+        return hour + 12
+    if marker == "am" and hour == 12:
+        return 0
+    return hour
+
+
 def _cjk(text: str) -> datetime | None:
     m = _CJK.search(text)
     if not m:
         return None
     year, month, day, before, hour, minute, second, after = m.groups()
-    h = int(hour or 0)
     marker = (before or after or "").upper()
-    if marker in ("午後", "오후", "下午", "PM") and h < 12:
-        h += 12
-    elif marker in ("午前", "오전", "上午", "AM") and h == 12:
-        h = 0
+    h = _hour_24(int(hour or 0), _CJK_MERIDIEM.get(marker, marker))
     try:
         return datetime(int(year), int(month), int(day), h, int(minute or 0), int(second or 0))
     except ValueError:
@@ -350,12 +363,8 @@ def _relative(text: str, tz: ZoneInfo, now: datetime) -> datetime | None:
     hour = minute = second = 0
     clock = _CLOCK.search(text)
     if clock:
-        hour, minute, second = int(clock.group(1)), int(clock.group(2)), int(clock.group(3) or 0)
-        meridiem = (clock.group(4) or "").lower().replace(".", "")
-        if meridiem == "pm" and hour < 12:
-            hour += 12
-        elif meridiem == "am" and hour == 12:
-            hour = 0
+        minute, second = int(clock.group(2)), int(clock.group(3) or 0)
+        hour = _hour_24(int(clock.group(1)), clock.group(4))
     try:
         return datetime(local_day.year, local_day.month, local_day.day, hour, minute, second, tzinfo=tz)
     except ValueError:
@@ -409,12 +418,7 @@ def _simple(translated: str) -> datetime | None:
     month = MONTH_NAMES.get((m.group("m1") or m.group("m2")).lower())
     if month is None:
         return None
-    hour = int(m.group("h") or 0)
-    meridiem = (m.group("ap") or "").lower().replace(".", "")
-    if meridiem == "pm" and hour < 12:
-        hour += 12
-    elif meridiem == "am" and hour == 12:
-        hour = 0
+    hour = _hour_24(int(m.group("h") or 0), m.group("ap"))
     try:
         return datetime(
             int(m.group("y")),

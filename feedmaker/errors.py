@@ -4,7 +4,7 @@
   - ConfigError            path + key (or line:col from tomllib) + problem
     · ConfigErrors         several of them, found in one pass over the config
   - FetchError             url + reason
-    · Blocked              robots.txt disallows, private address refused, or 401/403/429 after retries
+    · Blocked              robots.txt disallows or is unreachable, private address refused, host paused, 401/403/429
     · TooLarge             body over the decoded-size cap (checked while streaming)
   - ExtractError           url + selector that matched nothing
   - StoreError             the database refused a read or write
@@ -17,6 +17,19 @@ Expected outcomes are values, not exceptions (`NotModified`, `Duplicate`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+__all__ = [
+    "Blocked",
+    "ConfigError",
+    "ConfigErrors",
+    "ExtractError",
+    "FeedError",
+    "FeedmakerError",
+    "FetchError",
+    "LockedError",
+    "StoreError",
+    "TooLarge",
+]
 
 
 class FeedmakerError(Exception):

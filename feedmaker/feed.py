@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -30,6 +29,21 @@ from feedgen.feed import FeedEntry, FeedGenerator
 from feedmaker import __version__
 from feedmaker.errors import FeedError
 from feedmaker.models import Entry, FeedMeta, as_utc
+from feedmaker.text import XML_FORBIDDEN
+from feedmaker.urls import href
+
+__all__ = [
+    "EPOCH",
+    "FEED_NAMESPACE",
+    "GENERATOR_URI",
+    "TEMP_SUFFIX",
+    "UNTITLED",
+    "clean_stale_temp",
+    "feed_url",
+    "render_atom",
+    "write_feed",
+    "xml_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +55,6 @@ GENERATOR_URI = "https://github.com/feedmaker/feedmaker"
 # registered URN scheme (tag: would need an authority and a date that we do not own).
 FEED_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, GENERATOR_URI)
 TEMP_SUFFIX = ".feedmaker-tmp"
-_URL_SCHEMES = frozenset({"http", "https", "mailto"})
 # Decided by extension, not by the mimetypes module, whose answers depend on the host's /etc/mime.types.
 _IMAGE_TYPES = {
     ".avif": "image/avif",
@@ -57,38 +70,19 @@ _IMAGE_TYPES = {
     ".tiff": "image/tiff",
     ".webp": "image/webp",
 }
-_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-# ASCII a URL must not carry raw (RFC 3986): percent-encoded rather than dropping the link. Other
-# non-ASCII text stays as it is: Atom hrefs are IRIs.
-_URL_UNSAFE = re.compile('[\x00-\x20\x7f"<>\\\\^`{|}]')
-_URL_WHITESPACE = str.maketrans("", "", "\t\n\r")
 
 
 def xml_text(value: str | None) -> str:
     """`value` without the characters XML 1.0 forbids (None -> "")."""
     if not value:
         return ""
-    return _NOT_XML.sub("", value)
+    return XML_FORBIDDEN.sub("", value)
 
 
 def feed_url(value: str | None) -> str | None:
     """An http, https or mailto URL fit for an href, or None. Spaces and other characters that are not
     allowed raw in a URL are percent-encoded; anything else (javascript:, data:, relative) is dropped."""
-    # Browsers drop tab and newline anywhere in a URL ("java\tscript:"); check what they would follow.
-    text = xml_text(value).strip().translate(_URL_WHITESPACE)
-    if not text:
-        return None
-    text = _URL_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", text)
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in _URL_SCHEMES:
-        return None
-    if parts.scheme.lower() == "mailto":
-        return text if parts.path else None
-    return text if parts.hostname else None
+    return href(xml_text(value))
 
 
 def _title(value: str | None) -> str:

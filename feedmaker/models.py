@@ -5,6 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+__all__ = [
+    "AddResult",
+    "Added",
+    "Article",
+    "Duplicate",
+    "Entry",
+    "FeedMeta",
+    "FetchResult",
+    "Listing",
+    "NotModified",
+    "Page",
+    "RobotsFile",
+    "SiteReport",
+    "Updated",
+    "Validators",
+    "as_utc",
+    "utcnow",
+]
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

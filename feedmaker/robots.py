@@ -5,7 +5,8 @@ Input: a URL and our User-Agent; output: whether we may fetch it. The fetching i
 guarded client, host gates, deadline and (smaller) size cap as any page.
 
 RFC 9309 outcomes: 2xx -> the rules; 4xx (and redirects still unresolved after the loader's limit)
--> allow all; 5xx or an unreachable server -> disallow all.
+-> allow all; 5xx or an unreachable server -> disallow all, and the refusal says which and why
+("robots.txt unreachable (HTTP 503): not crawling"), never that the rules disallow.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from protego import Protego
 
 from feedmaker.errors import Blocked, FetchError
 from feedmaker.models import RobotsFile, utcnow
+from feedmaker.urls import origin
+
+__all__ = ["ERROR_TTL", "MAX_BYTES", "TTL", "Load", "RobotsCache", "robots_url"]
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +41,17 @@ Verdict = Protego | bool  # parsed rules, or allow/disallow everything
 
 def robots_url(url: str) -> str:
     """The robots.txt of `url`'s origin; any user:password@ is dropped."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme.lower()}://{host}{port}/robots.txt"
+    return f"{origin(url)}/robots.txt"
 
 
-def _verdict(url: str, robots: RobotsFile) -> Verdict:
+def _entry(url: str, robots: RobotsFile, expires: float, fetched: datetime | None) -> _Entry:
     if 200 <= robots.status < 300:
         text = robots.body.decode("utf-8", errors="replace").removeprefix("\ufeff")
-        return Protego.parse(text)
+        return _Entry(expires, Protego.parse(text), robots, fetched)
     if robots.status >= 500:
         log.warning("robots.txt unreachable, disallowing all url=%s status=%d", url, robots.status)
-        return False
-    return True
+        return _Entry(expires, False, robots, fetched, unreachable=f"HTTP {robots.status}")
+    return _Entry(expires, True, robots, fetched)
 
 
 def _describe(verdict: Verdict) -> str:
@@ -68,6 +66,7 @@ class _Entry:
     verdict: Verdict
     file: RobotsFile | None = None  # what was loaded, kept so the entry can outlive the process
     fetched: datetime | None = None
+    unreachable: str | None = None  # why robots.txt could not be had, for a disallow-all verdict
 
 
 class RobotsCache:
@@ -105,7 +104,7 @@ class RobotsCache:
         for target, fetched, robots in files:
             left = self._ttl - (now - fetched).total_seconds()
             if 0 < left <= self._ttl and target not in self._entries:
-                self._entries[target] = _Entry(self._clock() + left, _verdict(target, robots), robots, fetched)
+                self._entries[target] = _entry(target, robots, self._clock() + left, fetched)
 
     async def allowed(self, url: str, user_agent: str, *, load: Load | None = None) -> bool:
         """May `user_agent` fetch `url`? `load` overrides the constructor's loader for this call.
@@ -113,31 +112,37 @@ class RobotsCache:
         Raises `Blocked` from the loader (host paused, address refused) without caching it:
         that is about reaching the host, not about what its robots.txt says.
         """
-        verdict = await self._verdict_for(robots_url(url), load or self._load)
-        if isinstance(verdict, bool):
-            return verdict
-        return verdict.can_fetch(url, user_agent)
+        return await self.refusal(url, user_agent, load=load) is None
 
-    async def _verdict_for(self, target: str, load: Load | None) -> Verdict:
+    async def refusal(self, url: str, user_agent: str, *, load: Load | None = None) -> str | None:
+        """Why `user_agent` may not fetch `url` ("robots.txt disallows", or "robots.txt unreachable
+        (<why>): not crawling"), or None when it may. Raises as `allowed` does."""
+        entry = await self._entry_for(robots_url(url), load or self._load)
+        if entry.verdict is True:
+            return None
+        if entry.verdict is False:
+            return f"robots.txt unreachable ({entry.unreachable}): not crawling"
+        return None if entry.verdict.can_fetch(url, user_agent) else "robots.txt disallows"
+
+    async def _entry_for(self, target: str, load: Load | None) -> _Entry:
         # One lock per origin: a burst of fetches to a new host loads robots.txt once, not N times.
         async with self._locks.setdefault(target, asyncio.Lock()):
             entry = self._entries.get(target)
             if entry is not None and self._clock() < entry.expires:
-                return entry.verdict
+                return entry
             if load is None:
                 raise TypeError("RobotsCache needs a loader")
-            robots: RobotsFile | None = None
             try:
                 robots = await load(target)
             except Blocked:
                 raise
             except FetchError as exc:
                 log.warning("robots.txt unreachable, disallowing all url=%s reason=%s", target, exc.reason)
-                verdict: Verdict = False
+                entry = _Entry(self._clock() + self._error_ttl, False, unreachable=exc.reason)
             else:
-                verdict = _verdict(target, robots)
-            ttl = self._error_ttl if verdict is False else self._ttl
-            kept = robots if verdict is not False else None
-            self._entries[target] = _Entry(self._clock() + ttl, verdict, kept, self._now() if kept else None)
-            log.debug("robots.txt loaded url=%s verdict=%s", target, _describe(verdict))
-            return verdict
+                entry = _entry(target, robots, self._clock() + self._ttl, self._now())
+                if entry.verdict is False:  # a 5xx: asked again after the error lifetime, not kept
+                    entry = _Entry(self._clock() + self._error_ttl, False, unreachable=entry.unreachable)
+            self._entries[target] = entry
+            log.debug("robots.txt loaded url=%s verdict=%s", target, _describe(entry.verdict))
+            return entry

@@ -1,8 +1,10 @@
 """Serving stage: feed files in output_dir -> HTTP, for feed readers and the operator.
 
-`respond(feed, method, headers) -> Reply` holds the HTTP rules (ETag, Last-Modified, 304, gzip) and is pure;
+`respond(feed, method, headers) -> Reply` holds the HTTP rules (ETag, Last-Modified, 304 with If-None-Match
+compared weakly over its whole list, gzip) and is pure;
 `make_app(...)` is the starlette glue: `/feeds/<id>.atom`, `/opml`, `/healthz` and `/` (status page), reading
-the feed list and a `Status` snapshot through callables so that a config reload shows at once;
+the feed list and a `Status` snapshot through callables so that a config reload shows at once; its links
+come from configuration or the listening address, never from a request's Host header;
 `make_server(app)` a uvicorn server to run inside the daemon's own loop, leaving signals to the daemon.
 The server only reads files: a failing site keeps its last good feed (publish never writes a failed crawl),
 and its failure is shown on the status page, never as an entry. `/healthz` says `ok`, `degraded` (sites
@@ -17,6 +19,7 @@ import hashlib
 import html
 import logging
 import os
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -44,6 +47,8 @@ __all__ = [
     "StatusSource",
     "accepts_gzip",
     "health",
+    "if_none_match_tags",
+    "listen_url",
     "make_app",
     "make_server",
     "render_opml",
@@ -75,9 +80,10 @@ class SiteStatus:
 
     @property
     def state(self) -> str:
-        if self.last_run is None:
-            return "pending"
-        return "failing" if self.failures or self.errors else "ok"
+        # Errors before a first run: the site file is broken, so the site will not run until it is fixed.
+        if self.failures or self.errors:
+            return "failing"
+        return "pending" if self.last_run is None else "ok"
 
 
 
@@ -171,13 +177,33 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
+# One member of an If-None-Match list: `*`, or an entity-tag, weak (W/) or not. An opaque tag may hold
+# commas, so the list is scanned tag by tag rather than split on ",". A bare token (some clients forget the
+# quotes) counts as that tag quoted.
+_ENTITY_TAG = re.compile(r'\s*(?:(\*)|(?:[Ww]/)?("[^"]*"|[^\s,"]+))\s*(?:,|$)')
+
+
+def if_none_match_tags(value: str) -> tuple[bool, frozenset[str]]:
+    """(`*` given, the opaque tags listed, quoted) of an If-None-Match value; W/ dropped, as RFC 9110
+    §13.1.2 compares these weakly: `W/"x"` matches `"x"`."""
+    star, tags = False, set()
+    for match in _ENTITY_TAG.finditer(value):
+        if match.group(1):
+            star = True
+        elif match.group(2):
+            tag = match.group(2)
+            tags.add(tag if tag.startswith('"') else f'"{tag}"')
+    return star, frozenset(tags)
+
+
 def _is_fresh(feed: FeedFile, headers: Mapping[str, str]) -> bool:
     """RFC 9110 §13.2.2: If-None-Match wins; If-Modified-Since counts only without it."""
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
-        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-        # Either representation's tag names the same bytes: a client switching encodings still gets its 304.
-        return "*" in tags or feed.etag in tags or feed.gzip_etag in tags
+        star, tags = if_none_match_tags(if_none_match)
+        # Either representation's tag names the same bytes: a client switching encodings (or a proxy that
+        # gzipped and weakened our tag) still gets its 304.
+        return star or feed.etag in tags or feed.gzip_etag in tags
     if_modified_since = headers.get("if-modified-since")
     if if_modified_since:
         try:
@@ -258,7 +284,8 @@ def render_status(status: Status, feeds: Sequence[tuple[str, str]]) -> str:
         items = "unchanged (304)" if s.not_modified and not s.items else str(s.items)
         if s.state == "failing":
             reason = "; ".join(s.errors) or "last run failed"
-            state = f'<td class="failing">failing x{s.failures}: {e(reason)}</td>'
+            times = f" x{s.failures}" if s.failures else ""
+            state = f'<td class="failing">failing{times}: {e(reason)}</td>'
         else:
             state = f'<td class="{s.state}">{s.state}</td>'
         rows.append(
@@ -286,22 +313,35 @@ def render_status(status: Status, feeds: Sequence[tuple[str, str]]) -> str:
     )
 
 
-def make_app(settings: Settings, feeds: FeedSource, status_source: StatusSource) -> Starlette:
+def listen_url(host: str, port: int) -> str:
+    """`http://host:port` of a listening address (IPv6 in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def make_app(settings: Settings, feeds: FeedSource, status_source: StatusSource, *, listening: str | None = None) -> Starlette:
     """The ASGI app: the feeds `feeds()` lists (id, title), served from settings.output_dir; `status_source`
-    called in a worker thread per status request (it reads the store, which may be busy writing)."""
+    called in a worker thread per status request (it reads the store, which may be busy writing).
+
+    OPML links start with `[server] base_url`, else `listening` (the bound address), else the configured
+    host:port. Never with the request's Host header: any client can send one, and an OPML file built from
+    it would send its subscribers wherever that client chose."""
     files = FeedFiles(settings.output_dir)
+    public = settings.server.base_url or listening or listen_url(settings.server.host, settings.server.port)
 
     async def feed(request: Request) -> Response:
         name: str = request.path_params["name"]
         feed_id = name.removesuffix(".atom")
         if not name.endswith(".atom") or feed_id not in {known for known, _ in feeds()}:
             return Response("no such feed\n", status_code=404, media_type="text/plain")
-        reply = respond(files.get(feed_id), request.method, request.headers)
+        headers = dict(request.headers)
+        if "if-none-match" in headers:
+            # Several If-None-Match lines are one list (RFC 9110 §5.3); a dict keeps only the first.
+            headers["if-none-match"] = ", ".join(request.headers.getlist("if-none-match"))
+        reply = respond(files.get(feed_id), request.method, headers)
         return Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
 
     async def opml(request: Request) -> Response:
-        base = settings.server.base_url or str(request.base_url)
-        return Response(render_opml(feeds(), base), media_type=OPML_TYPE)
+        return Response(render_opml(feeds(), public), media_type=OPML_TYPE)
 
     async def healthz(request: Request) -> Response:
         code, body = health(await asyncio.to_thread(status_source))

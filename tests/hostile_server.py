@@ -9,8 +9,11 @@ Every request is logged with its arrival time, so politeness can be checked serv
 
 Paths: /robots.txt (disallows /private/), /trickle, /endless, /gzip-bomb, /brotli-bomb, /huge,
 /redirect-loop, /redirect-private[?to=URL], /redirect?to=URL[&status=301], /retry-after, /flaky[?key=K],
-/etag, /wrong-charset, /malformed, /slow[?secs=S], /status/<code>, /articles/<n>, /private/<any>.
-Pass `routes` to add or replace paths (a key ending in "/" matches every path below it).
+/etag, /wrong-charset, /malformed, /huge-headers, /slow[?secs=S], /status/<code>, /articles/<n>,
+/private/<any>. Pass `routes` to add or replace paths (a key ending in "/" matches every path below it).
+Pass `tls` (a certificate and key, e.g. from `make_certificate`) to serve https, and `keep_alive` to
+answer HTTP/1.1 with persistent connections (only routes that send Content-Length then end properly);
+`connections` counts the TCP connections accepted, whether or not a request followed.
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from __future__ import annotations
 import functools
 import gzip
 import itertools
+import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
@@ -58,6 +65,7 @@ class Hit:
 
 class HostileHandler(BaseHTTPRequestHandler):
     server: _Server
+    # HTTP/1.0 by default: a response ends when the connection closes, so /endless and /huge need no length.
 
     @property
     def site(self) -> HostileServer:
@@ -176,6 +184,16 @@ def malformed(h: HostileHandler) -> None:
     h.close_connection = True
 
 
+def huge_headers(h: HostileHandler) -> None:
+    """A response head of 160 KiB, over httpcore's 100 KiB limit: no retry can make it fit."""
+    h.send_response(200)
+    for i in range(40):
+        h.send_header(f"X-Padding-{i}", "x" * 4096)
+    h.send_header("Content-Length", "2")
+    h.end_headers()
+    h.wfile.write(b"ok")
+
+
 def slow(h: HostileHandler) -> None:
     if not h.site.stopping.wait(float(h.query.get("secs", "2"))):
         h.reply(200, b"<p>finally</p>")
@@ -208,6 +226,7 @@ ROUTES: Mapping[str, Route] = {
     "/etag": etag,
     "/wrong-charset": wrong_charset,
     "/malformed": malformed,
+    "/huge-headers": huge_headers,
     "/slow": slow,
     "/status/": status,
     "/articles/": article,
@@ -219,8 +238,24 @@ def not_found(h: HostileHandler) -> None:
     h.reply(404, b"not found")
 
 
+class _KeepAlive(HostileHandler):
+    protocol_version = "HTTP/1.1"
+
+
 class _Server(ThreadingHTTPServer):
     site: HostileServer
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = self.socket.accept()
+        self.site.count("connections")
+        if self.tls is None:
+            return connection, address
+        try:  # the handshake runs here; a client that refuses our certificate ends it with an alert
+            return self.tls.wrap_socket(connection, server_side=True), address
+        except OSError:
+            connection.close()
+            raise
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # routes already swallow hang-ups; anything else shows up as a failing assertion
@@ -229,20 +264,35 @@ class _Server(ThreadingHTTPServer):
 class HostileServer:
     """The running server: its URLs, its request log and a per-server counter."""
 
-    def __init__(self, routes: Mapping[str, Route], bomb_size: int) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        bomb_size: int,
+        tls: tuple[Path, Path] | None = None,
+        keep_alive: bool = False,
+    ) -> None:
         self.routes = routes
         self.bomb_size = bomb_size
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._hits: list[Hit] = []
         self._counts: dict[str, int] = {}
-        self._server = _Server(("127.0.0.1", 0), HostileHandler)
+        self._server = _Server(("127.0.0.1", 0), _KeepAlive if keep_alive else HostileHandler)
         self._server.site = self
+        if tls is not None:
+            self._server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._server.tls.load_cert_chain(*tls)
+        self.scheme = "https" if tls else "http"
         self.port = self._server.server_port
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{self.scheme}://127.0.0.1:{self.port}"
 
     def url(self, path: str = "/", *, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return self._counts.get("connections", 0)
 
     def route(self, path: str) -> Route:
         if path in self.routes:
@@ -283,10 +333,14 @@ class HostileServer:
 
 @contextmanager
 def serve_routes(
-    routes: Mapping[str, Route] | None = None, *, bomb_size: int = 16 * 1024 * 1024
+    routes: Mapping[str, Route] | None = None,
+    *,
+    bomb_size: int = 16 * 1024 * 1024,
+    tls: tuple[Path, Path] | None = None,
+    keep_alive: bool = False,
 ) -> Iterator[HostileServer]:
     """Run a `HostileServer` on 127.0.0.1 (port chosen by the OS) for the duration of the block."""
-    site = HostileServer({**ROUTES, **(routes or {})}, bomb_size)
+    site = HostileServer({**ROUTES, **(routes or {})}, bomb_size, tls, keep_alive)
     thread = threading.Thread(target=site.serve, name=f"hostile-{site.port}", daemon=True)
     thread.start()
     try:
@@ -294,3 +348,42 @@ def serve_routes(
     finally:
         site.close()
         thread.join(timeout=5)
+
+
+_CA_CONFIG = """[ca]
+default_ca = here
+[here]
+database = index.txt
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = names
+copy_extensions = copy
+[names]
+commonName = supplied
+"""
+
+
+def make_certificate(directory: Path, *, expired: bool = False) -> tuple[Path, Path]:
+    """A self-signed certificate for IP 127.0.0.1 and its key, made with the `openssl` command (which
+    `req -x509` cannot back-date, hence `ca -selfsign`); `expired` makes it valid only in January 2020.
+    Returns (certificate, key); trust the certificate as its own CA."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ca.cnf").write_text(_CA_CONFIG, encoding="ascii")
+    (directory / "index.txt").write_text("", encoding="ascii")
+    (directory / "serial").write_text("01\n", encoding="ascii")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=30)
+
+    openssl(
+        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", "key.pem", "-out", "request.csr", "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:TRUE",
+    )  # fmt: skip
+    dates = ["-startdate", "20200101000000Z", "-enddate", "20200131000000Z"] if expired else ["-days", "30"]
+    openssl(
+        "ca", "-config", "ca.cnf", "-selfsign", "-keyfile", "key.pem", "-in", "request.csr",
+        "-out", "cert.pem", "-batch", "-notext", *dates,
+    )  # fmt: skip
+    return directory / "cert.pem", directory / "key.pem"

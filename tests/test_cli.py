@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from feedmaker.cli import main
-from tests.sites import PAGES
+from tests.sites import PAGES, write_config
 
 ROOT = Path(__file__).parent.parent
 NUXT = PAGES / "html2rss" / "nuxt-releases.html"
+ATOM = "{http://www.w3.org/2005/Atom}"
 
 
 def test_validate_accepts_the_shipped_configs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -244,3 +251,144 @@ def test_the_daemon_refuses_a_schedule_validate_refuses_with_the_same_message(
     assert main(["--config", str(config), "run"]) == 2
     assert capsys.readouterr().err.splitlines() == [f"config error: {from_validate}"]
     assert not (tmp_path / "state").exists()
+
+
+# ------------------------------------------------------------ run --once: signals, broken site files, huge fields
+
+HUGE_HEADLINE = " ".join(f"word{n}" for n in range(110_000))  # about 1 MB
+
+
+class _Sites(BaseHTTPRequestHandler):
+    """/fast/: two stories; /slow/: twenty items whose article pages stall until the server's `release`
+    is set; /huge/: one item with a 1 MB headline; anything else (robots.txt) 404."""
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        if self.path.startswith("/slow/a/"):
+            self.server.release.wait(20)  # type: ignore[attr-defined]
+            body = "<h1>Late</h1>"
+        elif self.path == "/slow/":
+            body = "".join(f'<article><h2><a href="/slow/a/{n}">Slow story number {n} of today</a></h2></article>' for n in range(20))
+        elif self.path == "/fast/":
+            body = ('<article><h2><a href="/fast/1">A first fast story today</a></h2></article>'
+                    '<article><h2><a href="/fast/2">A second fast story today</a></h2></article>')
+        elif self.path == "/huge/":
+            body = f'<article><h2><a href="/huge/1">{HUGE_HEADLINE}</a></h2><p>{HUGE_HEADLINE}</p></article>'
+        else:
+            self.send_error(404)
+            return
+        data = f"<html><body>{body}</body></html>".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def sites_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sites)
+    server.requests = []  # type: ignore[attr-defined]
+    server.release = threading.Event()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.release.set()  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+
+
+def listing_site(name: str, url: str, *, article: bool = False, extra: str = "") -> str:
+    return f"""name = "{name}"
+start_urls = ["{url}"]
+allow_private_network = true
+{extra}
+[list]
+item = "article"
+link = {{ css = "h2 a", attr = "href" }}
+headline = "h2"
+summary = "p"
+""" + ('[article]\nheadline = "h1"\n' if article else "")
+
+
+def feed_titles(path: Path) -> list[str]:
+    return [e.findtext(f"{ATOM}title") or "" for e in ET.fromstring(path.read_bytes()).findall(f"{ATOM}entry")]
+
+
+def test_sigterm_to_run_once_writes_the_finished_sites_feeds_and_exits_1_naming_the_rest(
+    tmp_path: Path, sites_server: ThreadingHTTPServer
+) -> None:
+    """SIGTERM while one site's article pages stall: the finished site's feed is written, the stalled site is
+    cancelled and named, and the exit code is 1 (not 143) within a few seconds."""
+    base = f"http://127.0.0.1:{sites_server.server_port}"
+    config = write_config(tmp_path / "config", {
+        "fast": listing_site("Fast", f"{base}/fast/"),
+        "slow": listing_site("Slow", f"{base}/slow/", article=True),
+    })
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "feedmaker", "--config", str(config), "run", "--once"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+    try:
+        deadline = time.monotonic() + 20
+        while not ("site=fast run ok" in log.read_text() and any(p.startswith("/slow/a/") for p in sites_server.requests)):  # type: ignore[attr-defined]
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        seconds = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err_text = log.read_text()
+    assert proc.returncode == 1, err_text
+    assert seconds < 5
+    assert "stopped by a signal; unfinished sites: slow" in err_text
+    assert "run stopped sites_unfinished=slow" in err_text
+    assert sorted(feed_titles(tmp_path / "output" / "fast.atom")) == ["A first fast story today", "A second fast story today"]
+    assert not (tmp_path / "output" / "slow.atom").exists()
+    assert b"fast" in out
+    with sqlite3.connect(tmp_path / "state" / "feedmaker.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT count(*) FROM entries WHERE site = 'fast'").fetchone() == (2,)
+
+
+def test_run_once_runs_the_valid_sites_when_a_site_file_is_broken_and_exits_2(
+    tmp_path: Path, sites_server: ThreadingHTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A schedule that never fires costs only its own site: the good site's feed is written, the broken file's
+    problem is printed as validate prints it, and the exit code says a config error."""
+    base = f"http://127.0.0.1:{sites_server.server_port}"
+    config = write_config(tmp_path / "config", {
+        "bad": listing_site("Bad", f"{base}/fast/", extra='schedule = "0 0 30 2 *"'),
+        "fast": listing_site("Fast", f"{base}/fast/"),
+    })
+    assert main(["--config", str(config), "run", "--once"]) == 2
+    err = capsys.readouterr().err
+    bad = config / "sites" / "bad.toml"
+    assert f"config error: {bad}:4: schedule: cron line '0 0 30 2 *' never fires (no such day)" in err.splitlines()
+    assert len(feed_titles(tmp_path / "output" / "fast.atom")) == 2
+    assert not (tmp_path / "output" / "bad.atom").exists()
+    # Asking for the broken site alone runs nothing.
+    assert main(["--config", str(config), "run", "--once", "--site", "bad"]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"config error: {bad}:4: schedule: cron line '0 0 30 2 *' never fires (no such day)"]
+
+
+def test_a_megabyte_headline_becomes_a_capped_entry_title(tmp_path: Path, sites_server: ThreadingHTTPServer) -> None:
+    """A 1 MB headline and summary are cut at a word with an ellipsis before they reach the feed."""
+    base = f"http://127.0.0.1:{sites_server.server_port}"
+    config = write_config(tmp_path / "config", {"huge": listing_site("Huge", f"{base}/huge/")})
+    assert main(["--config", str(config), "run", "--once"]) == 0
+    [entry] = ET.fromstring((tmp_path / "output" / "huge.atom").read_bytes()).findall(f"{ATOM}entry")
+    title, summary = entry.findtext(f"{ATOM}title") or "", entry.findtext(f"{ATOM}summary") or ""
+    assert 150 < len(title) <= 300
+    assert title.endswith("\u2026")
+    assert HUGE_HEADLINE.startswith(title.removesuffix("\u2026") + " ")
+    assert 1000 < len(summary) <= 2000
+    assert summary.endswith("\u2026")

@@ -279,3 +279,58 @@ def test_settings_problems_come_in_file_order_in_plain_words(tmp_path: Path) -> 
         (3, "server.port", "must be at most 65535"),
         (5, "fetch.delay", "must be at least 0"),
     ]
+
+
+_RE2 = "which feedmaker's linear-time engine (RE2) does not support"
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "line", "message"),
+    [
+        (
+            ('strip = ["^Indexbit Exchange:\\\\s*"]', 'strip = ["^Indexbit(?=:)", "x"]'),
+            "canonical.strip",
+            18,
+            f"regex '^Indexbit(?=:)' uses a lookahead `(?=`, {_RE2}",
+        ),
+        (
+            ('author = ".byline"', 'author = { css = ".byline", regex = "(\\\\w+) \\\\1" }'),
+            "article.author.0.regex",
+            14,
+            f"regex '(\\\\w+) \\\\1' uses a backreference `\\1`, {_RE2}",
+        ),
+        (
+            ("[canonical]", '[filters]\nexclude = ["ok", "(?<!not )sponsored"]\n[canonical]'),
+            "filters.exclude",
+            18,
+            f"regex '(?<!not )sponsored' uses a negative lookbehind `(?<!`, {_RE2}",
+        ),
+    ],
+)
+def test_a_regex_re2_cannot_take_names_file_line_and_key(
+    tmp_path: Path, change: tuple[str, str], key: str, line: int, message: str
+) -> None:
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(ConfigError) as info:
+        load_site(path)
+    assert str(info.value) == f"{path}:{line}: {key}: {message}"
+    assert key.split(".")[-1] in path.read_text().splitlines()[line - 1]
+
+
+def test_a_combined_feed_filter_re2_cannot_take_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / "sites").mkdir()
+    write(tmp_path / "sites", GOOD)
+    text = '[[feed]]\nid = "all"\ntitle = "All"\nsites = ["example"]\nfilters = { include = ["(a)\\\\1"] }\n'
+    path = write(tmp_path, text, "feedmaker.toml")
+    with pytest.raises(ConfigError) as info:
+        load_all(tmp_path)
+    assert str(info.value) == f"{path}:5: feed.0.filters.include: regex '(a)\\\\1' uses a backreference `\\1`, {_RE2}"
+
+
+def test_site_regexes_are_re2_syntax_and_keep_their_text(tmp_path: Path) -> None:
+    """RE2-only forms load; the models keep the pattern text (frozen, hashable, equal across loads)."""
+    text = GOOD.replace('strip = ["^Indexbit Exchange:\\\\s*"]', 'strip = ["^\\\\pL+ Exchange:\\\\s*\\\\z"]')
+    first, second = load_site(write(tmp_path, text)), load_site(write(tmp_path, text))
+    assert first.canonical.strip == (r"^\pL+ Exchange:\s*\z",)
+    assert first == second
+    assert hash(first.canonical) == hash(second.canonical)

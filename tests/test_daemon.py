@@ -9,6 +9,7 @@ simulated without root: triggers added from another connection make every write 
 from __future__ import annotations
 
 import contextlib
+import html
 import os
 import re
 import shutil
@@ -410,28 +411,43 @@ def next_run_shown(page: str, site: str) -> datetime:
 
 
 def test_sighup_reloads_sites_schedules_and_combined_feeds_and_keeps_the_old_config_on_error(tmp_path: Path):
-    """A bad config is refused with its error logged and the old one kept; a good one adds gamma, removes beta,
-    reschedules alpha and changes the combined feed without a restart; a new port asks for a restart."""
+    """A broken feedmaker.toml is refused with its error logged and the old config kept; a broken site file
+    keeps that site's running config and shows it failing; a good config adds gamma, removes beta, reschedules
+    alpha and changes the combined feed without a restart; a new port asks for a restart."""
     www = tmp_path / "www"
     www.mkdir()
     with serve_dir(www) as (base, requests):
         daemon = start_daemon(tmp_path, www, base)
         try:
             sites_dir = daemon.config / "sites"
+            toml = daemon.config / "feedmaker.toml"
+            good_toml = toml.read_text(encoding="utf-8")
+            toml.write_text("feed_sise = 3\n" + good_toml, encoding="utf-8")
+            daemon.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "config reload failed; keeping the running config" in daemon.log(), 10, "the refused reload")
+            assert "feed_sise" in daemon.log()
+            assert daemon.proc.poll() is None
+            assert len(daemon.titles("beta")) == 2  # the old config still serves
+            toml.write_text(good_toml, encoding="utf-8")
+
             good_alpha = (sites_dir / "alpha.toml").read_text(encoding="utf-8")
             (sites_dir / "alpha.toml").write_text(good_alpha + "\nmax_pagez = 3\n", encoding="utf-8")
             daemon.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: "config reload failed; keeping the running config" in daemon.log(), 10, "the refused reload")
+            wait_for(lambda: "keeping the running config of broken site(s) alpha" in daemon.log(), 10, "the half-refused reload")
+            assert f"{sites_dir / 'alpha.toml'}:" in daemon.log()
             assert "max_pagez" in daemon.log()
-            assert daemon.proc.poll() is None
-            assert len(daemon.titles("beta")) == 2  # the old config still serves
+            health = daemon.get("/healthz").json()
+            assert health["sites"]["alpha"]["state"] == "failing"
+            assert "alpha" in health["failing_sites"]
+            assert "config error: " in daemon.get("/").text
+            daemon.sites["alpha"].add()  # the running alpha config still crawls
+            wait_for(lambda: len(daemon.titles("alpha")) == 3, 15, "alpha crawled on its running config")
 
             gamma = FixtureSite(www, "gamma")
             gamma.add(2)
             (sites_dir / "alpha.toml").write_text(good_alpha.replace('"every 2s"', '"every 1h"'), encoding="utf-8")
             (sites_dir / "beta.toml").unlink()
             (sites_dir / "gamma.toml").write_text(site_toml("gamma", f"{base}/gamma/index.html"), encoding="utf-8")
-            toml = daemon.config / "feedmaker.toml"
             port = int(daemon.url.rsplit(":", 1)[1])
             toml.write_text(
                 toml.read_text(encoding="utf-8").replace('sites = ["alpha", "beta"]', 'sites = ["alpha", "gamma"]')
@@ -439,7 +455,7 @@ def test_sighup_reloads_sites_schedules_and_combined_feeds_and_keeps_the_old_con
                 encoding="utf-8",
             )
             daemon.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: "config reloaded" in daemon.log(), 10, "the reload")
+            wait_for(lambda: "added=gamma" in daemon.log(), 10, "the reload")
             log = daemon.log()
             assert "added=gamma removed=beta rescheduled=alpha" in log
             assert "server changed; restart feedmaker to apply it" in log
@@ -519,3 +535,58 @@ async def test_status_counts_what_the_feed_holds_and_a_failing_store_turns_healt
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_a_site_file_with_a_schedule_that_never_fires_costs_only_that_site(tmp_path: Path):
+    """The daemon starts with one good site and one whose cron line names no real day: the good feed is served
+    (weak If-None-Match gets its 304, OPML names the listening address whatever the Host header), /healthz
+    is degraded naming the broken site, the log names file:line: key, and SIGTERM still exits 0."""
+    www = tmp_path / "www"
+    good = FixtureSite(www, "good")
+    good.add(2)
+    port = free_port()
+    with serve_dir(www) as (base, _):
+        config = write_config(
+            tmp_path / "config",
+            {
+                "good": site_toml("good", f"{base}/good/index.html"),
+                "bad": site_toml("bad", f"{base}/good/index.html").replace('"every 2s"', '"0 0 30 2 *"'),
+            },
+            extra=f'[server]\nhost = "127.0.0.1"\nport = {port}\n',
+        )
+        stderr = tmp_path / "daemon.log"
+        with stderr.open("wb") as err:
+            proc = subprocess.Popen(feedmaker(config, "run"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
+        daemon = Daemon(proc, f"http://127.0.0.1:{port}", config, tmp_path / "state", stderr, {"good": good}, base)
+        try:
+            def up() -> bool:
+                assert proc.poll() is None, f"daemon exited ({proc.returncode}):\n{daemon.log()}"
+                return len(daemon.titles("good")) == 2
+
+            wait_for(lambda: _answers(daemon) and up(), 15, "the good site's feed")
+            health = daemon.get("/healthz").json()
+            assert health["status"] == "degraded"
+            assert health["failing_sites"] == ["bad"]
+            assert health["sites"]["bad"]["state"] == "failing"
+            assert health["sites"]["good"]["state"] == "ok"
+            bad = config / "sites" / "bad.toml"
+            problem = f"{bad}:3: schedule: cron line '0 0 30 2 *' never fires (no such day)"
+            assert problem in daemon.log()
+            assert html.escape(problem) in daemon.get("/").text
+
+            etag = daemon.get("/feeds/good.atom", **{"Accept-Encoding": "identity"}).headers["etag"]
+            assert daemon.get("/feeds/good.atom", **{"Accept-Encoding": "identity", "If-None-Match": f'"x", W/{etag}'}).status_code == 304
+            opml = daemon.get("/opml", Host="attacker.example")
+            assert {o.get("xmlUrl") for o in ET.fromstring(opml.content).iter("outline")} == {f"{daemon.url}/feeds/good.atom"}
+            code, seconds = stop(daemon)
+        finally:
+            kill(daemon)
+    assert code == 0, daemon.log()
+    assert seconds < 10
+
+
+def _answers(daemon: Daemon) -> bool:
+    try:
+        return daemon.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False

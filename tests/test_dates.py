@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from feedmaker.dates import parse_date
+from feedmaker.dates import EARLIEST, MAX_AHEAD, parse_date
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 UTC_ZONE = ZoneInfo("UTC")
@@ -191,3 +193,94 @@ def test_numeric_offsets_parse_alike_on_repeated_calls() -> None:
 def test_dotted_dates_are_day_first(text: str, expected: datetime) -> None:
     berlin = ZoneInfo("Europe/Berlin")
     assert parse_date(text, tz=berlin, now=datetime(2025, 5, 20, 12, tzinfo=UTC)) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999-12-31T23:59:59-14:00",  # past year 9999 once in UTC: OverflowError before the window check
+        "0001-01-01T00:00:00+14:00",  # before year 1 once in UTC
+        "0000-01-01",  # year 0 does not exist
+        "10000-01-01",
+        "2020-01-01T10:00:00+99:00",  # no zone is 99 hours off
+        "2020-01-01T10:00:00-24:00",
+        "99999999999999",  # a Unix timestamp far past year 9999
+        "9999999999999999999",
+        "9999-12-31",
+        "31.12.9999 23:59",
+        "Dec 31, 9999 11:59 PM",
+        "9999年12月31日 23時59分",
+    ],
+)
+def test_dates_outside_any_calendar_or_zone_are_rejected_not_raised(text: str) -> None:
+    for zone in (UTC_ZONE, ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Etc/GMT+12")):
+        assert parse(text, tz=zone) is None
+        assert parse(text, tz=zone, fmt="%Y-%m-%dT%H:%M:%S%z") is None
+
+
+# ----------------------------------------------------------------------------------------------- hypothesis
+
+ZONES = st.sampled_from([UTC_ZONE, SEOUL, NEW_YORK, ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Etc/GMT+12")])
+FORMATS = st.sampled_from([None, "%Y-%m-%d", "%d.%m.%Y %H:%M", "%Y-%m-%dT%H:%M:%S%z", "%s", "%b %d, %Y"])
+NOWS = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
+ANY_TEXT = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=80)
+
+
+def _mostly(low: int, high: int, *edges: int) -> st.SearchStrategy[int]:
+    """Integers in the calendar's range, its edges, and anything up to 99999 now and then."""
+    return st.one_of(st.integers(low, high), st.sampled_from(edges), st.integers(0, 99999))
+
+
+_OFFSET = st.one_of(
+    st.sampled_from(["", "Z", "z", "UTC", " GMT", " EST"]),
+    st.builds(
+        "{}{:02d}:{:02d}".format, st.sampled_from("+-"), _mostly(0, 14, 14, 23, 24, 99), st.integers(0, 99)
+    ),
+    st.builds("{}{}".format, st.sampled_from("+-"), st.integers(0, 99999)),
+)
+ISO_LIKE = st.builds(
+    "{:04d}-{:02d}-{:02d}{}{:02d}:{:02d}:{:02d}{}{}".format,
+    _mostly(1995, 2030, 0, 1, 1994, 9999, 10000),
+    _mostly(1, 12, 0, 12, 13),
+    _mostly(1, 31, 0, 31, 32),
+    st.sampled_from(["T", " ", "  "]),
+    _mostly(0, 23, 0, 23, 24),
+    _mostly(0, 59, 0, 59, 60),
+    _mostly(0, 59, 0, 59, 60),
+    st.sampled_from(["", ".5", ".123456789"]),
+    _OFFSET,
+)
+TIMESTAMP_LIKE = st.builds(
+    "{}{}{}".format,
+    st.sampled_from(["", " ", "-"]),
+    st.integers(0, 10**20),
+    st.sampled_from(["", ".0", ".999", "e9"]),
+)
+
+
+def _is_sane(found: datetime | None, now: datetime) -> bool:
+    return found is None or (found.tzinfo is not None and EARLIEST <= found <= now + MAX_AHEAD)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(ANY_TEXT, ISO_LIKE, TIMESTAMP_LIKE), tz=ZONES, fmt=FORMATS, now=NOWS)
+def test_any_text_gives_none_or_an_aware_date_inside_the_window(
+    text: str, tz: ZoneInfo, fmt: str | None, now: datetime
+) -> None:
+    """parse_date never raises: whatever a page prints, the answer is None or a date in [1995, now + 1 day]."""
+    assert _is_sane(parse_date(text, tz=tz, fmt=fmt, now=now), now)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    year=st.integers(1996, 2024),
+    month=st.integers(1, 12),
+    day=st.integers(1, 28),
+    hours=st.integers(-12, 14),
+)
+def test_every_real_offset_in_the_window_parses_to_the_same_instant(
+    year: int, month: int, day: int, hours: int
+) -> None:
+    """The other side of the window: a plain ISO date with any real zone offset is read, not rejected."""
+    text = f"{year:04d}-{month:02d}-{day:02d}T12:00:00{hours:+03d}:00"
+    assert parse(text) == datetime(year, month, day, 12, tzinfo=UTC) - timedelta(hours=hours)

@@ -20,7 +20,6 @@ from feedmaker.canon import canonical_key
 from feedmaker.config import ArticleSelectors, Canonical, Filters, ListSelectors, SiteConfig
 from feedmaker.errors import ExtractError
 from feedmaker.extract import (
-    _is_utf8,
     clean_text,
     decode_html,
     extract_article,
@@ -29,6 +28,7 @@ from feedmaker.extract import (
     sanitize_html,
     strip_title_affixes,
 )
+from feedmaker.extract.decode import is_utf8
 from feedmaker.models import Article, Page
 from tests.corpus import (
     LISTINGS,
@@ -972,8 +972,8 @@ def test_chunked_utf8_check_agrees_with_decoding(pieces: list[bytes], chunk_size
         valid = True
     except UnicodeDecodeError:
         valid = False
-    assert _is_utf8(body, chunk_size) is valid
-    assert _is_utf8(body) is valid
+    assert is_utf8(body, chunk_size) is valid
+    assert is_utf8(body) is valid
 
 
 def test_metadata_index_reads_the_whole_tree_in_document_order() -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -127,3 +128,63 @@ def test_the_status_page_names_the_worker_of_each_sites_last_run():
     page = render_status(status, [])
     assert "by box-2:&lt;41&gt;" in page
     assert page.count("<small>by ") == 1
+
+
+@pytest.mark.anyio
+async def test_two_workers_gates_keep_one_request_in_flight_and_the_delay_per_host(stores: list[Store]):
+    """Two processes' fetch gates sharing one store: their turns on one host never overlap or come closer
+    than `delay`, measured from the end of one to the start of the next."""
+    from feedmaker.fetch.gate import Gates
+
+    delay = 0.3
+    spans: list[tuple[float, float, str]] = []
+
+    async def requests(store: Store) -> None:
+        gates = Gates(time.monotonic, 4, turns=store, hold=10.0)
+        for _ in range(4):
+            async with gates.turn("news.example", delay):
+                began = time.monotonic()
+                await asyncio.sleep(0.05)
+                spans.append((began, time.monotonic(), store.worker))
+
+    await asyncio.gather(requests(stores[0]), requests(stores[1]))
+    spans.sort()
+    assert len(spans) == 8
+    assert {w for _, _, w in spans} == {"w0", "w1"}
+    gaps = [later[0] - earlier[1] for earlier, later in itertools.pairwise(spans)]
+    assert min(gaps) >= delay - 0.01, gaps
+
+
+def test_a_store_outlives_a_postgres_restart_failing_meanwhile_and_losing_no_committed_entry(
+    postgres_server: Any, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Server stopped under an open store: calls fail with StoreError (write_error set, so /healthz says
+    failing) within the pool wait; once it is back, the pool reconnects and the next write clears it."""
+    from feedmaker.errors import StoreError
+    from feedmaker.models import Article
+    from feedmaker.store import postgres
+
+    monkeypatch.setattr(postgres, "POOL_WAIT", 2.0)
+    store = open_store(postgres_url, state_dir=tmp_path)
+    try:
+        before = [
+            store.add(Article(site="a", url=f"https://a.example/{n}", headline=f"Kept story number {n} here"),
+                      key=f"kept story number {n} here", url_key=f"https://a.example/{n}").entry.id
+            for n in range(5)
+        ]
+        postgres_server.stop("fast")
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreError):
+                store.add(Article(site="a", url="https://a.example/x", headline="During the outage"),
+                          key="during the outage here", url_key="https://a.example/x")
+            assert time.monotonic() - started < 15
+            assert store.write_error is not None
+        finally:
+            postgres_server.start()
+        after = store.add(Article(site="a", url="https://a.example/y", headline="After the restart it works"),
+                          key="after the restart it works", url_key="https://a.example/y")
+        assert store.write_error is None
+        assert {e.id for e in store.entries(["a"], 100)} == {*before, after.entry.id}
+    finally:
+        store.close()

@@ -235,7 +235,7 @@ async def test_robots_5xx_blocks_the_site():
     async with fetcher:
         with pytest.raises(Blocked) as info:
             await fetcher.fetch("https://a.example/news")
-    assert info.value.reason == "robots.txt disallows"
+    assert info.value.reason == "robots.txt unreachable (HTTP 503): not crawling"
     assert seen == ["https://a.example/robots.txt"]
 
 

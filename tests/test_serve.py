@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from feedmaker.config import ServerSettings, Settings
-from feedmaker.serve import FeedFiles, SiteStatus, Status, accepts_gzip, make_app, respond
+from feedmaker.serve import FeedFiles, SiteStatus, Status, accepts_gzip, listen_url, make_app, respond
 
 ATOM = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:x</id>'
@@ -184,8 +184,9 @@ def test_respond_is_pure_and_maps_star_to_304(settings: Settings):
 
 
 @pytest.mark.anyio
-async def test_opml_lists_every_feed_with_absolute_urls_from_the_request(client: httpx.AsyncClient):
-    r = await client.get("/opml")
+async def test_opml_lists_every_feed_with_absolute_urls_from_the_configured_address(client: httpx.AsyncClient):
+    """Without base_url the links name the configured host:port, whatever Host the request carried."""
+    r = await client.get("/opml", headers={"Host": "evil.example"})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/x-opml")
     root = ET.fromstring(r.content)
@@ -193,9 +194,9 @@ async def test_opml_lists_every_feed_with_absolute_urls_from_the_request(client:
     assert root.get("version") == "2.0"
     outlines = root.findall("./body/outline")
     assert [(o.get("title"), o.get("xmlUrl")) for o in outlines] == [
-        ("News & more", "http://testserver/feeds/news.atom"),
-        ("Blog", "http://testserver/feeds/blog.atom"),
-        ("Everything", "http://testserver/feeds/all.atom"),
+        ("News & more", "http://127.0.0.1:8080/feeds/news.atom"),
+        ("Blog", "http://127.0.0.1:8080/feeds/blog.atom"),
+        ("Everything", "http://127.0.0.1:8080/feeds/all.atom"),
     ]
 
 
@@ -297,3 +298,59 @@ def test_opml_parses_even_when_a_feed_name_holds_characters_xml_forbids() -> Non
     data = render_opml([("odd", "Form\x0cfeed News\ud800")], "http://127.0.0.1:8080")
     [outline] = ET.fromstring(data).iter("outline")
     assert outline.get("title") == "Formfeed News"
+
+
+@pytest.mark.parametrize(
+    ("header", "fresh"),
+    [
+        ('W/"{tag}"', True),  # weak comparison (RFC 9110 §13.1.2): W/ matches our strong tag
+        ('"other", W/"{tag}", "more"', True),  # a list, the match in the middle
+        ('"other",W/"{tag}-gzip"', True),  # the gzip representation's tag, weakened by a proxy
+        ("{tag}", True),  # unquoted, as some clients send it
+        ('"a,b", "{tag}"', True),  # an opaque tag holding a comma does not break the list
+        ('  *  ', True),
+        ('W/"other"', False),
+        ('"{tag}x", W/"x{tag}"', False),
+        ("", False),
+    ],
+)
+def test_if_none_match_compares_weakly_over_a_list(settings: Settings, header: str, fresh: bool):
+    feed = FeedFiles(settings.output_dir).get("news")
+    assert feed is not None
+    value = header.format(tag=feed.etag.strip('"'))
+    assert respond(feed, "GET", {"if-none-match": value}).status == (304 if fresh else 200)
+
+
+@pytest.mark.anyio
+async def test_several_if_none_match_lines_are_one_list(client: httpx.AsyncClient):
+    """RFC 9110 §5.3: a field sent on several lines is one comma-separated list; any line may match."""
+    etag = (await client.get("/feeds/news.atom", headers=IDENTITY)).headers["etag"]
+    headers = [("Accept-Encoding", "identity"), ("If-None-Match", '"stale"'), ("If-None-Match", f"W/{etag}")]
+    r = await client.get("/feeds/news.atom", headers=headers)
+    assert r.status_code == 304
+    stale = await client.get("/feeds/news.atom", headers=[("Accept-Encoding", "identity"), ("If-None-Match", '"stale"'), ("If-None-Match", 'W/"x"')])
+    assert stale.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_opml_names_the_listening_address_given_by_the_daemon(settings: Settings):
+    """The daemon passes the bound address (port 0 picks one); a spoofed Host header never reaches the OPML."""
+    app = make_app(settings, lambda: FEEDS, lambda: Status(), listening=listen_url("::1", 4321))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        r = await c.get("/opml", headers={"Host": "attacker.example:666", "X-Forwarded-Host": "attacker.example"})
+    urls = [o.get("xmlUrl") for o in ET.fromstring(r.content).iter("outline")]
+    assert urls == ["http://[::1]:4321/feeds/news.atom", "http://[::1]:4321/feeds/blog.atom", "http://[::1]:4321/feeds/all.atom"]
+
+
+def test_a_site_with_config_errors_and_no_run_is_failing_not_pending() -> None:
+    """A broken site file: never ran, will not run until fixed, so /healthz must not call it pending."""
+    from feedmaker.serve import health, render_status
+
+    broken = SiteStatus(site="odd", name="odd", errors=("config error: sites/odd.toml:2: schedule: never fires",))
+    code, body = health(Status(sites=(broken, SiteStatus(site="new", name="New"))))
+    assert code == 200
+    assert body["status"] == "degraded"
+    assert body["failing_sites"] == ["odd"]
+    assert body["counts"] == {"ok": 0, "failing": 1, "pending": 1}
+    page = render_status(Status(sites=(broken,)), [])
+    assert "failing: config error: sites/odd.toml:2: schedule: never fires" in page

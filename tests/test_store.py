@@ -551,6 +551,59 @@ def test_every_site_listing_a_known_url_gets_the_story_in_its_feed(store: Store)
     assert store.entries(["a"], 1)[0].article.headline == "Story number 1 told"
 
 
+def test_generic_headlines_at_different_urls_of_one_site_are_separate_stories(store: Store):
+    """Seven 'Read more' links to seven URLs of one site in one run are seven entries, not one."""
+    results = [add(store, article(n, headline="Read more")) for n in range(7)]
+    assert all(isinstance(r, Added) for r in results)
+    assert len({r.entry.id for r in results}) == 7
+    assert store.entry_count("wire") == 7
+
+
+def test_a_generic_headline_merges_only_at_the_same_canonical_url(store: Store):
+    """A short key re-seen at its own URL is the same entry; at a new URL of the same site, a new story."""
+    first = add(store, article(1, headline="Live updates"))
+    again = add(store, article(1, headline="Live updates"))
+    elsewhere = add(store, article(2, headline="Live updates"))
+    assert isinstance(again, Duplicate)
+    assert again.entry.id == first.entry.id
+    assert isinstance(elsewhere, Added)
+    assert elsewhere.entry.id != first.entry.id
+
+
+def test_headline_less_items_at_different_urls_are_separate_stories(store: Store):
+    """An empty key (no headline found) is generic too: it never merges two URLs."""
+    first = add(store, article(1, headline=""))
+    second = add(store, article(2, headline=""))
+    assert isinstance(first, Added)
+    assert isinstance(second, Added)
+
+
+def test_a_megabyte_headline_is_stored_cut_at_a_word_with_an_ellipsis(store: Store):
+    """A 1 MB headline, summary and author are capped where they are stored; a re-sighting is no update."""
+    words = " ".join(f"word{n}" for n in range(200_000))
+    huge = article(1, headline=words, summary=words, author=words)
+    entry = add(store, huge, key="huge story key").entry
+    for value, limit in ((entry.article.headline, store_base.HEADLINE_MAX), (entry.article.summary, store_base.SUMMARY_MAX),
+                         (entry.article.author, store_base.AUTHOR_MAX)):
+        assert value is not None
+        assert len(value) <= limit
+        assert len(value) > limit // 2
+        assert value.endswith("\u2026")
+        kept = value.removesuffix("\u2026")
+        assert words.startswith(kept)
+        assert words[len(kept)] == " "  # cut between two words, not inside one
+    assert isinstance(add(store, huge, key="huge story key"), Duplicate)
+    [listed] = store.entries(["wire"], 10)
+    assert listed.article.headline == entry.article.headline
+
+
+def test_cap_text_keeps_short_text_and_hard_cuts_one_endless_word():
+    assert store_base.cap_text("Short headline", 300) == "Short headline"
+    assert store_base.cap_text("x" * 300, 300) == "x" * 300
+    assert store_base.cap_text("x" * 1000, 300) == "x" * 299 + "\u2026"
+    assert store_base.cap_text("Budget passes, " + "y" * 400, 300) == "Budget passes, " + "y" * 284 + "\u2026"
+
+
 # -- engines: URLs, PostgreSQL migrations, workers racing on one database --------------------------------
 
 
@@ -783,3 +836,23 @@ def test_eight_workers_claiming_one_slot_at_once_give_exactly_one_winner(postgre
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_host_turn_is_held_by_one_worker_and_then_spaced_by_the_delay(store: Store):
+    """Clock: one minute per reading. Holding for 90 s, the turn lapses after two readings."""
+    store.worker = "a"
+    assert store.take_host_turn("news.example", hold=90) == 0.0
+    store.worker = "b"
+    assert store.take_host_turn("news.example", hold=90) > 0  # a's request is in flight
+    assert store.take_host_turn("other.example", hold=90) == 0.0  # another host is its own
+    store.worker = "a"
+    store.end_host_turn("news.example", delay=150)  # the next request waits 150 s: two more readings
+    store.worker = "b"
+    assert [store.take_host_turn("news.example", hold=90) for _ in range(3)] == [90.0, 30.0, 0.0]
+
+
+def test_a_dead_workers_host_turn_lapses_after_its_hold(store: Store):
+    store.worker = "dead"
+    assert store.take_host_turn("news.example", hold=90) == 0.0
+    store.worker = "b"
+    assert [store.take_host_turn("news.example", hold=90) for _ in range(2)] == [30.0, 0.0]

@@ -3,7 +3,8 @@ Duplicate), stored Entry rows -> feed, conditional-GET validators, run history, 
 
 The engines (`sqlite.py`, the embedded default; `postgres.py`, several daemons on one database) supply a
 connection and transactions; everything written here is plain SQL both dialects agree on, with `?`
-placeholders.
+placeholders. Headline, author and summary are capped as they are stored (`cap_text`, HEADLINE_MAX,
+AUTHOR_MAX, SUMMARY_MAX).
 
 Concurrency: sqlite serialises writers with BEGIN IMMEDIATE, so a look-up before an insert is safe there.
 PostgreSQL runs workers' transactions side by side (READ COMMITTED), so the add rules lean on unique
@@ -44,19 +45,31 @@ from feedmaker.models import (
     utcnow,
 )
 
-__all__ = ["RUNS_KEPT", "Claim", "Cursor", "Db", "RunRecord", "Store", "default_worker"]
+__all__ = [
+    "AUTHOR_MAX", "HEADLINE_MAX", "RUNS_KEPT", "SUMMARY_MAX", "Claim", "Cursor", "Db", "RunRecord", "Store",
+    "cap_text", "default_worker", "is_generic_key",
+]
 
 log = logging.getLogger(__name__)
 
 RUNS_KEPT = 500  # run records kept per site; enough for drift and failure history
 
 
-# A canonical key shorter than this many words is too generic to merge stories of different sites.
+# A canonical key shorter than this many words ("read more", "live updates", "morning briefing") is too
+# generic to name one story: it merges nothing by key, on one site or across sites (see `is_generic_key`).
 GENERIC_KEY_WORDS = 4
 # One site repeating a headline at a new URL within this time is the same story moved; later, it is the
 # next edition of a recurring title (a daily "Morning briefing" comes back after 24 h).
 RECURRING_GAP = timedelta(hours=20)
 VALIDATORS_KEPT = timedelta(days=30)
+# Text fields are cut to these lengths (at a word, with an ellipsis) as they are stored, so that a page
+# with a megabyte "headline" gives a feed entry a reader can show, and the database stays small. Real
+# headlines stay well under 300 characters; a summary is a teaser, not the article (content is not cut).
+HEADLINE_MAX = 300
+SUMMARY_MAX = 2000
+AUTHOR_MAX = 200
+ELLIPSIS = "\u2026"
+_LAST_WORD = re.compile(r"\s+\S*$")
 # robots.txt files older than robots.py's cache lifetime (a day) are of no use to the next process.
 ROBOTS_KEPT = timedelta(days=1)
 LEASES_KEPT = timedelta(days=2)  # site-run leases kept for the status page and debugging
@@ -89,6 +102,28 @@ class Claim:
     worker: str  # the holder
     expires: datetime  # the holder renews it while the run lasts; once past, another worker may take over
     done: bool  # the run finished (well or not): nobody runs this slot again
+
+
+def is_generic_key(key: str) -> bool:
+    """The one rule for generic headlines: such a key never makes two URLs one story; only a matching
+    canonical URL (or a recorded source URL) does. Seven "Read more" links on one page are seven stories."""
+    return len(key.split()) < GENERIC_KEY_WORDS
+
+
+def cap_text(value: str, limit: int) -> str:
+    """`value` if it fits in `limit` characters, else cut at the last word break that keeps at least half
+    of it (a hard cut for one endless word) and ended with an ellipsis, `limit` characters at most."""
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - len(ELLIPSIS)]
+    word = _LAST_WORD.search(cut)
+    if word and word.start() >= limit // 2:
+        cut = cut[: word.start()]
+    return cut.rstrip(" \t\n,;:-") + ELLIPSIS
+
+
+def _capped(value: str | None, limit: int) -> str | None:
+    return None if value is None else cap_text(value, limit)
 
 
 def default_worker() -> str:
@@ -230,8 +265,8 @@ class Store(abc.ABC):
            Duplicate, unchanged, recorded as that site's source.
         2. `url_key` was already recorded as another sighting (source) of an entry: Duplicate of that
            entry, unchanged (first-seen wins, even if this copy's headline was edited since).
-        3. An entry has `key`: Duplicate; the first-seen entry keeps its id and fields, and this URL and
-           site are recorded once as a source.
+        3. An entry has `key` and the key is not generic (see `_copied_from`): Duplicate; the first-seen
+           entry keeps its id and fields, and this URL and site are recorded once as a source.
         4. Otherwise Added, with an id minted here once ("urn:uuid:<uuid4>").
         """
         if not sightings:
@@ -282,13 +317,17 @@ class Store(abc.ABC):
     def _copied_from(self, db: Db, article: Article, *, key: str, now: str) -> tuple[Any, ...] | None:
         """The stored entry that a sighting at a new URL repeats, by canonical key; None for a new story.
 
-        Across sites a key match is the same story, however late (farms re-post wire copy months after),
-        unless the key is too generic to mean one story ("Morning briefing", "Live updates"). On one site,
-        the same headline at a new URL is the same story moved when it is close in time to the site's
-        latest entry with that key (publish dates compared when both have one, else first sight with now),
-        and otherwise the next edition of a recurring title.
+        A generic key (`is_generic_key`: "Read more", "Live updates") matches nothing, on any site.
+        Across sites a key match is the same story, however late (farms re-post wire copy months after).
+        On one site, the same headline at a new URL is the same story moved when it is close in time to the
+        site's latest entry with that key (publish dates compared when both have one, else first sight with
+        now), and otherwise the next edition of a recurring title.
         """
-        rows = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, {self.ROW_ORDER}", (key,)).fetchall()
+        if is_generic_key(key):
+            return None
+        rows: list[tuple[Any, ...]] = db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, {self.ROW_ORDER}", (key,)
+        ).fetchall()
         if not rows:
             return None
         same_site = [r for r in rows if r[1] == _text(article.site)]
@@ -299,7 +338,7 @@ class Store(abc.ABC):
             else:
                 gap = _time(now) - _time(last[12])
             return last if gap < RECURRING_GAP else None
-        return rows[0] if len(key.split()) >= GENERIC_KEY_WORDS else None
+        return rows[0]
 
     def _merge(self, db: Db, row: tuple[Any, ...], article: Article, *, key: str, now: str) -> AddResult:
         """A re-sighting of a stored URL by its own site. Text fields take new non-None values (an edited
@@ -594,14 +633,47 @@ class Store(abc.ABC):
             db.execute("DELETE FROM leases WHERE site = ? AND slot < ?", (site, _iso(now - LEASES_KEPT)))
 
 
+    # -- per-host turns across workers (the fetcher's HostGate asks these on a shared store) -----------
+
+    def take_host_turn(self, host: str, *, hold: float) -> float:
+        """Take `host`'s one request in flight for at most `hold` seconds: 0.0 when taken, else the
+        seconds until it may be free (another worker's request is in flight, or its delay not over).
+        One statement decides, so two workers never both get the turn; a turn held by a dead worker
+        lapses after `hold`."""
+        now = self._now()
+        with self._write(f"take turn of host {host}") as db:
+            taken = db.execute(
+                "INSERT INTO host_turns (host, holder, held_until, next_allowed) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (host) DO UPDATE SET holder = excluded.holder, held_until = excluded.held_until "
+                "WHERE host_turns.next_allowed <= excluded.next_allowed "
+                "AND (host_turns.holder IS NULL OR host_turns.held_until <= excluded.next_allowed) RETURNING host",
+                (_text(host), self.worker, _iso(now + timedelta(seconds=hold)), _iso(now)),
+            ).fetchone()
+            if taken is not None:
+                return 0.0
+            holder, held_until, next_allowed = db.execute(
+                "SELECT holder, held_until, next_allowed FROM host_turns WHERE host = ?", (_text(host),)
+            ).fetchone()
+        free = max(_time(next_allowed), _time(held_until)) if holder is not None else _time(next_allowed)
+        return max((free - now).total_seconds(), 0.001)
+
+    def end_host_turn(self, host: str, *, delay: float) -> None:
+        """Give `host`'s turn back; the next request to it, from any worker, waits `delay` seconds."""
+        with self._write(f"end turn of host {host}") as db:
+            db.execute(
+                "UPDATE host_turns SET holder = NULL, next_allowed = ? WHERE host = ? AND holder = ?",
+                (_iso(self._now() + timedelta(seconds=delay)), _text(host), self.worker),
+            )
+
+
 def _article_values(article: Article) -> tuple[str | None, ...]:
-    """The merged fields of an article, in _MERGED order, as stored."""
+    """The merged fields of an article, in _MERGED order, as stored (text fields capped)."""
     return (
         _text(article.url),
-        _text(article.headline),
+        _text(cap_text(article.headline, HEADLINE_MAX)),
         _iso_or_none(article.published),
-        _text_or_none(article.author),
-        _text_or_none(article.summary),
+        _text_or_none(_capped(article.author, AUTHOR_MAX)),
+        _text_or_none(_capped(article.summary, SUMMARY_MAX)),
         _text_or_none(article.image),
         _text_or_none(article.content),
         json.dumps([list(pair) for pair in article.origins]),

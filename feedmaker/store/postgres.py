@@ -133,6 +133,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "ALTER TABLE runs ADD COLUMN worker TEXT",
     ),
+    (
+        # One request in flight per host and the delay between requests, across every worker.
+        """CREATE TABLE host_turns (
+            host TEXT PRIMARY KEY,
+            holder TEXT,
+            held_until TEXT NOT NULL,
+            next_allowed TEXT NOT NULL
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -173,7 +182,7 @@ class PostgresStore(Store):
         self, conninfo: str, *, now: Callable[[], datetime] = utcnow, worker: str | None = None, pool_size: int = POOL_SIZE
     ) -> None:
         super().__init__(display_url(conninfo), now=now, worker=worker)
-        self._pool = psycopg_pool.ConnectionPool(
+        self._connections = psycopg_pool.ConnectionPool(
             conninfo,
             min_size=1,
             max_size=pool_size,
@@ -184,18 +193,18 @@ class PostgresStore(Store):
             name="feedmaker",
         )
         try:
-            self._pool.open(wait=True, timeout=POOL_WAIT)
+            self._connections.open(wait=True, timeout=POOL_WAIT)
         except psycopg.Error as exc:
-            self._pool.close()
+            self._connections.close()
             raise StoreError(f"{self.path}: cannot connect: {exc}") from exc
         try:
             self._migrate()
         except BaseException:
-            self._pool.close()
+            self._connections.close()
             raise
 
     def close(self) -> None:
-        self._pool.close()
+        self._connections.close()
 
     def _migrate(self) -> None:
         for version, statements in enumerate(MIGRATIONS, start=1):
@@ -216,7 +225,7 @@ class PostgresStore(Store):
     @contextlib.contextmanager
     def _transaction(self, *, write: bool, action: str) -> Iterator[Db]:
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._connections.connection() as conn, conn.transaction():
                 yield _Db(conn)
         except psycopg.Error as exc:
             raise StoreError(f"{self.path}: {action}: {exc}") from exc

@@ -140,6 +140,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "ALTER TABLE runs ADD COLUMN worker TEXT",
     ),
+    (
+        # One request in flight per host and the delay between requests, across every worker.
+        """CREATE TABLE host_turns (
+            host TEXT PRIMARY KEY,
+            holder TEXT,
+            held_until TEXT NOT NULL,
+            next_allowed TEXT NOT NULL
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
