@@ -188,3 +188,85 @@ def test_a_store_outlives_a_postgres_restart_failing_meanwhile_and_losing_no_com
         assert {e.id for e in store.entries(["a"], 100)} == {*before, after.entry.id}
     finally:
         store.close()
+
+
+WORKER = """
+import asyncio, sys
+from datetime import datetime, timedelta
+from feedmaker.config import Settings, SiteConfig
+from feedmaker.models import SiteReport, utcnow
+from feedmaker.publish import Published
+from feedmaker.schedule import SiteRunner
+from feedmaker.store import open_store
+
+url, name, moment, count = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), int(sys.argv[4])
+sites = [SiteConfig.model_validate({"id": f"s{n}", "name": f"S{n}", "start_urls": ["https://news.example/"],
+         "schedule": "every 1h", "list": {"item": "article"}}) for n in range(count)]
+
+async def crawl(site, *, settings, fetcher, store, now):
+    print("start", site.id, flush=True)
+    started = utcnow()
+    await asyncio.sleep(1.0)
+    report = SiteReport(site=site.id, started=started, finished=utcnow(), items=1)
+    await asyncio.to_thread(store.record_run, report)
+    return report
+
+async def main():
+    with open_store(url, state_dir=".", worker=name) as store:
+        runner = SiteRunner(Settings(), sites, fetcher=None, store=store, crawl=crawl, now=lambda: moment,
+                            publish=lambda *a, **k: Published(), lease=timedelta(seconds=2))
+        await asyncio.gather(*(runner.run(s.id) for s in sites))
+
+asyncio.run(main())
+"""
+
+
+def test_kill_9_of_one_of_three_workers_mid_run_loses_and_doubles_nothing(postgres_url: str, tmp_path: Path):
+    """Its sites' leases lapse (2 s) and the two others run them: every site ran once for the slot."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    moment = utcnow().isoformat()
+    count = 12
+    open_store(postgres_url, state_dir=tmp_path).close()  # migrated once, as the first daemon does
+    env = {**os.environ, "PYTHONPATH": str(root)}
+
+    def spawn(name: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-c", WORKER, postgres_url, name, moment, str(count)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+
+    victim = spawn("w0")
+    assert victim.stdout is not None
+    line = victim.stdout.readline()
+    assert line.startswith("start"), victim.communicate()[1]  # it holds its sites and is mid-run now
+    workers = [victim, spawn("w1"), spawn("w2")]
+    time.sleep(0.3)  # the others are up and waiting on the victim's leases
+    started = time.monotonic()
+    victim.kill()
+    victim.communicate()  # reaps it and closes its pipes
+    outputs = [w.communicate(timeout=60) for w in workers[1:]]
+    took = time.monotonic() - started
+    assert [w.returncode for w in workers[1:]] == [0, 0], [err for _, err in outputs]
+    with open_store(postgres_url, state_dir=tmp_path) as store, store._read("check") as db:
+        runs = dict(db.execute("SELECT site, count(*) FROM runs GROUP BY site").fetchall())
+        leases = db.execute("SELECT count(*), sum(done) FROM leases").fetchone()
+        workers_seen = {row[0] for row in db.execute("SELECT DISTINCT worker FROM runs")}
+    assert runs == {f"s{n}": 1 for n in range(count)}
+    assert tuple(leases) == (count, count)
+    assert workers_seen & {"w1", "w2"}  # the survivors took the victim's sites over
+    assert took < 2.0 + 1.0 * count  # within the lease, plus the runs themselves
+
+
+def test_without_postgres_binaries_the_tier_skips_with_one_reason(monkeypatch: pytest.MonkeyPatch):
+    import glob
+    import shutil
+
+    from tests import postgres_server
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(glob, "glob", lambda pattern: [])
+    bindir, reason = postgres_server.find_bindir()
+    assert bindir is None
+    assert reason == "PostgreSQL binaries (initdb, pg_ctl) not found; install Debian's postgresql package"

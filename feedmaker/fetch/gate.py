@@ -86,7 +86,8 @@ class Gates:
             wait = await asyncio.to_thread(turns.take_host_turn, host, hold=self._hold)
             if wait <= 0:
                 break
-            await asyncio.sleep(wait)
+            # A turn in flight elsewhere may end long before its hold: ask again a few times per delay.
+            await asyncio.sleep(min(wait, max(delay / 4, 0.05)))
         try:
             yield
         finally:
