@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fetch_bomb.py
 	$(BIN)/python benchmarks/daemon.py
 	$(BIN)/python -m benchmarks.isolation
+	$(BIN)/python benchmarks/scale.py
 
 # Peers need Debian packages (rss-bridge, php-cli); each is skipped with a message when it cannot run.
 bench-peers: $(STAMP)

@@ -34,7 +34,7 @@ from feedmaker.fetch import Fetcher
 from feedmaker.publish import feed_ids, publish
 from feedmaker.schedule import SiteRunner, add_site_jobs, make_scheduler
 from feedmaker.serve import Status, make_app, make_server
-from feedmaker.store import Store
+from feedmaker.store import SqliteStore
 
 SHOWN = 20  # articles on the fixture listing, so a page stays the same size as the soak goes on
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -124,7 +124,7 @@ async def soak(args: argparse.Namespace, tmp: Path, base: str, www: Path) -> Non
     settings.state_dir.mkdir(parents=True)
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    with Store(settings.state_dir / "feedmaker.db") as store:
+    with SqliteStore(settings.state_dir / "feedmaker.db") as store:
         async with Fetcher(settings.fetch) as fetcher:
             scheduler = make_scheduler()
             runner = SiteRunner(settings, [site], fetcher=fetcher, store=store)

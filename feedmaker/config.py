@@ -338,6 +338,8 @@ class Settings(_Frozen):
     path: str = ""
     output_dir: Path = Path("output")
     state_dir: Path = Path("state")
+    # sqlite:///feedmaker.db (in state_dir; the default) or postgresql://user@host/db; FEEDMAKER_STORE wins.
+    store: str | None = Field(default=None, pattern=r"^(sqlite|postgres|postgresql)://")
     feed_size: int = Field(default=50, ge=1, le=10_000)  # newest N entries per feed
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     fetch: FetchSettings = FetchSettings()

@@ -68,7 +68,7 @@ DB_NAME = "feedmaker.db"
 DRAIN_SECONDS = 5.0  # running crawls get this long to finish at shutdown, then they are cancelled
 SERVER_GRACE_SECONDS = 2  # open HTTP responses get this long at shutdown
 # Settings read once at start-up; a reload that changes them logs that a restart is needed and keeps them.
-RESTART_ONLY = ("state_dir", "output_dir", "server", "fetch", "limits", "log_level")
+RESTART_ONLY = ("store", "state_dir", "output_dir", "server", "fetch", "limits", "log_level")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,17 +171,19 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
         # Imported once the lock is held: a second feedmaker on this state dir is refused before the slow imports.
         from feedmaker.feed import clean_stale_temp
         from feedmaker.fetch import Fetcher
-        from feedmaker.store import Store
+        from feedmaker.store import open_store, store_url
         from feedmaker.workers import PagePool
 
         settings.output_dir.mkdir(parents=True, exist_ok=True)
         pool = PagePool(workers=settings.limits.workers, budget=settings.limits.parse_seconds)
-        with Store(settings.state_dir / DB_NAME) as store:
+        with open_store(store_url(settings.store, os.environ), state_dir=settings.state_dir) as store:
             clean_stale_temp(settings.output_dir)
+            # A shared store also shares each host's turn, so the delay holds across all workers.
+            turns = store if store.SHARED else None
             try:
                 # Starting the forkserver imports the extraction stage there: paid once per process lifetime.
                 await asyncio.to_thread(pool.start)
-                async with Fetcher(settings.fetch, paused=store.host_pauses()) as fetcher:
+                async with Fetcher(settings.fetch, paused=store.host_pauses(), turns=turns) as fetcher:
                     fetcher.robots.preload(store.robots_files())
                     try:
                         yield Session(store=store, fetcher=fetcher, pool=pool)
@@ -223,6 +225,7 @@ def site_statuses(
                 last_good=good.finished if good else None,
                 entries=runner.feed_entries.get(site.id, 0),
                 next_run=upcoming,
+                worker=last.worker if last and store.SHARED else None,  # alone, the worker is always this one
             )
         )
     return statuses

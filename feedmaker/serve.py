@@ -92,6 +92,7 @@ class SiteStatus:
     last_good: datetime | None = None  # when the last successful run finished
     entries: int = 0  # entries the site's feed file holds
     next_run: datetime | None = None  # from the scheduler (after any back-off); None = not scheduled
+    worker: str | None = None  # which feedmaker process ran the last run (several share a PostgreSQL store)
 
     @property
     def state(self) -> str:
@@ -312,7 +313,7 @@ def render_status(status: Status, feeds: Sequence[tuple[str, str]]) -> str:
             state = f'<td class="{s.state}">{s.state}</td>'
         rows.append(
             f'<tr><td><a href="/feeds/{e(s.site)}.atom">{e(s.name)}</a> <small>{e(s.site)}</small></td>'
-            f"<td>{_when(s.last_run)}</td><td>{items}</td><td>{s.new}</td><td>{s.entries}</td>{state}"
+            f"<td>{_when(s.last_run)}{f' <small>by {e(s.worker)}</small>' if s.worker else ''}</td><td>{items}</td><td>{s.new}</td><td>{s.entries}</td>{state}"
             f"<td>{_when(s.last_good)}</td><td>{_when(s.next_run)}</td></tr>"
         )
     site_ids = {s.site for s in status.sites}

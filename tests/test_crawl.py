@@ -23,7 +23,7 @@ from feedmaker.extract.fallbacks import ARTICLE_FIELDS, from_nodes
 from feedmaker.fetch import Fetcher
 from feedmaker.models import Article, SiteReport
 from feedmaker.publish import feed_path, publish
-from feedmaker.store import Store
+from feedmaker.store import SqliteStore, Store
 from tests.sites import QuietFiles, serve_dir, write_config
 
 SITE = """name = "Changing"
@@ -59,7 +59,7 @@ class World:
         config = write_config(tmp_path / "config", {"changing": text})
         self.settings: Settings
         self.settings, [self.site] = load_all(config)
-        self.store = Store(tmp_path / "state.db")
+        self.store = SqliteStore(tmp_path / "state.db")
         self.changes = 0
 
     def page(self, name: str, html: str) -> None:
@@ -526,7 +526,7 @@ def test_article_pages_of_different_hosts_are_fetched_at_once_and_one_host_one_a
                 report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store)
                 return time.monotonic() - began, report
 
-        with Store(tmp_path / "state.db") as store:
+        with SqliteStore(tmp_path / "state.db") as store:
             seconds, report = asyncio.run(go(store))
             stored = sorted(e.article.headline for e in store.entries([site.id], 10))
     assert report.ok, report.errors

@@ -27,7 +27,7 @@ from feedmaker.fetch.reasons import describe
 from feedmaker.fetch.steps import HOP_STEPS
 from feedmaker.fetch.transport import map_httpcore_errors
 from feedmaker.models import Page
-from feedmaker.store import Store
+from feedmaker.store import SqliteStore
 from tests.fetch_support import Script, fetch_error, make_settings, mock, raw
 from tests.hostile_server import HostileHandler, HostileServer, Route, make_certificate, serve_routes
 from tests.sites import write_config
@@ -297,7 +297,7 @@ def test_crawl_site_reports_the_cause(
         start = server.url(path)
         config = write_config(tmp_path / "config", {"broken": SITE.format(start=start)})
         settings, [site_config] = load_all(config)
-        store = Store(tmp_path / "state.db")
+        store = SqliteStore(tmp_path / "state.db")
 
         async def go() -> tuple[str, ...]:
             async with Fetcher(settings.fetch) as fetcher:

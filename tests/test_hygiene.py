@@ -71,8 +71,8 @@ def _imported_top_levels(directory: Path) -> set[str]:
 @pytest.mark.parametrize(
     ("directory", "extras", "sample"),
     [
-        ("feedmaker", (), {"httpx", "dateutil"}),
-        ("tests", ("test",), {"pytest"}),
+        ("feedmaker", ("postgres",), {"httpx", "dateutil"}),  # store/postgres.py needs the optional extra
+        ("tests", ("test", "postgres"), {"pytest"}),
         ("benchmarks", ("test", "bench"), {"lxml"}),
         ("demo", (), set()),
     ],

@@ -28,7 +28,7 @@ from feedmaker.schedule import (
     make_scheduler,
     next_run,
 )
-from feedmaker.store import Store
+from feedmaker.store import SqliteStore, Store
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 NO_FETCHER = cast(Fetcher, object())
@@ -48,7 +48,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def store() -> Iterator[Store]:
-    with Store(":memory:") as s:
+    with SqliteStore(":memory:") as s:
         yield s
 
 

@@ -1,4 +1,7 @@
-"""store.py: add/duplicate/update rules, stable ids, migrations, run history, crash safety, concurrency."""
+"""feedmaker/store: add/duplicate/update rules, stable ids, migrations, run history, crash safety, concurrency.
+
+The behaviour tests run against both engines (sqlite in memory and in a file, PostgreSQL on the session's own
+server) through the one `store` fixture; engine-specific tests (migrations, files, processes) name theirs."""
 
 from __future__ import annotations
 
@@ -16,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from feedmaker import store as store_module
 from feedmaker.errors import StoreError
 from feedmaker.models import Added, Article, Duplicate, SiteReport, Updated, Validators
-from feedmaker.store import SCHEMA_VERSION, RunRecord, Store
+from feedmaker.store import RunRecord, SqliteStore, Store, open_store
+from feedmaker.store import base as store_base
+from feedmaker.store import sqlite as store_module
+from feedmaker.store.sqlite import SCHEMA_VERSION
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,10 +41,13 @@ class Clock:
         return self.moment
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    path = ":memory:" if request.param == "memory" else tmp_path / "state.db"
-    with Store(path, now=Clock()) as opened:
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = "sqlite:///:memory:" if request.param == "memory" else f"sqlite:///{tmp_path / 'state.db'}"
+    with open_store(url, state_dir=tmp_path, now=Clock()) as opened:
         yield opened
 
 
@@ -174,7 +182,7 @@ def test_dates_come_back_as_the_same_instant_in_utc(store: Store):
 
 
 def test_same_timestamp_ties_are_broken_by_id(tmp_path: Path):
-    with Store(tmp_path / "s.db", now=lambda: T0) as db:
+    with SqliteStore(tmp_path / "s.db", now=lambda: T0) as db:
         ids = [add(db, article(n)).entry.id for n in range(5)]
         assert [e.id for e in db.entries(["wire"], 10)] == sorted(ids)
 
@@ -245,14 +253,15 @@ def test_run_history_keeps_counts_fill_rates_and_failures(store: Store):
 
 
 def test_run_history_is_pruned_per_site(store: Store, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(store_module, "RUNS_KEPT", 3)
+    monkeypatch.setattr(store_base, "RUNS_KEPT", 3)
     for minute in range(6):
         store.record_run(report(minute=minute, items=minute))
     store.record_run(report("other"))
     last = store.last_run("wire")
     assert last is not None
     assert last.items == 5
-    kept = store._db.execute("SELECT items FROM runs WHERE site = 'wire' ORDER BY id").fetchall()
+    with store._read("test") as db:
+        kept = [tuple(row) for row in db.execute("SELECT items FROM runs WHERE site = 'wire' ORDER BY id")]
     assert kept == [(3,), (4,), (5,)]
     assert store.last_run("other") is not None
 
@@ -263,13 +272,13 @@ def test_run_history_is_pruned_per_site(store: Store, monkeypatch: pytest.Monkey
 def test_migration_from_an_empty_file_and_reopen_keep_data(tmp_path: Path):
     path = tmp_path / "state.db"
     path.touch()
-    with Store(path) as db:
+    with SqliteStore(path) as db:
         entry_id = add(db, article(1)).entry.id
         db.save_validators("https://wire.example/", Validators(etag='"x"'))
     with raw(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    with Store(path) as db:
+    with SqliteStore(path) as db:
         assert [e.id for e in db.entries(["wire"], 5)] == [entry_id]
         assert db.validators("https://wire.example/") == Validators(etag='"x"')
         assert isinstance(add(db, article(1)), Duplicate)
@@ -278,12 +287,12 @@ def test_migration_from_an_empty_file_and_reopen_keep_data(tmp_path: Path):
 
 def test_a_failing_migration_step_rolls_back_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     path = tmp_path / "state.db"
-    Store(path).close()
+    SqliteStore(path).close()
     broken = ("CREATE TABLE half_done (x INTEGER)", "INSERT INTO no_such_table VALUES (1)")
     monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, broken))
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match=rf"migrate to schema version {SCHEMA_VERSION + 1}.*no such table") as caught:
-        Store(path)
+        SqliteStore(path)
     assert isinstance(caught.value.__cause__, sqlite3.Error)
     with raw(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -296,19 +305,19 @@ def test_a_database_from_a_newer_feedmaker_is_refused(tmp_path: Path):
     with raw(path) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer than this feedmaker"):
-        Store(path)
+        SqliteStore(path)
 
 
 def test_a_file_that_is_not_a_database_raises_store_error(tmp_path: Path):
     path = tmp_path / "state.db"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match=r"state\.db.*not a database") as caught:
-        Store(path)
+        SqliteStore(path)
     assert isinstance(caught.value.__cause__, sqlite3.Error)
 
 
 def test_a_closed_store_raises_store_error(tmp_path: Path):
-    db = Store(tmp_path / "state.db")
+    db = SqliteStore(tmp_path / "state.db")
     db.close()
     with pytest.raises(StoreError, match="closed"):
         db.entry_count()
@@ -316,7 +325,7 @@ def test_a_closed_store_raises_store_error(tmp_path: Path):
 
 def test_integrity_check_passes_after_use(tmp_path: Path):
     path = tmp_path / "state.db"
-    with Store(path) as db:
+    with SqliteStore(path) as db:
         for n in range(50):
             add(db, article(n, published=T0))
             add(db, article(n + 100, site="farm", headline=f"Story number {n} told"), key=f"story number {n} told")
@@ -329,11 +338,11 @@ def test_integrity_check_passes_after_use(tmp_path: Path):
 CHILD = """
 import sys
 from feedmaker.models import Article, SiteReport, Validators
-from feedmaker.store import Store
+from feedmaker.store import SqliteStore
 from datetime import UTC, datetime
 
 path, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-store = Store(path)
+store = SqliteStore(path)
 n = 0
 while count == 0 or n < count:
     n += 1
@@ -373,18 +382,18 @@ def test_sigkill_at_random_moments_loses_no_committed_entry(tmp_path: Path):
         committed.update(line for line in out.split("\n")[:-1] if line)
     assert committed, f"seed={seed}: no child got to commit anything"
     assert integrity(path) == "ok", f"seed={seed}"
-    with Store(path) as db:
+    with SqliteStore(path) as db:
         stored = {e.id for e in db.entries(["crash"], 1_000_000)}
     assert committed <= stored, f"seed={seed}: lost {len(committed - stored)} committed entries"
 
 
 def test_two_writer_processes_and_a_reader_never_see_database_is_locked(tmp_path: Path):
     path = tmp_path / "state.db"
-    Store(path).close()  # migrate first, as the daemon does at start
+    SqliteStore(path).close()  # migrate first, as the daemon does at start
     writers = [spawn(path, f"w{n}", 150) for n in range(2)]
     failures: list[BaseException] = []
     reads = 0
-    with Store(path) as reader:
+    with SqliteStore(path) as reader:
         while any(w.poll() is None for w in writers):
             try:
                 reader.entries(["crash"], 50)
@@ -404,7 +413,7 @@ def test_two_writer_processes_and_a_reader_never_see_database_is_locked(tmp_path
 
 def test_one_store_shared_by_threads_serialises_calls(tmp_path: Path):
     failures: list[BaseException] = []
-    with Store(tmp_path / "state.db") as db:
+    with SqliteStore(tmp_path / "state.db") as db:
 
         def work(tag: str) -> None:
             try:
@@ -428,9 +437,8 @@ def test_a_site_feed_includes_stories_it_saw_second_once_with_the_first_id() -> 
     from datetime import UTC, datetime
 
     from feedmaker.models import Added, Article, Duplicate
-    from feedmaker.store import Store
 
-    with Store(":memory:", now=lambda: datetime(2025, 4, 9, tzinfo=UTC)) as store:
+    with SqliteStore(":memory:", now=lambda: datetime(2025, 4, 9, tzinfo=UTC)) as store:
         first = store.add(Article(site="a", url="https://a.example/1", headline="Kim orders"), key="kim orders more launchers", url_key="https://a.example/1")
         again = store.add(Article(site="b", url="https://b.example/x", headline="KIM ORDERS"), key="kim orders more launchers", url_key="https://b.example/x")
         assert isinstance(first, Added)
@@ -446,9 +454,9 @@ def test_a_version_1_database_upgrades_keeping_its_entries(tmp_path: Path, monke
     with monkeypatch.context() as patch:
         patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
         patch.setattr(store_module, "SCHEMA_VERSION", 1)
-        with Store(path) as old:
+        with SqliteStore(path) as old:
             added = old.add(Article(site="a", url="https://a.example/1", headline="Kept"), key="kept", url_key="https://a.example/1")
-    with Store(path) as new:
+    with SqliteStore(path) as new:
         assert [e.id for e in new.entries(["a"], 10)] == [added.entry.id]
         later = datetime.now(UTC) + timedelta(hours=1)
         new.save_host_pauses({"a.example": later, "gone.example": datetime(2000, 1, 1, tzinfo=UTC)})
@@ -521,7 +529,7 @@ def test_daily_editions_of_a_recurring_title_are_each_a_story(store: Store):
 def test_a_moved_story_with_and_without_a_date_stays_one_entry():
     """Stored with a date; seen again at a new URL half an hour later without one: the same story."""
     clock = [datetime(2025, 3, 4, 12, tzinfo=UTC)]
-    with Store(":memory:", now=lambda: clock[0]) as store:
+    with SqliteStore(":memory:", now=lambda: clock[0]) as store:
         first = add(store, article(1, headline="Budget for schools passes the senate", published=clock[0] - timedelta(days=3)))
         clock[0] += timedelta(minutes=30)
         moved = add(store, article(2, headline="Budget for schools passes the senate"))
@@ -575,8 +583,8 @@ def test_a_megabyte_headline_is_stored_cut_at_a_word_with_an_ellipsis(store: Sto
     words = " ".join(f"word{n}" for n in range(200_000))
     huge = article(1, headline=words, summary=words, author=words)
     entry = add(store, huge, key="huge story key").entry
-    for value, limit in ((entry.article.headline, store_module.HEADLINE_MAX), (entry.article.summary, store_module.SUMMARY_MAX),
-                         (entry.article.author, store_module.AUTHOR_MAX)):
+    for value, limit in ((entry.article.headline, store_base.HEADLINE_MAX), (entry.article.summary, store_base.SUMMARY_MAX),
+                         (entry.article.author, store_base.AUTHOR_MAX)):
         assert value is not None
         assert len(value) <= limit
         assert len(value) > limit // 2
@@ -590,7 +598,261 @@ def test_a_megabyte_headline_is_stored_cut_at_a_word_with_an_ellipsis(store: Sto
 
 
 def test_cap_text_keeps_short_text_and_hard_cuts_one_endless_word():
-    assert store_module.cap_text("Short headline", 300) == "Short headline"
-    assert store_module.cap_text("x" * 300, 300) == "x" * 300
-    assert store_module.cap_text("x" * 1000, 300) == "x" * 299 + "\u2026"
-    assert store_module.cap_text("Budget passes, " + "y" * 400, 300) == "Budget passes, " + "y" * 284 + "\u2026"
+    assert store_base.cap_text("Short headline", 300) == "Short headline"
+    assert store_base.cap_text("x" * 300, 300) == "x" * 300
+    assert store_base.cap_text("x" * 1000, 300) == "x" * 299 + "\u2026"
+    assert store_base.cap_text("Budget passes, " + "y" * 400, 300) == "Budget passes, " + "y" * 284 + "\u2026"
+
+
+# -- engines: URLs, PostgreSQL migrations, workers racing on one database --------------------------------
+
+
+def test_store_url_prefers_the_environment_then_the_setting_then_sqlite_in_the_state_dir(tmp_path: Path):
+    from feedmaker.store import store_url
+
+    assert store_url(None, {}) == "sqlite:///feedmaker.db"
+    assert store_url("postgresql://a@b/c", {}) == "postgresql://a@b/c"
+    assert store_url("postgresql://a@b/c", {"FEEDMAKER_STORE": "postgresql://x:secret@y/z"}) == "postgresql://x:secret@y/z"
+    with open_store(store_url(None, {}), state_dir=tmp_path) as opened:
+        assert isinstance(opened, SqliteStore)
+        assert opened.path == str(tmp_path / "feedmaker.db")
+    with open_store(f"sqlite:///{tmp_path / 'abs.db'}", state_dir=tmp_path / "elsewhere") as opened:
+        assert opened.path == str(tmp_path / "abs.db")
+    with pytest.raises(StoreError, match="use sqlite:///path or postgresql://"):
+        open_store("mysql://root:hunter2@db/x", state_dir=tmp_path)
+
+
+def test_an_unreachable_postgres_server_is_a_store_error_without_the_password(tmp_path: Path):
+    pytest.importorskip("psycopg", reason="postgres tier: psycopg is not installed")
+    from feedmaker.store import postgres
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(postgres, "POOL_WAIT", 1.0)
+        with pytest.raises(StoreError, match="cannot connect") as caught:
+            open_store(f"postgresql://feed:hunter2@/none?host={tmp_path}&port=1", state_dir=tmp_path)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_postgres_migrates_once_records_its_version_and_refuses_a_newer_schema(postgres_url: str, tmp_path: Path):
+    import psycopg
+
+    from feedmaker.store import postgres
+
+    with open_store(postgres_url, state_dir=tmp_path) as first:
+        entry_id = add(first, article(1)).entry.id
+    with open_store(postgres_url, state_dir=tmp_path) as again:
+        assert [e.id for e in again.entries(["wire"], 5)] == [entry_id]
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_version ORDER BY version")]
+        assert versions == list(range(1, postgres.SCHEMA_VERSION + 1))
+        db.execute("INSERT INTO schema_version (version) VALUES (%s)", (postgres.SCHEMA_VERSION + 1,))
+    with pytest.raises(StoreError, match="newer than this feedmaker"):
+        open_store(postgres_url, state_dir=tmp_path)
+
+
+def test_a_failing_postgres_migration_step_rolls_back_whole(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import psycopg
+
+    from feedmaker.store import postgres
+
+    open_store(postgres_url, state_dir=tmp_path).close()
+    broken = ("CREATE TABLE half_done (x INTEGER)", "INSERT INTO no_such_table VALUES (1)")
+    monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, broken))
+    monkeypatch.setattr(postgres, "SCHEMA_VERSION", postgres.SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError, match=r"migrate to schema version \d+.*no_such_table") as caught:
+        open_store(postgres_url, state_dir=tmp_path)
+    assert isinstance(caught.value.__cause__, psycopg.Error)
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT max(version) FROM schema_version").fetchone() == (postgres.SCHEMA_VERSION - 1,)
+        assert db.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
+
+
+def test_two_postgres_workers_opening_a_new_database_at_once_migrate_it_once(postgres_url: str, tmp_path: Path):
+    failures: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            open_store(postgres_url, state_dir=tmp_path).close()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+
+
+def race(stores: list[Store], work: list[list[tuple[Article, str, str]]]) -> list[BaseException]:
+    """Each store (one worker) adds its n-th batch at the same moment as the others add theirs."""
+    failures: list[BaseException] = []
+    start = threading.Barrier(len(stores))
+
+    def worker(store: Store, batches: list[tuple[Article, str, str]]) -> None:
+        for sighting in batches:
+            try:
+                start.wait(timeout=30)
+                store.add_many([sighting])
+            except BaseException as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s, w)) for s, w in zip(stores, work, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
+def test_two_workers_storing_one_story_from_two_sites_at_once_keep_one_story_with_two_sightings(
+    postgres_url: str, tmp_path: Path
+):
+    """Unique constraints, not look-ups, decide: 40 stories each added by two workers at the same moment."""
+    rounds = 40
+    headline = "Harbour bridge reopens after storm number {n}"
+    work = [
+        [(article(n, site=site, headline=headline.format(n=n)), headline.format(n=n).lower(), f"https://{site}.example/story/{n}")
+         for n in range(rounds)]
+        for site in ("wire", "farm")
+    ]
+    stores = [open_store(postgres_url, state_dir=tmp_path) for _ in work]
+    try:
+        failures = race(stores, work)
+        assert not failures
+        reader = stores[0]
+        assert reader.entry_count() == rounds
+        entries = reader.entries(["wire", "farm"], 1000)
+        assert len(entries) == rounds
+        for entry in entries:
+            first_site = entry.article.site
+            other = "farm" if first_site == "wire" else "wire"
+            assert entry.sources == (entry.article.url.replace(first_site, other),)
+        assert reader.known_urls("x", [u for batch in work for _, _, u in batch]) == {u for batch in work for _, _, u in batch}
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_two_workers_storing_one_url_from_two_sites_at_once_keep_one_entry(postgres_url: str, tmp_path: Path):
+    """An aggregator and the wire list the same page under different headlines at the same moment."""
+    rounds = 40
+    url = "https://wire.example/story/{n}"
+    work = [
+        [(Article(site=site, url=url.format(n=n), headline=f"{site} take {n} on it"), f"{site} take {n} on it", url.format(n=n))
+         for n in range(rounds)]
+        for site in ("wire", "aggregator")
+    ]
+    stores = [open_store(postgres_url, state_dir=tmp_path) for _ in work]
+    try:
+        assert not race(stores, work)
+        assert stores[0].entry_count() == rounds
+        for site in ("wire", "aggregator"):
+            assert len(stores[1].entries([site], 1000)) == rounds
+    finally:
+        for store in stores:
+            store.close()
+
+
+# -- site-run leases -------------------------------------------------------------------------------------
+
+LEASE = timedelta(minutes=3)  # three readings of the fake clock
+
+
+def test_a_slot_is_claimed_by_one_worker_and_never_run_again_once_done(store: Store):
+    slot = T0
+    store.worker = "a"
+    first = store.claim_run("wire", slot, lease=LEASE)
+    assert first.won
+    assert first.worker == "a"
+    assert not first.done
+    store.worker = "b"
+    held = store.claim_run("wire", slot, lease=LEASE)
+    assert not held.won
+    assert held.worker == "a"
+    assert held.expires == first.expires
+    assert not store.renew_run("wire", slot, lease=LEASE)  # b holds nothing to renew
+    assert store.claim_run("other", slot, lease=LEASE).won  # another site's slot is its own
+    store.worker = "a"
+    assert store.renew_run("wire", slot, lease=LEASE)
+    store.finish_run("wire", slot)
+    store.worker = "b"
+    for _ in range(5):  # long after the lease: done stays done
+        after = store.claim_run("wire", slot, lease=LEASE)
+        assert not after.won
+        assert after.done
+    assert store.claim_run("wire", slot + timedelta(hours=1), lease=LEASE).won  # the next slot is free
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_holder_loses_it(store: Store):
+    store.worker = "dead"
+    assert store.claim_run("wire", T0, lease=LEASE).won
+    store.worker = "b"
+    assert not store.claim_run("wire", T0, lease=LEASE).won  # the clock moves a minute per reading
+    assert not store.claim_run("wire", T0, lease=LEASE).won
+    taken = store.claim_run("wire", T0, lease=LEASE)
+    assert taken.won
+    assert taken.worker == "b"
+    store.worker = "dead"
+    assert not store.renew_run("wire", T0, lease=LEASE)
+
+
+def test_a_released_lease_is_free_at_once(store: Store):
+    store.worker = "a"
+    assert store.claim_run("wire", T0, lease=timedelta(hours=1)).won
+    store.finish_run("wire", T0, done=False)
+    store.worker = "b"
+    assert store.claim_run("wire", T0, lease=timedelta(hours=1)).won
+
+
+def test_runs_record_the_worker_that_ran_them(store: Store):
+    store.worker = "host-a:12"
+    store.record_run(report())
+    last = store.last_run("wire")
+    assert last is not None
+    assert last.worker == "host-a:12"
+
+
+def test_eight_workers_claiming_one_slot_at_once_give_exactly_one_winner(postgres_url: str, tmp_path: Path):
+    stores = [open_store(postgres_url, state_dir=tmp_path, worker=f"w{n}") for n in range(8)]
+    try:
+        for round_ in range(10):
+            slot = T0 + timedelta(hours=round_)
+            start = threading.Barrier(len(stores))
+            claims: list[bool] = []
+
+            def claim(store: Store, slot: datetime, start: threading.Barrier, claims: list[bool]) -> None:
+                start.wait(timeout=30)
+                claims.append(store.claim_run("wire", slot, lease=timedelta(minutes=5)).won)
+
+            threads = [threading.Thread(target=claim, args=(s, slot, start, claims)) for s in stores]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert sorted(claims) == [False] * 7 + [True], f"round {round_}"
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_host_turn_is_held_by_one_worker_and_then_spaced_by_the_delay(store: Store):
+    """Clock: one minute per reading. Holding for 90 s, the turn lapses after two readings."""
+    store.worker = "a"
+    assert store.take_host_turn("news.example", hold=90) == 0.0
+    store.worker = "b"
+    assert store.take_host_turn("news.example", hold=90) > 0  # a's request is in flight
+    assert store.take_host_turn("other.example", hold=90) == 0.0  # another host is its own
+    store.worker = "a"
+    store.end_host_turn("news.example", delay=150)  # the next request waits 150 s: two more readings
+    store.worker = "b"
+    assert [store.take_host_turn("news.example", hold=90) for _ in range(3)] == [90.0, 30.0, 0.0]
+
+
+def test_a_dead_workers_host_turn_lapses_after_its_hold(store: Store):
+    store.worker = "dead"
+    assert store.take_host_turn("news.example", hold=90) == 0.0
+    store.worker = "b"
+    assert [store.take_host_turn("news.example", hold=90) for _ in range(2)] == [30.0, 0.0]

@@ -27,7 +27,7 @@ from feedmaker.errors import ExtractError, ParseAborted
 from feedmaker.extract import extract_listing
 from feedmaker.fetch import Fetcher
 from feedmaker.models import Page, SiteReport, Validators, utcnow
-from feedmaker.store import Store
+from feedmaker.store import SqliteStore, Store
 from feedmaker.workers import PagePool
 from tests.hostile_server import HostileHandler, HostileServer, serve_routes
 from tests.sites import serve_dir, write_config
@@ -178,7 +178,7 @@ def test_a_listing_over_the_parse_budget_fails_its_site_only(tmp_path: Path, ser
     bad_url = server.url("/bad/list.html")
 
     async def go() -> dict[str, list[str]]:
-        with Store(tmp_path / "state.db") as store, PagePool(workers=1, budget=settings.limits.parse_seconds) as pool:
+        with SqliteStore(tmp_path / "state.db") as store, PagePool(workers=1, budget=settings.limits.parse_seconds) as pool:
             async with Fetcher(settings.fetch) as fetcher:
                 reports = await crawl_all(settings, sites, fetcher=fetcher, store=store, pool=pool)
                 # The pool still works after the bad page: a second run of the good site reads its listing again.
@@ -204,7 +204,7 @@ def test_an_article_page_over_the_parse_budget_is_that_items_warning(tmp_path: P
         settings, [site] = load(tmp_path, {"deep": listing}, "parse_seconds = 0.5")
 
         async def go() -> tuple[list[str], list[str], bool]:
-            with Store(tmp_path / "state.db") as store, PagePool(workers=1, budget=0.5) as pool:
+            with SqliteStore(tmp_path / "state.db") as store, PagePool(workers=1, budget=0.5) as pool:
                 async with Fetcher(settings.fetch) as fetcher:
                     report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store, pool=pool)
                 return list(report.warnings), [e.article.headline for e in store.entries(["deep"], 10)], report.ok
@@ -229,7 +229,7 @@ def test_article_pages_not_done_within_the_site_run_budget_wait_for_the_next_run
                 report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store)
                 return time.monotonic() - began, report
 
-        with Store(tmp_path / "state.db") as store:
+        with SqliteStore(tmp_path / "state.db") as store:
             seconds, first = asyncio.run(go(store))
             stored = sorted(e.article.headline for e in store.entries(["slow"], 10))
             secs["secs"] = 0.0
@@ -272,7 +272,7 @@ def test_generic_listing_headlines_are_replaced_by_the_article_pages_in_a_worker
         settings, [site] = load(tmp_path, {"more": text}, "parse_seconds = 5")
 
         async def go() -> list[str]:
-            with Store(tmp_path / "state.db") as store, PagePool(workers=1, budget=5) as pool:
+            with SqliteStore(tmp_path / "state.db") as store, PagePool(workers=1, budget=5) as pool:
                 async with Fetcher(settings.fetch) as fetcher:
                     report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store, pool=pool)
                 assert (report.new, report.duplicates) == (3, 0), report
@@ -329,7 +329,7 @@ def test_listing_pages_after_the_site_run_budget_are_left_unread_and_the_listing
             async with Fetcher(settings.fetch) as fetcher:
                 return await crawl_site(site, settings=settings, fetcher=fetcher, store=store)
 
-        with Store(tmp_path / "state.db") as store:
+        with SqliteStore(tmp_path / "state.db") as store:
             first = asyncio.run(go(store))
             stored = [e.article.headline for e in store.entries(["paged"], 10)]
             asyncio.run(go(store))

@@ -22,7 +22,7 @@ import httpx
 from feedmaker.config import FetchSettings
 from feedmaker.errors import Blocked, FetchError
 from feedmaker.fetch.decode import read_body
-from feedmaker.fetch.gate import Budget, Gates, Pauses, retry_after_seconds
+from feedmaker.fetch.gate import Budget, Gates, HostTurns, Pauses, retry_after_seconds
 from feedmaker.fetch.guard import AddressPolicy, AddressRefused, GuardedBackend, Resolve, host_key, resolve
 from feedmaker.fetch.reasons import describe
 from feedmaker.fetch.steps import HOP_STEPS, Hop, Step
@@ -68,7 +68,8 @@ class Fetcher:
     `transport` replaces the guarded network transport (tests use `httpx.MockTransport`); `network`
     is the raw connector under the address guard (tests spy on it); `resolve` is the guard's DNS
     lookup; `ssl_context` replaces the system trust store; `backoff` is the first retry's base wait
-    in seconds; `steps` are the per-hop checks (see `steps.HOP_STEPS`).
+    in seconds; `steps` are the per-hop checks (see `steps.HOP_STEPS`); `turns` shares the per-host
+    turns with other processes (the store, when several workers share one database).
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class Fetcher:
         ssl_context: ssl.SSLContext | None = None,
         paused: Mapping[str, datetime] | None = None,
         steps: Sequence[Step] = HOP_STEPS,
+        turns: HostTurns | None = None,
     ) -> None:
         self.settings = settings
         self._now, self._backoff = now, backoff
@@ -97,7 +99,9 @@ class Fetcher:
         # origin, so a connection opened for an allow_private site must never serve a guarded
         # request. Each client's backend has one fixed policy and its own pool.
         self._clients: dict[bool, tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]] = {}
-        self._gates = Gates(clock, settings.concurrency)
+        # `turns`: per-host turns shared with other workers (a shared store); a turn outlives a dead
+        # worker by one total deadline at most.
+        self._gates = Gates(clock, settings.concurrency, turns=turns, hold=settings.timeout + 5.0)
         self._pauses = Pauses(clock, now, paused)
         self._steps = tuple(steps)
         self.robots = RobotsCache(clock=clock, now=now)

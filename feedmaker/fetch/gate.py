@@ -5,16 +5,18 @@ the total deadline one fetch's requests share. No I/O; clocks are injected.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 from feedmaker.errors import Blocked, FetchError
 
-__all__ = ["MAX_PAUSE", "Budget", "Gates", "HostGate", "Pause", "Pauses", "retry_after_seconds"]
+__all__ = ["MAX_PAUSE", "Budget", "Gates", "HostGate", "HostTurns", "Pause", "Pauses", "retry_after_seconds"]
 
 MAX_PAUSE = 24 * 3600.0  # Retry-After is capped at a day
 
@@ -41,21 +43,55 @@ class HostGate:
                 self._last_end = self._clock()
 
 
-class Gates:
-    """A `HostGate` per host plus a cap on requests in flight over all hosts."""
+class HostTurns(Protocol):
+    """Per-host turns shared with other processes (the store, when several workers share PostgreSQL):
+    the `HostGate` rules, one request in flight and `delay` between requests, across all of them."""
 
-    def __init__(self, clock: Callable[[], float], concurrency: int) -> None:
+    def take_host_turn(self, host: str, *, hold: float) -> float:
+        """0.0 when this process got the turn (for at most `hold` s), else seconds to wait and ask again."""
+        ...
+
+    def end_host_turn(self, host: str, *, delay: float) -> None: ...
+
+
+class Gates:
+    """A `HostGate` per host plus a cap on requests in flight over all hosts; with `turns`, each
+    request also takes the host's turn there, so the gap holds across processes too."""
+
+    def __init__(
+        self, clock: Callable[[], float], concurrency: int, *, turns: HostTurns | None = None, hold: float = 60.0
+    ) -> None:
         self._clock = clock
         self._hosts: dict[str, HostGate] = {}
         self._slots = asyncio.Semaphore(concurrency)
+        self._turns, self._hold = turns, hold
 
     @asynccontextmanager
     async def turn(self, host: str, delay: float) -> AsyncIterator[None]:
         gate = self._hosts.get(host)
         if gate is None:
             gate = self._hosts[host] = HostGate(self._clock)
-        async with gate.turn(delay), self._slots:
+        async with gate.turn(delay), self._shared(host, delay), self._slots:
             yield
+
+    @asynccontextmanager
+    async def _shared(self, host: str, delay: float) -> AsyncIterator[None]:
+        turns = self._turns
+        if turns is None:
+            yield
+            return
+        # Blocking database calls: off the loop, as every store call is.
+        # Polled, not signalled: the turn is ended by another process, which no event here can see.
+        for _ in itertools.count():
+            wait = await asyncio.to_thread(turns.take_host_turn, host, hold=self._hold)
+            if wait <= 0:
+                break
+            # A turn in flight elsewhere may end long before its hold: ask again a few times per delay.
+            await asyncio.sleep(min(wait, max(delay / 4, 0.05)))
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(turns.end_host_turn, host, delay=delay)
 
 
 @dataclass(frozen=True, slots=True)

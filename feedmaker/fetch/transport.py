@@ -148,7 +148,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             over = len(self.pools) > self.max_origins
             if not over and now - pool.used < self.keepalive_expiry:
                 break  # ordered by last use: every later pool is fresher
-            if pool.in_flight == 0:
+            # Another request's sweep may have closed it while this one awaited an aclose below.
+            if pool.in_flight == 0 and self.pools.get(origin) is pool:
                 del self.pools[origin]
                 await pool.connections.aclose()
 

@@ -1,35 +1,34 @@
-"""State: sqlite3. Article -> AddResult (Added | Updated | Duplicate), stored Entry rows -> feed.
+"""The store's one interface and the SQL both engines share: Article -> AddResult (Added | Updated |
+Duplicate), stored Entry rows -> feed, conditional-GET validators, run history, politeness state.
 
-One file (or ":memory:") holds the entries, the other sites' sightings of each story (sources), the
-upstream conditional-GET validators and the run history used for drift and failure detection. Headline,
-author and summary are capped as they are stored (`cap_text`, HEADLINE_MAX, AUTHOR_MAX, SUMMARY_MAX).
+The engines (`sqlite.py`, the embedded default; `postgres.py`, several daemons on one database) supply a
+connection and transactions; everything written here is plain SQL both dialects agree on, with `?`
+placeholders. Headline, author and summary are capped as they are stored (`cap_text`, HEADLINE_MAX,
+AUTHOR_MAX, SUMMARY_MAX).
 
-Durability: WAL with synchronous=FULL. NORMAL survives a killed process but may lose the last commits on
-power loss; a lost entry would be minted again with a new id after the feed that published the old id
-was fsynced to disk, so readers would see the story twice. An fsync per add costs a few ms, and a run
-adds at most a few hundred articles.
-
-Migrations: `PRAGMA user_version` counts the steps applied. Each step runs in one BEGIN IMMEDIATE ...
-COMMIT transaction (sqlite DDL is transactional) that also sets the version, and rolls back on any
-error, so a crash leaves a whole version and never half of one. The version is re-read inside the
-transaction, so two processes opening a new file at once apply each step once.
+Concurrency: sqlite serialises writers with BEGIN IMMEDIATE, so a look-up before an insert is safe there.
+PostgreSQL runs workers' transactions side by side (READ COMMITTED), so the add rules lean on unique
+constraints instead: a new URL is inserted with ON CONFLICT (url_key) DO NOTHING and looked up again when
+another worker won, and a new story first upserts its canonical key's row in `story_keys`, which holds
+the row lock until commit, so a second worker with the same story waits and then sees the first one's
+entry (`_claim_key`).
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import logging
+import os
 import re
-import sqlite3
-import threading
+import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from feedmaker.errors import StoreError
 from feedmaker.models import (
@@ -46,111 +45,15 @@ from feedmaker.models import (
     utcnow,
 )
 
+__all__ = [
+    "AUTHOR_MAX", "HEADLINE_MAX", "RUNS_KEPT", "SUMMARY_MAX", "Claim", "Cursor", "Db", "RunRecord", "Store",
+    "cap_text", "default_worker", "is_generic_key",
+]
+
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 5000
 RUNS_KEPT = 500  # run records kept per site; enough for drift and failure history
 
-# Each step is applied in one transaction together with `PRAGMA user_version = <its index + 1>`.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE entries (
-            id TEXT PRIMARY KEY,
-            site TEXT NOT NULL,
-            key TEXT NOT NULL,
-            url_key TEXT NOT NULL UNIQUE,
-            url TEXT NOT NULL,
-            headline TEXT NOT NULL,
-            published TEXT,
-            author TEXT,
-            summary TEXT,
-            image TEXT,
-            content TEXT,
-            origins TEXT NOT NULL DEFAULT '[]',
-            first_seen TEXT NOT NULL,
-            updated TEXT NOT NULL
-        )""",
-        "CREATE INDEX entries_key ON entries (key, first_seen)",
-        "CREATE INDEX entries_site_newest ON entries (site, coalesce(published, first_seen) DESC, id)",
-        """CREATE TABLE sources (
-            url_key TEXT PRIMARY KEY,
-            entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
-            url TEXT NOT NULL,
-            site TEXT NOT NULL,
-            first_seen TEXT NOT NULL
-        )""",
-        "CREATE INDEX sources_entry ON sources (entry_id, first_seen)",
-        "CREATE INDEX sources_site ON sources (site, entry_id)",
-        """CREATE TABLE validators (
-            url TEXT PRIMARY KEY,
-            etag TEXT,
-            last_modified TEXT,
-            saved TEXT NOT NULL
-        )""",
-        """CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            site TEXT NOT NULL,
-            ok INTEGER NOT NULL,
-            started TEXT NOT NULL,
-            finished TEXT NOT NULL,
-            pages INTEGER NOT NULL,
-            items INTEGER NOT NULL,
-            new INTEGER NOT NULL,
-            updated INTEGER NOT NULL,
-            duplicates INTEGER NOT NULL,
-            not_modified INTEGER NOT NULL,
-            errors TEXT NOT NULL,
-            warnings TEXT NOT NULL,
-            fill TEXT NOT NULL
-        )""",
-        "CREATE INDEX runs_site ON runs (site, id)",
-    ),
-    (
-        # Hosts paused by Retry-After, so the pause outlives the process (`run --once` from cron).
-        """CREATE TABLE host_pauses (
-            host TEXT PRIMARY KEY,
-            until TEXT NOT NULL
-        )""",
-    ),
-    (
-        # robots.txt files, so that a `run --once` from cron asks each host at most once a day.
-        """CREATE TABLE robots (
-            url TEXT PRIMARY KEY,
-            fetched TEXT NOT NULL,
-            status INTEGER NOT NULL,
-            body BLOB NOT NULL
-        )""",
-    ),
-    (
-        # A source is one site's sighting: the same URL listed by two sites is two sources.
-        """CREATE TABLE sources_by_site (
-            url_key TEXT NOT NULL,
-            site TEXT NOT NULL,
-            entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
-            url TEXT NOT NULL,
-            first_seen TEXT NOT NULL,
-            PRIMARY KEY (url_key, site)
-        )""",
-        "INSERT INTO sources_by_site (url_key, site, entry_id, url, first_seen) "
-        "SELECT url_key, site, entry_id, url, first_seen FROM sources",
-        "DROP TABLE sources",
-        "ALTER TABLE sources_by_site RENAME TO sources",
-        "CREATE INDEX sources_entry ON sources (entry_id, first_seen)",
-        "CREATE INDEX sources_site ON sources (site, entry_id)",
-    ),
-    (
-        # New items a site's filters rejected after reading their article page: remembered, so that they are
-        # not fetched again every run, nor take the place of later items under max_articles.
-        """CREATE TABLE filtered (
-            url_key TEXT NOT NULL,
-            site TEXT NOT NULL,
-            seen TEXT NOT NULL,
-            PRIMARY KEY (url_key, site)
-        )""",
-    ),
-)
-
-SCHEMA_VERSION = len(MIGRATIONS)
 
 # A canonical key shorter than this many words ("read more", "live updates", "morning briefing") is too
 # generic to name one story: it merges nothing by key, on one site or across sites (see `is_generic_key`).
@@ -167,13 +70,19 @@ SUMMARY_MAX = 2000
 AUTHOR_MAX = 200
 ELLIPSIS = "\u2026"
 _LAST_WORD = re.compile(r"\s+\S*$")
+# robots.txt files older than robots.py's cache lifetime (a day) are of no use to the next process.
+ROBOTS_KEPT = timedelta(days=1)
+LEASES_KEPT = timedelta(days=2)  # site-run leases kept for the status page and debugging
+# A write that lost a deadlock or serialisation race against another worker is run again this many times.
+WRITE_ATTEMPTS = 5
 
 # The stored article fields, in column order (see `_merge` for how a re-sighting changes them).
 _MERGED = ("url", "headline", "published", "author", "summary", "image", "content", "origins")
 _ENTRY_COLUMNS = (
     "id, site, key, url_key, url, headline, published, author, summary, image, content, origins, first_seen, updated"
 )
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile("[\x00\ud800-\udfff]")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +90,18 @@ class RunRecord(SiteReport):
     """A stored SiteReport plus the share of items in which each watched field was filled."""
 
     fill: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    # Which feedmaker process ran it (None: recorded before workers were named); not part of what ran.
+    worker: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """claim_run -> schedule: who holds a site's run for one schedule slot, and until when."""
+
+    won: bool  # this worker holds the lease now and runs the site
+    worker: str  # the holder
+    expires: datetime  # the holder renews it while the run lasts; once past, another worker may take over
+    done: bool  # the run finished (well or not): nobody runs this slot again
 
 
 def is_generic_key(key: str) -> bool:
@@ -205,6 +126,11 @@ def _capped(value: str | None, limit: int) -> str | None:
     return None if value is None else cap_text(value, limit)
 
 
+def default_worker() -> str:
+    """This process's name in leases and run records: FEEDMAKER_WORKER, else host:pid."""
+    return os.environ.get("FEEDMAKER_WORKER") or f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _iso(moment: datetime) -> str:
     """Fixed-width UTC text, so that text order is time order."""
     return as_utc(moment).isoformat(timespec="microseconds")
@@ -219,7 +145,8 @@ def _time(text: str) -> datetime:
 
 
 def _text(value: str) -> str:
-    # Lone surrogates cannot be encoded as UTF-8; they only come from broken input, so keep the rest.
+    # Lone surrogates cannot be encoded as UTF-8, nor NUL stored in PostgreSQL text; they only come from
+    # broken input, so keep the rest.
     return _SURROGATE.sub("\ufffd", value)
 
 
@@ -232,43 +159,44 @@ def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-class Store:
-    """The feedmaker database. Every method is atomic and safe to call from one thread at a time or
-    several (a lock serialises them); other processes may use the same file concurrently."""
+class Cursor(Protocol):
+    """The part of a DB-API cursor the store uses."""
 
-    def __init__(self, path: str | Path, *, now: Callable[[], datetime] = utcnow) -> None:
-        self.path = str(path)
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Db(Protocol):
+    """One open transaction of an engine: `?` placeholders, rows as tuples."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+
+class Store(abc.ABC):
+    """The feedmaker database. Every method is atomic and safe to call from several threads; other
+    processes (and, on PostgreSQL, other machines) may use the same database concurrently."""
+
+    # The column that orders rows by insertion (sqlite's rowid; an identity column in PostgreSQL).
+    ROW_ORDER = "rowid"
+    # Whether other machines' workers use this database too, so site runs are claimed by lease (schedule.py).
+    SHARED = False
+
+    def __init__(self, path: str, *, now: Callable[[], datetime] = utcnow, worker: str | None = None) -> None:
+        self.path = path  # where the database is, for messages (never with a password)
+        self.worker = worker or default_worker()
         self._now = now
-        self._lock = threading.RLock()
-        # The last write transaction's failure (disk full, read-only file); None once one commits. The
-        # daemon's /healthz reports it: a store that cannot write keeps nothing new.
+        # The last write transaction's failure (disk full, read-only file, server gone); None once one
+        # commits. The daemon's /healthz reports it: a store that cannot write keeps nothing new.
         self.write_error: StoreError | None = None
-        try:
-            # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open database: {exc}") from exc
-        try:
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if self.path != ":memory:":
-                mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StoreError(f"{self.path}: cannot switch to WAL journal (got {mode!r})")
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise StoreError(f"{self.path}: cannot prepare database: {exc}") from exc
-        except BaseException:
-            self._db.close()
-            raise
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self) -> Store:
         return self
@@ -278,56 +206,49 @@ class Store:
     ) -> None:
         self.close()
 
-    def _migrate(self) -> None:
-        for version, statements in enumerate(MIGRATIONS, start=1):
-            with self._write(f"migrate to schema version {version}") as db:
-                current = db.execute("PRAGMA user_version").fetchone()[0]
-                if current > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.path}: schema version {current} is newer than this feedmaker ({SCHEMA_VERSION})"
-                    )
-                if current >= version:
-                    continue
-                for statement in statements:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version}")
+    @abc.abstractmethod
+    def _transaction(self, *, write: bool, action: str) -> contextlib.AbstractContextManager[Db]:
+        """One transaction, committed when the block ends and rolled back on any error; the engine's
+        errors come out as StoreError naming the action, with the engine's error as the cause."""
+
+    def _retryable(self, exc: BaseException | None) -> bool:
+        """Whether a failed write lost a race another worker won, so that running it again can succeed."""
+        return False
+
+    def _claim_key(self, db: Db, key: str, now: str) -> None:
+        """Hold the canonical key until commit, so no other worker mints an entry for the same story
+        meanwhile. sqlite's one writer at a time holds every key already."""
+        return
 
     @contextlib.contextmanager
-    def _read(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _read(self, action: str) -> Iterator[Db]:
         """One read transaction: the queries inside see one snapshot (entries and their sources)."""
-        with self._transaction("BEGIN", action) as db:
+        with self._transaction(write=False, action=action) as db:
             yield db
 
     @contextlib.contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction. IMMEDIATE takes the write lock up front, so the busy timeout applies
-        and a read-then-write never fails halfway with SQLITE_BUSY."""
+    def _write(self, action: str) -> Iterator[Db]:
+        """One write transaction; its failure is kept in `write_error` until a write commits."""
         try:
-            with self._transaction("BEGIN IMMEDIATE", action) as db:
+            with self._transaction(write=True, action=action) as db:
                 yield db
         except StoreError as exc:
             self.write_error = exc
             raise
         self.write_error = None
 
-    @contextlib.contextmanager
-    def _transaction(self, begin: str, action: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+    def _write_retrying(self, action: str, work: Callable[[Db], _T]) -> _T:
+        """`work` in one write transaction, run again when it lost a race (a deadlock between two
+        workers' add_many: the database aborts one of them, and it succeeds once the other committed)."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                self._db.execute(begin)
-            except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: {action}: {exc}") from exc
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                if self._db.in_transaction:
-                    # The original error says more; sqlite rolls back on close anyway.
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"{self.path}: {action}: {exc}") from exc
-                raise
+                with self._write(action) as db:
+                    return work(db)
+            except StoreError as exc:
+                if attempt == WRITE_ATTEMPTS or not self._retryable(exc.__cause__):
+                    raise
+                log.info("store %s lost a race attempt=%d reason=%s", action, attempt, exc.__cause__)
+        raise AssertionError("unreachable")
 
     # -- entries -------------------------------------------------------------------------------------
 
@@ -352,10 +273,11 @@ class Store:
             return []
         now = _iso(self._now())
         what = f"add {sightings[0][0].url!r}" if len(sightings) == 1 else f"add {len(sightings)} articles"
-        with self._write(what) as db:
-            return [self._add(db, a, key=_text(key), url_key=_text(url_key), now=now) for a, key, url_key in sightings]
+        return self._write_retrying(
+            what, lambda db: [self._add(db, a, key=_text(key), url_key=_text(url_key), now=now) for a, key, url_key in sightings]
+        )
 
-    def _add(self, db: sqlite3.Connection, article: Article, *, key: str, url_key: str, now: str) -> AddResult:
+    def _add(self, db: Db, article: Article, *, key: str, url_key: str, now: str) -> AddResult:
         row = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE url_key = ?", (url_key,)).fetchone()
         if row is not None:
             if row[1] != _text(article.site):
@@ -368,26 +290,31 @@ class Store:
         if source is not None:
             self._record_source(db, source[0], article, url_key=url_key, now=now)
             return Duplicate(self._entry_by_id(db, source[0]), article.url)
+        self._claim_key(db, key, now)
         row = self._copied_from(db, article, key=key, now=now)
         if row is not None:
             self._record_source(db, row[0], article, url_key=url_key, now=now)
             log.debug("site=%s duplicate of entry=%s url=%s", article.site, row[0], article.url)
             return Duplicate(self._entry_by_id(db, row[0]), article.url)
         entry_id = f"urn:uuid:{uuid.uuid4()}"
-        db.execute(
-            f"INSERT INTO entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        inserted = db.execute(
+            f"INSERT INTO entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (url_key) DO NOTHING",
             (entry_id, _text(article.site), key, url_key, *_article_values(article), now, now),
-        )
+        ).rowcount
+        if not inserted:
+            # Another worker stored this URL since the look-up above; it is visible now, so rule 1 applies.
+            return self._add(db, article, key=key, url_key=url_key, now=now)
         log.debug("site=%s added entry=%s url=%s", article.site, entry_id, article.url)
         return Added(self._entry_by_id(db, entry_id))
 
-    def _record_source(self, db: sqlite3.Connection, entry_id: str, article: Article, *, url_key: str, now: str) -> None:
+    def _record_source(self, db: Db, entry_id: str, article: Article, *, url_key: str, now: str) -> None:
         db.execute(
-            "INSERT OR IGNORE INTO sources (url_key, site, entry_id, url, first_seen) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO sources (url_key, site, entry_id, url, first_seen) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (url_key, _text(article.site), entry_id, _text(article.url), now),
         )
 
-    def _copied_from(self, db: sqlite3.Connection, article: Article, *, key: str, now: str) -> tuple[Any, ...] | None:
+    def _copied_from(self, db: Db, article: Article, *, key: str, now: str) -> tuple[Any, ...] | None:
         """The stored entry that a sighting at a new URL repeats, by canonical key; None for a new story.
 
         A generic key (`is_generic_key`: "Read more", "Live updates") matches nothing, on any site.
@@ -399,7 +326,7 @@ class Store:
         if is_generic_key(key):
             return None
         rows: list[tuple[Any, ...]] = db.execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, rowid", (key,)
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, {self.ROW_ORDER}", (key,)
         ).fetchall()
         if not rows:
             return None
@@ -413,7 +340,7 @@ class Store:
             return last if gap < RECURRING_GAP else None
         return rows[0]
 
-    def _merge(self, db: sqlite3.Connection, row: tuple[Any, ...], article: Article, *, key: str, now: str) -> AddResult:
+    def _merge(self, db: Db, row: tuple[Any, ...], article: Article, *, key: str, now: str) -> AddResult:
         """A re-sighting of a stored URL by its own site. Text fields take new non-None values (an edited
         headline); the URL keeps its first form (rotating tracking parameters map to one url_key) and a
         known date stays (re-reading "2 hours ago" every run must not move it); the origins of changed
@@ -450,11 +377,11 @@ class Store:
             db.execute("UPDATE entries SET key = ? WHERE id = ?", (key, entry_id))
         return Duplicate(self._entry_by_id(db, entry_id), article.url)
 
-    def _entry_by_id(self, db: sqlite3.Connection, entry_id: str) -> Entry:
+    def _entry_by_id(self, db: Db, entry_id: str) -> Entry:
         row = db.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id = ?", (entry_id,)).fetchone()
         return _entry(row, self._sources(db, [entry_id]).get(entry_id, ()))
 
-    def _sources(self, db: sqlite3.Connection, entry_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    def _sources(self, db: Db, entry_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
         found: dict[str, list[str]] = {}
         for chunk in _chunks(entry_ids):
             marks = ", ".join("?" * len(chunk))
@@ -502,7 +429,8 @@ class Store:
         now = _iso(self._now())
         with self._write(f"remember filtered URLs of site {site}") as db:
             db.executemany(
-                "INSERT OR IGNORE INTO filtered (url_key, site, seen) VALUES (?, ?, ?)", [(_text(k), site, now) for k in url_keys]
+                "INSERT INTO filtered (url_key, site, seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [(_text(k), site, now) for k in url_keys],
             )
 
     def entries(self, sites: Sequence[str], limit: int) -> list[Entry]:
@@ -558,10 +486,15 @@ class Store:
             return {host: _time(until) for host, until in db.execute("SELECT host, until FROM host_pauses WHERE until > ?", (now,))}
 
     def save_host_pauses(self, pauses: Mapping[str, datetime]) -> None:
-        """Replace the stored pauses with these (expired ones are dropped)."""
+        """Keep these pauses, the later one where a host has two (other workers save theirs too), and
+        drop expired ones."""
         with self._write("save host pauses") as db:
-            db.execute("DELETE FROM host_pauses")
-            db.executemany("INSERT INTO host_pauses (host, until) VALUES (?, ?)", [(h, _iso(u)) for h, u in pauses.items()])
+            db.execute("DELETE FROM host_pauses WHERE until <= ?", (_iso(self._now()),))
+            db.executemany(
+                "INSERT INTO host_pauses (host, until) VALUES (?, ?) ON CONFLICT (host) DO UPDATE "
+                "SET until = excluded.until WHERE excluded.until > host_pauses.until",
+                [(_text(h), _iso(u)) for h, u in sorted(pauses.items())],
+            )
 
     def robots_files(self) -> list[tuple[str, datetime, RobotsFile]]:
         with self._read("read robots.txt cache") as db:
@@ -569,43 +502,49 @@ class Store:
         return [(url, _time(fetched), RobotsFile(status, bytes(body))) for url, fetched, status, body in rows]
 
     def save_robots_files(self, files: Iterable[tuple[str, datetime, RobotsFile]]) -> None:
-        """Replace the kept robots.txt files with these."""
+        """Keep these robots.txt files, the newer fetch where a URL has two (other workers save theirs
+        too), and drop files older than the cache lifetime."""
         with self._write("save robots.txt cache") as db:
-            db.execute("DELETE FROM robots")
+            db.execute("DELETE FROM robots WHERE fetched < ?", (_iso(self._now() - ROBOTS_KEPT),))
             db.executemany(
-                "INSERT INTO robots (url, fetched, status, body) VALUES (?, ?, ?, ?)",
-                [(url, _iso(fetched), f.status, f.body) for url, fetched, f in files],
+                "INSERT INTO robots (url, fetched, status, body) VALUES (?, ?, ?, ?) ON CONFLICT (url) DO UPDATE "
+                "SET fetched = excluded.fetched, status = excluded.status, body = excluded.body "
+                "WHERE excluded.fetched > robots.fetched",
+                sorted((_text(url), _iso(fetched), f.status, f.body) for url, fetched, f in files),
             )
 
     def record_run(self, report: SiteReport, *, fill: Mapping[str, float] = MappingProxyType({})) -> None:
         """Append one run of one site; keeps the newest RUNS_KEPT runs per site."""
-        with self._write(f"record run of site {report.site}") as db:
-            db.execute(
-                "INSERT INTO runs (site, ok, started, finished, pages, items, new, updated, duplicates, "
-                "not_modified, errors, warnings, fill) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    report.site,
-                    int(report.ok),
-                    _iso(report.started),
-                    _iso(report.finished),
-                    report.pages,
-                    report.items,
-                    report.new,
-                    report.updated,
-                    report.duplicates,
-                    report.not_modified,
-                    json.dumps(list(report.errors)),
-                    json.dumps(list(report.warnings)),
-                    json.dumps(dict(sorted(fill.items()))),
-                ),
-            )
-            db.execute(
-                "DELETE FROM runs WHERE site = ? AND id <= "
-                "(SELECT id FROM runs WHERE site = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (report.site, report.site, RUNS_KEPT),
-            )
-            # Validators of pages not fetched for a month (old config versions, moved listings) are dead weight.
-            db.execute("DELETE FROM validators WHERE saved < ?", (_iso(report.finished - VALIDATORS_KEPT),))
+        self._write_retrying(f"record run of site {report.site}", lambda db: self._record_run(db, report, fill))
+
+    def _record_run(self, db: Db, report: SiteReport, fill: Mapping[str, float]) -> None:
+        db.execute(
+            "INSERT INTO runs (site, ok, started, finished, pages, items, new, updated, duplicates, "
+            "not_modified, errors, warnings, fill, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                report.site,
+                int(report.ok),
+                _iso(report.started),
+                _iso(report.finished),
+                report.pages,
+                report.items,
+                report.new,
+                report.updated,
+                report.duplicates,
+                report.not_modified,
+                json.dumps(list(report.errors)),
+                json.dumps(list(report.warnings)),
+                json.dumps(dict(sorted(fill.items()))),
+                self.worker,
+            ),
+        )
+        db.execute(
+            "DELETE FROM runs WHERE site = ? AND id <= "
+            "(SELECT id FROM runs WHERE site = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (report.site, report.site, RUNS_KEPT),
+        )
+        # Validators of pages not fetched for a month (old config versions, moved listings) are dead weight.
+        db.execute("DELETE FROM validators WHERE saved < ?", (_iso(report.finished - VALIDATORS_KEPT),))
 
     def last_run(self, site: str) -> RunRecord | None:
         return self._run(site, "")
@@ -617,7 +556,7 @@ class Store:
         with self._read(f"read runs of site {site}") as db:
             row = db.execute(
                 "SELECT site, started, finished, pages, items, new, updated, duplicates, not_modified, "
-                f"errors, warnings, fill FROM runs WHERE site = ? {condition} ORDER BY id DESC LIMIT 1",
+                f"errors, warnings, fill, worker FROM runs WHERE site = ? {condition} ORDER BY id DESC LIMIT 1",
                 (site,),
             ).fetchone()
         if row is None:
@@ -635,6 +574,7 @@ class Store:
             errors=tuple(json.loads(row[9])),
             warnings=tuple(json.loads(row[10])),
             fill=MappingProxyType({str(k): float(v) for k, v in json.loads(row[11]).items()}),
+            worker=row[12],
         )
 
     def consecutive_failures(self, site: str) -> int:
@@ -646,6 +586,84 @@ class Store:
                 (site, site),
             ).fetchone()
         return int(row[0])
+
+
+    # -- site-run leases: one worker per (site, schedule slot) -----------------------------------------
+
+    def claim_run(self, site: str, slot: datetime, *, lease: timedelta) -> Claim:
+        """Take the run of `site` for the slot starting at `slot`, unless another worker holds it (its
+        lease not yet expired) or it is done. One statement decides, so of several workers asking at
+        once exactly one wins; a lease left by a dead worker is taken over once it expires."""
+        now = self._now()
+        with self._write(f"claim run of site {site}") as db:
+            won = db.execute(
+                "INSERT INTO leases (site, slot, worker, claimed, expires, done) VALUES (?, ?, ?, ?, ?, 0) "
+                "ON CONFLICT (site, slot) DO UPDATE SET worker = excluded.worker, claimed = excluded.claimed, "
+                "expires = excluded.expires WHERE leases.done = 0 AND leases.expires <= excluded.claimed "
+                "RETURNING worker",
+                (site, _iso(slot), self.worker, _iso(now), _iso(now + lease)),
+            ).fetchone()
+            row = db.execute("SELECT worker, expires, done FROM leases WHERE site = ? AND slot = ?", (site, _iso(slot))).fetchone()
+        return Claim(won=won is not None, worker=row[0], expires=_time(row[1]), done=bool(row[2]))
+
+    def renew_run(self, site: str, slot: datetime, *, lease: timedelta) -> bool:
+        """Extend this worker's lease; False when it lost it (expired and taken over by another worker)."""
+        with self._write(f"renew run of site {site}") as db:
+            renewed = db.execute(
+                "UPDATE leases SET expires = ? WHERE site = ? AND slot = ? AND worker = ? AND done = 0",
+                (_iso(self._now() + lease), site, _iso(slot), self.worker),
+            ).rowcount
+        return bool(renewed)
+
+    def finish_run(self, site: str, slot: datetime, *, done: bool = True) -> None:
+        """Mark this worker's run of the slot done; with done=False release it for another worker now (a
+        run cancelled at shutdown). Leases older than LEASES_KEPT are dropped."""
+        now = self._now()
+        with self._write(f"finish run of site {site}") as db:
+            if done:
+                db.execute(
+                    "UPDATE leases SET done = 1, expires = ? WHERE site = ? AND slot = ? AND worker = ?",
+                    (_iso(now), site, _iso(slot), self.worker),
+                )
+            else:
+                db.execute(
+                    "UPDATE leases SET expires = claimed WHERE site = ? AND slot = ? AND worker = ? AND done = 0",
+                    (site, _iso(slot), self.worker),
+                )
+            db.execute("DELETE FROM leases WHERE site = ? AND slot < ?", (site, _iso(now - LEASES_KEPT)))
+
+
+    # -- per-host turns across workers (the fetcher's HostGate asks these on a shared store) -----------
+
+    def take_host_turn(self, host: str, *, hold: float) -> float:
+        """Take `host`'s one request in flight for at most `hold` seconds: 0.0 when taken, else the
+        seconds until it may be free (another worker's request is in flight, or its delay not over).
+        One statement decides, so two workers never both get the turn; a turn held by a dead worker
+        lapses after `hold`."""
+        now = self._now()
+        with self._write(f"take turn of host {host}") as db:
+            taken = db.execute(
+                "INSERT INTO host_turns (host, holder, held_until, next_allowed) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (host) DO UPDATE SET holder = excluded.holder, held_until = excluded.held_until "
+                "WHERE host_turns.next_allowed <= excluded.next_allowed "
+                "AND (host_turns.holder IS NULL OR host_turns.held_until <= excluded.next_allowed) RETURNING host",
+                (_text(host), self.worker, _iso(now + timedelta(seconds=hold)), _iso(now)),
+            ).fetchone()
+            if taken is not None:
+                return 0.0
+            holder, held_until, next_allowed = db.execute(
+                "SELECT holder, held_until, next_allowed FROM host_turns WHERE host = ?", (_text(host),)
+            ).fetchone()
+        free = max(_time(next_allowed), _time(held_until)) if holder is not None else _time(next_allowed)
+        return max((free - now).total_seconds(), 0.001)
+
+    def end_host_turn(self, host: str, *, delay: float) -> None:
+        """Give `host`'s turn back; the next request to it, from any worker, waits `delay` seconds."""
+        with self._write(f"end turn of host {host}") as db:
+            db.execute(
+                "UPDATE host_turns SET holder = NULL, next_allowed = ? WHERE host = ? AND holder = ?",
+                (_iso(self._now() + timedelta(seconds=delay)), _text(host), self.worker),
+            )
 
 
 def _article_values(article: Article) -> tuple[str | None, ...]:

@@ -1,0 +1,242 @@
+"""The shared engine: one PostgreSQL database for any number of feedmaker daemons and `run --once` workers.
+
+psycopg 3 with a psycopg_pool connection pool: the store is called from several threads at once (one per
+site run in flight), each call borrows a connection for one transaction. A connection that broke (the
+server restarted) is noticed when it is borrowed and replaced; while the server is away each call fails
+with StoreError after POOL_WAIT, which the daemon's /healthz reports as `failing`.
+
+Transactions run at READ COMMITTED; the add rules in base.py rely on unique constraints for the races
+between workers (`story_keys` for a canonical key, entries.url_key for a URL), and a transaction that the
+server aborts to break a deadlock between two workers runs again (`_retryable`).
+
+Migrations: the `schema_version` table lists the steps applied. Each step runs in one transaction that
+holds a transaction-level advisory lock, re-reads the version, applies its statements and records its
+number, so a crash leaves a whole version and two workers starting at once apply each step once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import psycopg.conninfo
+import psycopg.errors
+import psycopg_pool
+
+from feedmaker.errors import StoreError
+from feedmaker.models import utcnow
+from feedmaker.store.base import Cursor, Db, Store
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore", "display_url"]
+
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 8  # connections per process: site runs in flight plus the server's reads
+POOL_WAIT = 10.0  # seconds a call waits for a connection before it fails (server down)
+CONNECT_TIMEOUT = 5  # seconds per connection attempt
+# Any fixed number: it names the advisory lock that serialises migrations across workers.
+MIGRATION_LOCK = 0x66656564  # "feed"
+
+# The schema of sqlite's MIGRATIONS, in PostgreSQL types (BYTEA, identity columns); times are the same
+# fixed-width UTC text, so that both engines compare and sort them alike.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE entries (
+            id TEXT PRIMARY KEY,
+            seq BIGINT GENERATED ALWAYS AS IDENTITY,
+            site TEXT NOT NULL,
+            key TEXT NOT NULL,
+            url_key TEXT NOT NULL UNIQUE,
+            url TEXT NOT NULL,
+            headline TEXT NOT NULL,
+            published TEXT,
+            author TEXT,
+            summary TEXT,
+            image TEXT,
+            content TEXT,
+            origins TEXT NOT NULL DEFAULT '[]',
+            first_seen TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )""",
+        "CREATE INDEX entries_key ON entries (key, first_seen)",
+        "CREATE INDEX entries_site_newest ON entries (site, (coalesce(published, first_seen)) DESC, id)",
+        """CREATE TABLE sources (
+            url_key TEXT NOT NULL,
+            site TEXT NOT NULL,
+            entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            PRIMARY KEY (url_key, site)
+        )""",
+        "CREATE INDEX sources_entry ON sources (entry_id, first_seen)",
+        "CREATE INDEX sources_site ON sources (site, entry_id)",
+        """CREATE TABLE validators (
+            url TEXT PRIMARY KEY,
+            etag TEXT,
+            last_modified TEXT,
+            saved TEXT NOT NULL
+        )""",
+        """CREATE TABLE runs (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            site TEXT NOT NULL,
+            ok INTEGER NOT NULL,
+            started TEXT NOT NULL,
+            finished TEXT NOT NULL,
+            pages INTEGER NOT NULL,
+            items INTEGER NOT NULL,
+            new INTEGER NOT NULL,
+            updated INTEGER NOT NULL,
+            duplicates INTEGER NOT NULL,
+            not_modified INTEGER NOT NULL,
+            errors TEXT NOT NULL,
+            warnings TEXT NOT NULL,
+            fill TEXT NOT NULL
+        )""",
+        "CREATE INDEX runs_site ON runs (site, id)",
+        """CREATE TABLE host_pauses (
+            host TEXT PRIMARY KEY,
+            until TEXT NOT NULL
+        )""",
+        """CREATE TABLE robots (
+            url TEXT PRIMARY KEY,
+            fetched TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            body BYTEA NOT NULL
+        )""",
+        """CREATE TABLE filtered (
+            url_key TEXT NOT NULL,
+            site TEXT NOT NULL,
+            seen TEXT NOT NULL,
+            PRIMARY KEY (url_key, site)
+        )""",
+        # One row per canonical key ever minted: its row lock is what a worker holds while it decides
+        # whether a sighting is a new story (see base.py), so two workers never mint the same story twice.
+        """CREATE TABLE story_keys (
+            key TEXT PRIMARY KEY,
+            claimed TEXT NOT NULL
+        )""",
+    ),
+    (
+        # As sqlite's step 6: site-run leases and the worker of each run.
+        """CREATE TABLE leases (
+            site TEXT NOT NULL,
+            slot TEXT NOT NULL,
+            worker TEXT NOT NULL,
+            claimed TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (site, slot)
+        )""",
+        "ALTER TABLE runs ADD COLUMN worker TEXT",
+    ),
+    (
+        # One request in flight per host and the delay between requests, across every worker.
+        """CREATE TABLE host_turns (
+            host TEXT PRIMARY KEY,
+            holder TEXT,
+            held_until TEXT NOT NULL,
+            next_allowed TEXT NOT NULL
+        )""",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def display_url(conninfo: str) -> str:
+    """The connection string without its password, for messages and the status page."""
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "postgresql://(unparsable connection string)"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
+
+
+class _Db:
+    """A psycopg connection speaking the store's `?` placeholders (no SQL of ours holds a literal ? or %)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self._conn.execute(sql.replace("?", "%s"), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), rows)
+
+
+class PostgresStore(Store):
+    """A Store in a PostgreSQL database shared by several workers."""
+
+    ROW_ORDER = "seq"
+    SHARED = True
+
+    def __init__(
+        self, conninfo: str, *, now: Callable[[], datetime] = utcnow, worker: str | None = None, pool_size: int = POOL_SIZE
+    ) -> None:
+        super().__init__(display_url(conninfo), now=now, worker=worker)
+        self._connections = psycopg_pool.ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=POOL_WAIT,
+            check=psycopg_pool.ConnectionPool.check_connection,
+            kwargs={"connect_timeout": CONNECT_TIMEOUT},
+            name="feedmaker",
+        )
+        try:
+            self._connections.open(wait=True, timeout=POOL_WAIT)
+        except psycopg.Error as exc:
+            self._connections.close()
+            raise StoreError(f"{self.path}: cannot connect: {exc}") from exc
+        try:
+            self._migrate()
+        except BaseException:
+            self._connections.close()
+            raise
+
+    def close(self) -> None:
+        self._connections.close()
+
+    def _migrate(self) -> None:
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            with self._write(f"migrate to schema version {version}") as db:
+                db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+                db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())")
+                current = db.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+                if current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path}: schema version {current} is newer than this feedmaker ({SCHEMA_VERSION})"
+                    )
+                if current >= version:
+                    continue
+                for statement in statements:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    @contextlib.contextmanager
+    def _transaction(self, *, write: bool, action: str) -> Iterator[Db]:
+        try:
+            with self._connections.connection() as conn, conn.transaction():
+                yield _Db(conn)
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.path}: {action}: {exc}") from exc
+
+    def _retryable(self, exc: BaseException | None) -> bool:
+        return isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
+
+    def _claim_key(self, db: Db, key: str, now: str) -> None:
+        # The upsert takes the key's row lock until commit: a second worker deciding about the same story
+        # waits here, then its look-up (a new snapshot at READ COMMITTED) sees the entry the first minted.
+        db.execute(
+            "INSERT INTO story_keys (key, claimed) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET claimed = excluded.claimed",
+            (key, now),
+        )
