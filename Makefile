@@ -25,6 +25,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check feedmaker tests benchmarks demo
+	$(BIN)/ruff format --check feedmaker tests benchmarks demo
 	$(BIN)/mypy
 
 test: lint

@@ -160,7 +160,9 @@ def main() -> None:
         if third_party is not None:
             runs["trafilatura"] = third_party
         columns: dict[str, dict[str, Score]] = {
-            column: score(pages, run, DATE_FIELDS if column == "htmldate" else fields, day_only=column in DAY_ONLY)
+            column: score(
+                pages, run, DATE_FIELDS if column == "htmldate" else fields, day_only=column in DAY_ONLY
+            )
             for column, run in runs.items()
         }
         print(table(f"{name} ({len(pages)} pages)", columns))

@@ -115,10 +115,20 @@ async def soak(args: argparse.Namespace, tmp: Path, base: str, www: Path) -> Non
         server=ServerSettings(host="127.0.0.1", port=0),
     )
     site = SiteConfig.model_validate(
-        {"id": "news", "name": "News", "start_urls": [f"{base}/news/index.html"], "schedule": "every 1s",
-         "allow_private_network": True,
-         "list": {"item": "article.post", "link": {"css": "h2 a", "attr": "href"}, "headline": "h2", "summary": "p",
-                  "date": {"css": "time", "attr": "datetime"}}}
+        {
+            "id": "news",
+            "name": "News",
+            "start_urls": [f"{base}/news/index.html"],
+            "schedule": "every 1s",
+            "allow_private_network": True,
+            "list": {
+                "item": "article.post",
+                "link": {"css": "h2 a", "attr": "href"},
+                "headline": "h2",
+                "summary": "p",
+                "date": {"css": "time", "attr": "datetime"},
+            },
+        }
     )
     settings.output_dir.mkdir(parents=True)
     settings.state_dir.mkdir(parents=True)
@@ -155,24 +165,40 @@ async def soak(args: argparse.Namespace, tmp: Path, base: str, www: Path) -> Non
             elapsed = time.perf_counter() - began
             rss_end = rss_mib()
             last = store.last_run("news")
-            print(f"crawl cycles: {args.cycles} after {warmup} warm-up in {elapsed:.1f} s "
-                  f"({(warmup + args.cycles) / elapsed:.1f} cycles/s); entries={store.entry_count('news')} "
-                  f"last run ok={last is not None and last.ok}")
+            print(
+                f"crawl cycles: {args.cycles} after {warmup} warm-up in {elapsed:.1f} s "
+                f"({(warmup + args.cycles) / elapsed:.1f} cycles/s); entries={store.entry_count('news')} "
+                f"last run ok={last is not None and last.ok}"
+            )
             growth = (rss_end - rss_start) / rss_start * 100
-            print(f"RSS: start {rss_start:.1f} MiB, end {rss_end:.1f} MiB, growth {growth:+.1f} % (target < 10 %)")
+            print(
+                f"RSS: start {rss_start:.1f} MiB, end {rss_end:.1f} MiB, growth {growth:+.1f} % (target < 10 %)"
+            )
 
             url = f"http://127.0.0.1:{port}/feeds/news.atom"
             size = len((settings.output_dir / "news.atom").read_bytes())
             for conditional in (False, True):
                 out = await asyncio.to_thread(
                     subprocess.run,
-                    [sys.executable, "-c", CLIENT, url, str(args.requests), str(args.concurrency), str(int(conditional))],
-                    capture_output=True, text=True, check=True,
+                    [
+                        sys.executable,
+                        "-c",
+                        CLIENT,
+                        url,
+                        str(args.requests),
+                        str(args.concurrency),
+                        str(int(conditional)),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 )
                 result = json.loads(out.stdout)
                 label = "If-None-Match -> 304" if conditional else f"full 200 ({size} B, gzip)"
-                print(f"feed requests/s, {label}: {result['rps']:.0f} (statuses {result['statuses']}, "
-                      f"{args.concurrency} connections)")
+                print(
+                    f"feed requests/s, {label}: {result['rps']:.0f} (statuses {result['statuses']}, "
+                    f"{args.concurrency} connections)"
+                )
 
             scheduler.shutdown(wait=False)
             server.should_exit = True
@@ -180,7 +206,9 @@ async def soak(args: argparse.Namespace, tmp: Path, base: str, www: Path) -> Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cycles", type=int, default=500)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)

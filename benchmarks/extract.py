@@ -178,7 +178,10 @@ class Timing:
 
     def per_round(self, pages: slice) -> list[tuple[float, float, float]]:
         """(bare, ours, nh3) seconds of each round over `pages`."""
-        return [(sum(b[pages]), sum(o[pages]), sum(n[pages])) for b, o, n in zip(self.bare, self.ours, self.nh3, strict=True)]
+        return [
+            (sum(b[pages]), sum(o[pages]), sum(n[pages]))
+            for b, o, n in zip(self.bare, self.ours, self.nh3, strict=True)
+        ]
 
 
 def _measure(jobs: list[Job], rounds: int) -> Timing:
@@ -230,12 +233,18 @@ def _report(timing: Timing, articles: int, listings: int) -> None:
     rounds, count = timing.rounds, len(timing.bodies)
     distinct = count - FIFTY_REPEATS + 1
     megabytes = sum(map(len, timing.bodies[:distinct])) / 1e6
-    print(f"{distinct} pages ({megabytes:.1f} MB) x {rounds} rounds; per round: min and median over the rounds")
+    print(
+        f"{distinct} pages ({megabytes:.1f} MB) x {rounds} rounds; per round: min and median over the rounds"
+    )
     groups = (
         (f"all pages ({distinct})", slice(0, distinct), None),
         (f"article pages ({articles})", slice(0, articles), 1.5),
         (f"corpus listings ({listings})", slice(articles, articles + listings), None),
-        (f"50-item listing (generated; {FIFTY_REPEATS} runs per round)", slice(articles + listings, count), 3.0),
+        (
+            f"50-item listing (generated; {FIFTY_REPEATS} runs per round)",
+            slice(articles + listings, count),
+            3.0,
+        ),
     )
     for label, part, target in groups:
         per_round = timing.per_round(part)

@@ -28,8 +28,10 @@ from feedmaker.models import Article, Entry, FeedMeta
 from tests.corpus import atom_schema, missing_corpora
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-META = FeedMeta(id="bench", title="Bench", link="https://bench.example/", self_url="https://feeds.example/bench.atom")
-PARAGRAPH = "<p>Lorem ipsum dolor sit amet, <a href=\"https://bench.example/x\">consectetur</a> adipiscing elit.\x0b</p>"
+META = FeedMeta(
+    id="bench", title="Bench", link="https://bench.example/", self_url="https://feeds.example/bench.atom"
+)
+PARAGRAPH = '<p>Lorem ipsum dolor sit amet, <a href="https://bench.example/x">consectetur</a> adipiscing elit.\x0b</p>'
 
 
 def make_entries(count: int) -> list[Entry]:
@@ -78,7 +80,9 @@ def run(repeat: int) -> None:
         items = make_entries(count)
         data = render_atom(META, items)
         best, median = best_of(repeat, lambda items=items: render_atom(META, items))  # type: ignore[misc]
-        print(f"{f'render_atom {count:,} entries':<40} {best * 1000:>10.1f} {median * 1000:>10.1f}   ({len(data) / 1e6:.1f} MB)")
+        print(
+            f"{f'render_atom {count:,} entries':<40} {best * 1000:>10.1f} {median * 1000:>10.1f}   ({len(data) / 1e6:.1f} MB)"
+        )
         fields = [
             value
             for e in items
@@ -89,12 +93,15 @@ def run(repeat: int) -> None:
         if count != 1_000:
             continue
         if schema is None:
-            print(f"{'parse + RelaxNG validate 1,000 entries':<40} skipped: {missing_corpora() or 'no schema file'}")
+            print(
+                f"{'parse + RelaxNG validate 1,000 entries':<40} skipped: {missing_corpora() or 'no schema file'}"
+            )
             continue
         gate = schema
         best, median = best_of(repeat, lambda data=data, gate=gate: gate.validate(etree.fromstring(data)))  # type: ignore[misc]
         print(f"{'parse + RelaxNG validate 1,000 entries':<40} {best * 1000:>10.1f} {median * 1000:>10.1f}")
         assert gate.validate(etree.fromstring(data)), gate.error_log
+
 
 if __name__ == "__main__":
     main()

@@ -31,7 +31,11 @@ CONCURRENCY = 16
 
 async def fetch_all(urls: Sequence[str]) -> tuple[float, float, int]:
     settings = FetchSettings(
-        delay=0.0, obey_robots=False, retries=0, concurrency=CONCURRENCY, allow_private_networks=("127.0.0.0/8",)
+        delay=0.0,
+        obey_robots=False,
+        retries=0,
+        concurrency=CONCURRENCY,
+        allow_private_networks=("127.0.0.0/8",),
     )
     gate = asyncio.Semaphore(CONCURRENCY)
     failures = 0
@@ -50,7 +54,9 @@ async def fetch_all(urls: Sequence[str]) -> tuple[float, float, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
@@ -70,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         port, hosts = int(ready[1]), ready[2:]
         urls = [
-            f"http://{hosts[n % len(hosts)]}:{port}/site-{n}/a/{k}.html" for k in range(per_site) for n in range(sites)
+            f"http://{hosts[n % len(hosts)]}:{port}/site-{n}/a/{k}.html"
+            for k in range(per_site)
+            for n in range(sites)
         ]
         stats_url = f"http://{hosts[0]}:{port}/__stats"
         per_get: list[float] = []

@@ -38,8 +38,18 @@ FAMILIES = ("article", "card", "story", "table")
 CSS: dict[str, dict[str, str]] = {
     "article": {"item": "article.post", "link": "h2 a", "headline": "h2", "date": "time"},
     "card": {"item": "div.card.news", "link": "a.card__link", "headline": "h3.card__title", "date": "time"},
-    "story": {"item": "ul.stories > li.story", "link": "a.story-link", "headline": "a.story-link", "date": "time"},
-    "table": {"item": "table.archive tbody tr", "link": "td.what a", "headline": "td.what a", "date": "td.when time"},
+    "story": {
+        "item": "ul.stories > li.story",
+        "link": "a.story-link",
+        "headline": "a.story-link",
+        "date": "time",
+    },
+    "table": {
+        "item": "table.archive tbody tr",
+        "link": "td.what a",
+        "headline": "td.what a",
+        "date": "td.when time",
+    },
 }
 
 
@@ -76,24 +86,95 @@ XPATH: dict[str, dict[str, str]] = {
 }
 
 _SUBJECTS = (
-    "City council", "Harbour authority", "Regional court", "University of Zürich", "Rail operator", "Central bank",
-    "Health ministry", "Wind-farm consortium", "Football club", "Café owners", "Space agency", "Weather service",
-    "Teachers' union", "Museum of Modern Art", "Port workers", "Water board", "Tech start-up", "Library trust",
+    "City council",
+    "Harbour authority",
+    "Regional court",
+    "University of Zürich",
+    "Rail operator",
+    "Central bank",
+    "Health ministry",
+    "Wind-farm consortium",
+    "Football club",
+    "Café owners",
+    "Space agency",
+    "Weather service",
+    "Teachers' union",
+    "Museum of Modern Art",
+    "Port workers",
+    "Water board",
+    "Tech start-up",
+    "Library trust",
 )
 _VERBS = (
-    "approves", "delays", "rejects", "announces", "reviews", "cancels", "expands", "defends", "opens", "halts",
-    "doubles", "questions", "secures", "revises",
+    "approves",
+    "delays",
+    "rejects",
+    "announces",
+    "reviews",
+    "cancels",
+    "expands",
+    "defends",
+    "opens",
+    "halts",
+    "doubles",
+    "questions",
+    "secures",
+    "revises",
 )
 _OBJECTS = (
-    "budget for new bridge", "plan for night trains", "ban on diesel buses", "rules for short-term rentals",
-    "funding for flood barriers", "merger with rival", "timetable for 2027", "“green” housing scheme",
-    "report on air quality", "deal with suppliers", "inquiry into outage", "pay offer & pension reform",
-    "expansion of cycle lanes", "sale of historic depot", "tests of self-driving ferries",
+    "budget for new bridge",
+    "plan for night trains",
+    "ban on diesel buses",
+    "rules for short-term rentals",
+    "funding for flood barriers",
+    "merger with rival",
+    "timetable for 2027",
+    "“green” housing scheme",
+    "report on air quality",
+    "deal with suppliers",
+    "inquiry into outage",
+    "pay offer & pension reform",
+    "expansion of cycle lanes",
+    "sale of historic depot",
+    "tests of self-driving ferries",
 )
 _WORDS = (
-    "the", "council", "said", "on", "Tuesday", "that", "plans", "would", "be", "reviewed", "after", "residents",
-    "raised", "concerns", "about", "costs", "and", "delays", "officials", "expect", "a", "decision", "next",
-    "month", "while", "critics", "argue", "the", "proposal", "goes", "too", "far", "or", "not", "far", "enough",
+    "the",
+    "council",
+    "said",
+    "on",
+    "Tuesday",
+    "that",
+    "plans",
+    "would",
+    "be",
+    "reviewed",
+    "after",
+    "residents",
+    "raised",
+    "concerns",
+    "about",
+    "costs",
+    "and",
+    "delays",
+    "officials",
+    "expect",
+    "a",
+    "decision",
+    "next",
+    "month",
+    "while",
+    "critics",
+    "argue",
+    "the",
+    "proposal",
+    "goes",
+    "too",
+    "far",
+    "or",
+    "not",
+    "far",
+    "enough",
 )
 _ZONES = (UTC, timezone(timedelta(hours=9)), timezone(timedelta(hours=-5)), timezone(timedelta(hours=1)))
 _EPOCH = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -157,7 +238,13 @@ class Fixture:
         published = (_EPOCH - timedelta(hours=number * 5 + site % 7, minutes=rng.randrange(60))).astimezone(
             _ZONES[(site + number) % len(_ZONES)]
         )
-        return Item(site=site, number=number, url=self.article_url(site, number), headline=headline, published=published)
+        return Item(
+            site=site,
+            number=number,
+            url=self.article_url(site, number),
+            headline=headline,
+            published=published,
+        )
 
     def expected(self, site: int) -> list[Item]:
         """The items on the listing page /site-<n>/, in page order."""
@@ -223,9 +310,12 @@ class Fixture:
             if family == "table"
             else '<meta charset="utf-8">'
         )
-        nav = "".join(f'<li><a href="/site-{site}/section/{s}/">{s.title()}</a></li>' for s in ("world", "city", "sport"))
+        nav = "".join(
+            f'<li><a href="/site-{site}/section/{s}/">{s.title()}</a></li>'
+            for s in ("world", "city", "sport")
+        )
         return (
-            f"<!DOCTYPE html>\n<html lang=\"en\"><head>{meta}<title>{html.escape(title)}</title>"
+            f'<!DOCTYPE html>\n<html lang="en"><head>{meta}<title>{html.escape(title)}</title>'
             f'<link rel="stylesheet" href="/static/site.css"><script>window.dataLayer=[];</script></head>\n'
             f'<body class="family-{family}"><header class="masthead"><a class="logo" href="/site-{site}/">'
             f"Fixture Site {site}</a><nav><ul>{nav}</ul></nav></header>\n"
@@ -248,7 +338,9 @@ class Fixture:
     def _render_article(self, item: Item) -> bytes:
         rng = random.Random(item.site * 7_919 + item.number)
         paragraphs = "".join(
-            "<p>" + " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(40, 80))).capitalize() + ".</p>\n"
+            "<p>"
+            + " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(40, 80))).capitalize()
+            + ".</p>\n"
             for _ in range(rng.randrange(4, 8))
         )
         h = html.escape(item.headline, quote=False)
@@ -336,11 +428,18 @@ class Server:
             while True:
                 try:
                     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
+                except (
+                    asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError,
+                    TimeoutError,
+                    ConnectionError,
+                ):
                     return
                 lines = head.decode("latin-1").split("\r\n")
                 parts = lines[0].split(" ")
-                headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+                headers = {
+                    k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+                }
                 if len(parts) != 3:
                     status, body, ctype = 400, b"bad request\n", "text/plain"
                     keep = False
@@ -363,7 +462,11 @@ class Server:
                         else:
                             kind = self._kind(path)
                             status, body = 200, page
-                            ctype = "text/plain; charset=utf-8" if kind == "robots" else "text/html; charset=utf-8"
+                            ctype = (
+                                "text/plain; charset=utf-8"
+                                if kind == "robots"
+                                else "text/html; charset=utf-8"
+                            )
                             self.stats[kind] += 1
                     if method == "HEAD":
                         body = b""
@@ -406,16 +509,25 @@ async def _serve(args: argparse.Namespace) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), args.lifetime)
     await server.close()
-    print(f"fixture server stopped after {time.monotonic() - started:.0f} s: {dict(server.stats)}", file=sys.stderr)
+    print(
+        f"fixture server stopped after {time.monotonic() - started:.0f} s: {dict(server.stats)}",
+        file=sys.stderr,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sites", type=int, default=200)
     parser.add_argument("--articles", type=int, default=50, help="article pages per site")
-    parser.add_argument("--hosts", type=int, default=0, help="loopback addresses 127.0.0.2.. (0: one per site, max 250)")
+    parser.add_argument(
+        "--hosts", type=int, default=0, help="loopback addresses 127.0.0.2.. (0: one per site, max 250)"
+    )
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--lifetime", type=float, default=900.0, help="stop after this many seconds at the latest")
+    parser.add_argument(
+        "--lifetime", type=float, default=900.0, help="stop after this many seconds at the latest"
+    )
     args = parser.parse_args(argv)
     asyncio.run(_serve(args))
     return 0

@@ -70,7 +70,10 @@ exclude = ["{CATASTROPHIC}"]
 
 
 def listing(name: str) -> str:
-    items = "".join(f'<article class="post"><h2><a href="/{name}/{n}.html">{name} story {n}</a></h2></article>' for n in range(20))
+    items = "".join(
+        f'<article class="post"><h2><a href="/{name}/{n}.html">{name} story {n}</a></h2></article>'
+        for n in range(20)
+    )
     return f"<html><body>{items}</body></html>"
 
 
@@ -86,9 +89,11 @@ class Fresh(QuietFiles):
             return
         Fresh.served += 1
         n = Fresh.served
-        body = (f'<html><body><article class="post"><h2><a href="/regex/{n}.html">{"a" * 100_000}{n}!</a></h2>'
-                f'</article><article class="post"><h2><a href="/regex/s{n}.html">Regex story {n} of the day</a>'
-                "</h2></article></body></html>").encode()
+        body = (
+            f'<html><body><article class="post"><h2><a href="/regex/{n}.html">{"a" * 100_000}{n}!</a></h2>'
+            f'</article><article class="post"><h2><a href="/regex/s{n}.html">Regex story {n} of the day</a>'
+            "</h2></article></body></html>"
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -127,17 +132,28 @@ def measure(repo: Path, tmp: Path, sites: int, hostile: bool, window: float) -> 
     names = [f"site{n}" for n in range(sites)] + (list(HOSTILE) if hostile else [])
     for name in names:
         (www / name).mkdir(parents=True)
-        (www / name / "index.html").write_text(PATHOLOGICAL if name == "nested" else listing(name), encoding="utf-8")
+        (www / name / "index.html").write_text(
+            PATHOLOGICAL if name == "nested" else listing(name), encoding="utf-8"
+        )
     port = free_port()
     with serve_www(www) as (base, requests):
-        config = write_config(tmp / "config", {n: site_toml(n, f"{base}/{n}/index.html") for n in names},
-                              extra=f'[server]\nhost = "127.0.0.1"\nport = {port}\n')
+        config = write_config(
+            tmp / "config",
+            {n: site_toml(n, f"{base}/{n}/index.html") for n in names},
+            extra=f'[server]\nhost = "127.0.0.1"\nport = {port}\n',
+        )
         log_path = tmp / "daemon.log"
         with log_path.open("wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "feedmaker", "--config", str(config), "run"],
-                                    cwd=repo, stdout=subprocess.DEVNULL, stderr=log)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "feedmaker", "--config", str(config), "run"],
+                cwd=repo,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=REQUEST_TIMEOUT, trust_env=False) as client:
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", timeout=REQUEST_TIMEOUT, trust_env=False
+            ) as client:
                 deadline = time.monotonic() + 30
                 while True:
                     try:
@@ -167,7 +183,9 @@ def measure(repo: Path, tmp: Path, sites: int, hostile: bool, window: float) -> 
                 spent = time.monotonic() - began
                 text = log_path.read_text()
                 runs = len(re.findall(r"site=site\d+ run ok ", text)) - runs_before
-                pages = sum(1 for path in requests if re.fullmatch(r"/site\d+/index\.html", path)) - pages_before
+                pages = (
+                    sum(1 for path in requests if re.fullmatch(r"/site\d+/index\.html", path)) - pages_before
+                )
                 hostile_runs = len(re.findall(r"site=(nested|regex) run ", text))
                 stopping = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
@@ -195,7 +213,9 @@ def measure(repo: Path, tmp: Path, sites: int, hostile: bool, window: float) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--window", type=float, default=8.0, help="seconds of /healthz polling per run")
     parser.add_argument("--sites", type=int, default=3, help="well-behaved sites")
     parser.add_argument("--repo", type=Path, default=HERE, help="checkout whose feedmaker package runs")
@@ -203,15 +223,27 @@ def main() -> None:
     rows = []
     for hostile in (False, True):
         with tempfile.TemporaryDirectory(prefix="feedmaker-isolation-") as tmp:
-            rows.append(("+ nested, (a+)+$ sites" if hostile else "well-behaved only",
-                         measure(args.repo.resolve(), Path(tmp), args.sites, hostile, args.window)))
-    print(f"repo: {args.repo.resolve()}  (cpus: {os.cpu_count()}, window {args.window:g} s, {args.sites} well-behaved sites every 2 s)")
-    print("runs/s and pages/s: the well-behaved sites' finished runs and listing pages served; hostile: their runs logged")
-    print(f"{'site set':<24} {'healthz p50':>12} {'p99':>9} {'max':>9} {'reqs':>5} {'t/o':>4} {'runs/s':>7} {'pages/s':>8} "
-          f"{'hostile':>8} {'SIGTERM->exit':>14} {'code':>5}")
+            rows.append(
+                (
+                    "+ nested, (a+)+$ sites" if hostile else "well-behaved only",
+                    measure(args.repo.resolve(), Path(tmp), args.sites, hostile, args.window),
+                )
+            )
+    print(
+        f"repo: {args.repo.resolve()}  (cpus: {os.cpu_count()}, window {args.window:g} s, {args.sites} well-behaved sites every 2 s)"
+    )
+    print(
+        "runs/s and pages/s: the well-behaved sites' finished runs and listing pages served; hostile: their runs logged"
+    )
+    print(
+        f"{'site set':<24} {'healthz p50':>12} {'p99':>9} {'max':>9} {'reqs':>5} {'t/o':>4} {'runs/s':>7} {'pages/s':>8} "
+        f"{'hostile':>8} {'SIGTERM->exit':>14} {'code':>5}"
+    )
     for label, r in rows:
-        print(f"{label:<24} {r['p50']:>9.1f} ms {r['p99']:>6.1f} ms {r['max']:>6.1f} ms {r['requests']:>5.0f} {r['timeouts']:>4.0f} "
-              f"{r['runs_per_s']:>7.2f} {r['pages_per_s']:>8.2f} {r['hostile_runs']:>8.0f} {r['stop_s']:>12.1f} s {r['code']:>5.0f}")
+        print(
+            f"{label:<24} {r['p50']:>9.1f} ms {r['p99']:>6.1f} ms {r['max']:>6.1f} ms {r['requests']:>5.0f} {r['timeouts']:>4.0f} "
+            f"{r['runs_per_s']:>7.2f} {r['pages_per_s']:>8.2f} {r['hostile_runs']:>8.0f} {r['stop_s']:>12.1f} s {r['code']:>5.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -281,8 +281,12 @@ def print_table(rows: Sequence[Row]) -> None:
     say(line)
 
 
-def run_bounded(cmd: Sequence[str], *, cwd: Path | None = None, timeout: float) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(list(cmd), cwd=cwd, capture_output=True, timeout=timeout, env=clean_env(), check=False)
+def run_bounded(
+    cmd: Sequence[str], *, cwd: Path | None = None, timeout: float
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        list(cmd), cwd=cwd, capture_output=True, timeout=timeout, env=clean_env(), check=False
+    )
 
 
 def tail(data: bytes, lines: int = 4) -> str:
@@ -294,7 +298,13 @@ def tail(data: bytes, lines: int = 4) -> str:
 
 
 def feedmaker_missing() -> str | None:
-    for module in ("feedmaker.cli", "feedmaker.crawl", "feedmaker.fetch", "feedmaker.extract", "feedmaker.store"):
+    for module in (
+        "feedmaker.cli",
+        "feedmaker.crawl",
+        "feedmaker.fetch",
+        "feedmaker.extract",
+        "feedmaker.store",
+    ):
         try:
             found = importlib.util.find_spec(module)
         except ImportError as exc:
@@ -317,7 +327,7 @@ def write_feedmaker_config(root: Path, fixture: Fixture, *, crawl_articles: int 
     config = root / "config"
     (config / "sites").mkdir(parents=True)
     (config / "feedmaker.toml").write_text(
-        f'output_dir = {_toml_str(str(root / "output"))}\nstate_dir = {_toml_str(str(root / "state"))}\n'
+        f"output_dir = {_toml_str(str(root / 'output'))}\nstate_dir = {_toml_str(str(root / 'state'))}\n"
         f'feed_size = 1000\nlog_level = "WARNING"\n\n' + FEEDMAKER_FETCH.format(concurrency=CONCURRENCY),
         encoding="utf-8",
     )
@@ -338,7 +348,9 @@ def write_feedmaker_config(root: Path, fixture: Fixture, *, crawl_articles: int 
     return config
 
 
-def feedmaker_run_once(config: Path, timeout: float, row: Row) -> tuple[float, float, subprocess.CompletedProcess[bytes]] | None:
+def feedmaker_run_once(
+    config: Path, timeout: float, row: Row
+) -> tuple[float, float, subprocess.CompletedProcess[bytes]] | None:
     """`feedmaker run --once` on `config`: wall time, CPU time and result; None (and the row skipped) on timeout."""
     cmd = [sys.executable, "-m", "feedmaker", "--config", str(config), "run", "--once"]
     cpu, started = child_cpu(), time.perf_counter()
@@ -534,7 +546,9 @@ def crawl_row(task: str, tool: str, served: Served, urls: Sequence[str], kind: s
         + (f"; {missing} never reported" if missing > 0 else "")
     )
     row.rate = f"{check.pages / outcome.crawl_seconds:.0f} pages/s, {1000 * outcome.crawl_cpu / max(check.pages, 1):.1f} ms cpu/page"
-    row.notes.append(f"process wall time {outcome.wall_seconds:.2f} s (interpreter start and imports included)")
+    row.notes.append(
+        f"process wall time {outcome.wall_seconds:.2f} s (interpreter start and imports included)"
+    )
     row.notes.append(f"fixture served {served_since(before, served.stats())}")
     row.notes.extend(f"{k}: {v}" for k, v in outcome.extra.items())
     row.notes.extend(check.problems)
@@ -570,7 +584,9 @@ def feedmaker_pipeline_crawl(work: Path, served: Served, pages: int, timeout: fl
         if path.exists():
             entries += len(ET.fromstring(path.read_bytes()).findall(f"{ATOM}entry"))
     row.task = f"crawl {articles}"
-    row.result = f"{articles} article pages fetched, {entries} entries stored and written to {fixture.sites} feeds"
+    row.result = (
+        f"{articles} article pages fetched, {entries} entries stored and written to {fixture.sites} feeds"
+    )
     row.rate = f"{articles / row.seconds:.0f} pages/s, {1000 * row.cpu / max(articles, 1):.1f} ms cpu/page"
     row.notes.append(f"fixture served {served_since(before, served.stats())}")
     if done.returncode:
@@ -675,7 +691,10 @@ def worker_scrapy(urls: list[str]) -> dict[str, Any]:
     }
 
 
-WORKERS: dict[str, Callable[[list[str]], dict[str, Any]]] = {"feedmaker": worker_feedmaker, "scrapy": worker_scrapy}
+WORKERS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
+    "feedmaker": worker_feedmaker,
+    "scrapy": worker_scrapy,
+}
 
 
 def worker_main(kind: str, urls_file: str, out_file: str) -> int:
@@ -703,7 +722,9 @@ def scrapy_missing() -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sites", type=int, default=200, help="fixture sites = feeds built (default 200)")
     parser.add_argument("--pages", type=int, default=10_000, help="article pages crawled (default 10000)")
     parser.add_argument("--bridge-workers", type=int, default=os.cpu_count() or 2,
@@ -725,18 +746,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if fm_env := environment_notes():
         say(fm_env)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="feedmaker-peers-") as tmp, fixture_server(args.sites, articles, lifetime) as served:
+    with (
+        tempfile.TemporaryDirectory(prefix="feedmaker-peers-") as tmp,
+        fixture_server(args.sites, articles, lifetime) as served,
+    ):
         work = Path(tmp)
         fx = served.fixture
-        hosts = sorted({host_of(n, fx.hosts) for n in range(fx.sites)}, key=lambda h: int(h.rsplit(".", 1)[1]))
+        hosts = sorted(
+            {host_of(n, fx.hosts) for n in range(fx.sites)}, key=lambda h: int(h.rsplit(".", 1)[1])
+        )
         say(f"fixture: {fx.sites} sites on {len(hosts)} loopback address(es) {hosts[0]}..{hosts[-1]} port {fx.port}, "
             f"{sum(listing_size(n) for n in range(fx.sites))} listing items, {fx.articles} article pages per site, "
             "4 markup families (article / card / story list / table)")  # fmt: skip
         say("feedmaker config generated for this run (config/feedmaker.toml):")
         for line in FEEDMAKER_FETCH.format(concurrency=CONCURRENCY).splitlines():
             say(f"    {line}")
-        say("    feed_size = 1000; sites: one config/sites/site-N.toml each, list.item/link/headline/date selectors")
-        say("  note: feedmaker's fetcher keeps one request in flight per host (HostGate); one address per site keeps")
+        say(
+            "    feed_size = 1000; sites: one config/sites/site-N.toml each, list.item/link/headline/date selectors"
+        )
+        say(
+            "  note: feedmaker's fetcher keeps one request in flight per host (HostGate); one address per site keeps"
+        )
         say("  that from serialising the run, as 200 real sites would be 200 hosts.")
         say()
 
@@ -744,7 +774,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def report(row: Row) -> None:
             rows.append(row)
-            state = f"SKIPPED: {row.skipped}" if row.skipped else f"{row.result}; {row.seconds:.2f} s, {row.rate}"
+            state = (
+                f"SKIPPED: {row.skipped}" if row.skipped else f"{row.result}; {row.seconds:.2f} s, {row.rate}"
+            )
             say(f"[{row.task}] {row.tool}: {state}")
             if row.timing and not row.skipped:
                 say(f"    time is {row.timing}")
@@ -762,12 +794,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             report(feedmaker_feeds(work, served, args.timeout))
         if "rss-bridge" in skip:
-            report(Row(f"feeds x{fx.sites}", "RSS-Bridge XPathBridge", "", skipped="left out (--skip rss-bridge)"))
+            report(
+                Row(
+                    f"feeds x{fx.sites}", "RSS-Bridge XPathBridge", "", skipped="left out (--skip rss-bridge)"
+                )
+            )
         else:
             report(rss_bridge_feeds(work, served, args.bridge_workers, args.timeout))
 
         say()
-        say(f"== 2. crawl: {args.pages} article pages, h1 + time[datetime], {CONCURRENCY} requests in flight ==")
+        say(
+            f"== 2. crawl: {args.pages} article pages, h1 + time[datetime], {CONCURRENCY} requests in flight =="
+        )
         urls = fx.crawl_urls(args.pages)
         report(crawl_row(f"crawl {len(urls)}", f"feedmaker Fetcher + extract_fields ({CONCURRENCY} in flight)", served,
                          urls, "feedmaker", work, args.timeout, fm_skip))  # fmt: skip
@@ -783,11 +821,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     say()
     say(f"== summary (whole benchmark {time.perf_counter() - started:.0f} s; {load()} at the end) ==")
     print_table(rows)
-    say("feeds: 'exact' = title, link (query ignored) and date all equal to the fixture's; time = process wall time")
+    say(
+        "feeds: 'exact' = title, link (query ignored) and date all equal to the fixture's; time = process wall time"
+    )
     say("       (feedmaker: one process for all sites; RSS-Bridge: one php process per site, pool as shown);")
     say("       cpu = user + system seconds of those processes, start-up included.")
-    say("crawl: time and cpu from first request to last page parsed inside the worker process (Scrapy: spider_opened")
-    say("       to last parse), so interpreter start-up is left out; pipeline row: wall and cpu of the run --once process.")
+    say(
+        "crawl: time and cpu from first request to last page parsed inside the worker process (Scrapy: spider_opened"
+    )
+    say(
+        "       to last parse), so interpreter start-up is left out; pipeline row: wall and cpu of the run --once process."
+    )
     say("cpu is the steadier figure when other work shares the machine (see the load averages above).")
     return 0
 

@@ -151,8 +151,12 @@ async def main(args: argparse.Namespace) -> None:
                 pg.psql(f"CREATE DATABASE b{n}")
                 return pg.url(f"b{n}")
 
-            print(f"{args.sites} sites on {len({fixture.base(n) for n in range(args.sites)})} hosts, one slot per configuration")
-            print(f"{'configuration':<22} {'runs/min':>9} {'pages/s':>8} {'claim p50':>9} {'claim p99':>9} {'secs':>7} runs")
+            print(
+                f"{args.sites} sites on {len({fixture.base(n) for n in range(args.sites)})} hosts, one slot per configuration"
+            )
+            print(
+                f"{'configuration':<22} {'runs/min':>9} {'pages/s':>8} {'claim p50':>9} {'claim p99':>9} {'secs':>7} runs"
+            )
             configs = [("sqlite", 1)] + ([("postgres", n) for n in (1, 2, 4)] if pg else [])
             for engine, workers in configs:
                 figures = await one_slot(fresh(engine), root, sites, workers)
@@ -164,7 +168,10 @@ async def main(args: argparse.Namespace) -> None:
                 preload(url, root, args.entries)
                 loaded = time.perf_counter() - started
                 figures = await one_slot(url, root, sites, 1)
-                print(f"{engine:<10} run {figures['elapsed']:>7.2f} s  (preload {loaded:.1f} s, entries after {figures['entries']})", flush=True)
+                print(
+                    f"{engine:<10} run {figures['elapsed']:>7.2f} s  (preload {loaded:.1f} s, entries after {figures['entries']})",
+                    flush=True,
+                )
     finally:
         if pg is not None:
             remove(pg)
@@ -172,7 +179,9 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sites", type=int, default=300)
     parser.add_argument("--hosts", type=int, default=30)
     parser.add_argument("--entries", type=int, default=100_000)

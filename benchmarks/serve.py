@@ -232,7 +232,12 @@ def _python_load(port: int, header: tuple[str, str] | None, seconds: float, conn
         count, errors = count + int(n), errors + int(e)
         latencies += map(float, values)
     latencies.sort()
-    return count / seconds, latencies[len(latencies) // 2] * 1e3, latencies[int(len(latencies) * 0.99)] * 1e3, errors
+    return (
+        count / seconds,
+        latencies[len(latencies) // 2] * 1e3,
+        latencies[int(len(latencies) * 0.99)] * 1e3,
+        errors,
+    )
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -245,7 +250,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     load = _wrk if shutil.which("wrk") else _python_load
-    print(f"load generator: {'wrk (2 threads)' if load is _wrk else 'raw-socket asyncio client (2 processes); install wrk for a lighter one'}")
+    print(
+        f"load generator: {'wrk (2 threads)' if load is _wrk else 'raw-socket asyncio client (2 processes); install wrk for a lighter one'}"
+    )
     servers = ["nginx", "stdlib", "feedmaker", "feedmaker-h11"]
     if not shutil.which("nginx"):
         print("nginx: not installed, its row is skipped (apt-get install nginx to compare)")
@@ -261,7 +268,9 @@ def main() -> None:
         root = Path(tmp)
         os.chmod(root, 0o755)  # nginx's worker drops root and must still read the file
         size = _write_feed(root)
-        print(f"feed: {size:,} bytes; {args.connections} connections; {args.seconds:g} s per measure; {args.rounds} rounds")
+        print(
+            f"feed: {size:,} bytes; {args.connections} connections; {args.seconds:g} s per measure; {args.rounds} rounds"
+        )
         for round_number in range(args.rounds):
             for name in servers:
                 with _running(name, root) as port:
@@ -273,7 +282,9 @@ def main() -> None:
                         rate, p50, p99, bad = result
                         print(f"  round {round_number + 1} {name:<17} {kind}: {rate:9,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
                               + (f"  ({bad} bad)" if bad else ""), flush=True)  # fmt: skip
-    print(f"\n{'server':<17} {'kind':<4} {'req/s median':>13} {'(min..max)':>20} {'p50 ms':>7} {'p99 ms':>7}  vs nginx")
+    print(
+        f"\n{'server':<17} {'kind':<4} {'req/s median':>13} {'(min..max)':>20} {'p50 ms':>7} {'p99 ms':>7}  vs nginx"
+    )
     for name in servers:
         for kind in ("200", "304"):
             rows = results[(name, kind)]

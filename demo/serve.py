@@ -106,8 +106,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--port", type=int, default=8765, help="site server port on 127.0.0.1 (0: any free one)")
-    parser.add_argument("--feeds-port", type=int, default=8090, help="daemon port on 127.0.0.1 (0: any free one)")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="site server port on 127.0.0.1 (0: any free one)"
+    )
+    parser.add_argument(
+        "--feeds-port", type=int, default=8090, help="daemon port on 127.0.0.1 (0: any free one)"
+    )
     parser.add_argument("--run-dir", type=Path, default=RUN, help="for the written config, feeds and store")
     args = parser.parse_args(argv)
     # Ctrl-C must end the demo even where the shell started us with SIGINT ignored (a background job).
@@ -127,9 +131,13 @@ def main(argv: list[str] | None = None) -> int:
                 if not _wait_until_up(f"{feeds}/healthz", daemon):
                     print(f"demo: the daemon did not come up on {feeds} (see its log above)", file=sys.stderr)
                     return _stop(daemon) or 1
-                print(f"\ndemo sites on {base}/ (pages in demo/www); daemon pid {daemon.pid}, feeds and store in {args.run_dir}")
+                print(
+                    f"\ndemo sites on {base}/ (pages in demo/www); daemon pid {daemon.pid}, feeds and store in {args.run_dir}"
+                )
                 print("feeds to paste into a reader (the first crawl lands within a few seconds):")
-                listed = [(site.id, site.name) for site in sites] + [(feed.id, feed.title) for feed in settings.feed]
+                listed = [(site.id, site.name) for site in sites] + [
+                    (feed.id, feed.title) for feed in settings.feed
+                ]
                 width = max(len(f"{feeds}/feeds/{feed_id}.atom") for feed_id, _ in listed)
                 for feed_id, title in listed:
                     print(f"  {f'{feeds}/feeds/{feed_id}.atom':<{width}}  {title}")
@@ -143,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\ndemo stopped (daemon exit code {code})", flush=True)
                 return code
     except OSError as exc:
-        print(f"demo: cannot serve the demo sites on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"demo: cannot serve the demo sites on 127.0.0.1:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 0

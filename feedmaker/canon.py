@@ -33,4 +33,3 @@ def canonical_key(headline: str, *, strip: Sequence[str] = (), site_names: Seque
     for pattern in strip:
         text = patterns.blank_out(pattern, text)
     return fold(strip_title_affixes(text, site_names))
-

@@ -39,18 +39,28 @@ log = logging.getLogger(__name__)
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedmaker", description="Turn web pages into Atom feeds.")
     parser.add_argument("--version", action="version", version=f"feedmaker {__version__}")
-    parser.add_argument("--config", type=Path, default=Path("config"), help="config directory (default: ./config)")
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="-v: feedmaker's debug lines (one per request); -vv: libraries' too"
+        "--config", type=Path, default=Path("config"), help="config directory (default: ./config)"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: feedmaker's debug lines (one per request); -vv: libraries' too",
     )
     # The same options after the command too (`feedmaker run --once --config DIR`); SUPPRESS keeps the
     # top-level value when they are not repeated there.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config directory (default: ./config)")
+    common.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, help="config directory (default: ./config)"
+    )
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", parents=[common], help="crawl every site; without --once, run as a daemon serving the feeds")
+    run = sub.add_parser(
+        "run", parents=[common], help="crawl every site; without --once, run as a daemon serving the feeds"
+    )
     run.add_argument("--once", action="store_true", help="crawl every site once, write the feeds and exit")
     run.add_argument("--site", action="append", default=[], help="only this site (repeatable)")
 
@@ -59,9 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     source = check.add_mutually_exclusive_group()
     source.add_argument("--html", type=Path, help="read the listing page from this file")
     source.add_argument("--url", help="fetch this URL instead of the first start URL")
-    check.add_argument("--article", action="store_true", help="also follow the first item to its article page")
-    check.add_argument("--json", action="store_true", help="print the report as JSON (values in full, origins, fill counts)")
-    check.add_argument("--full", action="store_true", help="show values in full instead of shortened to 70 characters")
+    check.add_argument(
+        "--article", action="store_true", help="also follow the first item to its article page"
+    )
+    check.add_argument(
+        "--json", action="store_true", help="print the report as JSON (values in full, origins, fill counts)"
+    )
+    check.add_argument(
+        "--full", action="store_true", help="show values in full instead of shortened to 70 characters"
+    )
 
     sub.add_parser("validate", parents=[common], help="lint every config file")
 
@@ -69,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     suggest.add_argument("source", help="URL or HTML file of a listing page")
     suggest.add_argument("--name", help="site name to put in the config")
     suggest.add_argument("--url", help="with a FILE: the page's real address (links resolve against it)")
-    suggest.add_argument("--allow-private", action="store_true", help="with a URL: allow loopback/private addresses (intranet)")
+    suggest.add_argument(
+        "--allow-private", action="store_true", help="with a URL: allow loopback/private addresses (intranet)"
+    )
     return parser
 
 
@@ -136,7 +154,10 @@ class Progress:
         self.done += 1
         if self.out.isatty():
             state = "ok" if report.ok else "FAILED"
-            print(f"[{self.done}/{self.total}] {report.site}: {state} new={report.new} ({report.seconds:.1f} s)", file=self.out)
+            print(
+                f"[{self.done}/{self.total}] {report.site}: {state} new={report.new} ({report.seconds:.1f} s)",
+                file=self.out,
+            )
 
 
 def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
@@ -162,8 +183,14 @@ def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
         try:
             async with open_session(settings) as session:
                 return await crawl_all(
-                    settings, sites, fetcher=session.fetcher, store=session.store, pool=session.pool,
-                    on_done=Progress(len(sites), sys.stderr), all_sites=all_sites, stop=stop,
+                    settings,
+                    sites,
+                    fetcher=session.fetcher,
+                    store=session.store,
+                    pool=session.pool,
+                    on_done=Progress(len(sites), sys.stderr),
+                    all_sites=all_sites,
+                    stop=stop,
                 )
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -178,7 +205,10 @@ def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
         print(f"failed sites: {', '.join(failed)}", file=sys.stderr)
         if reports and all(not r.ok and r.pages == 0 for r in reports):
             # Most often an offline machine: the shipped example sites are all on the internet.
-            print("hint: no site gave a single page; these sites need the internet (`make demo` runs offline)", file=sys.stderr)
+            print(
+                "hint: no site gave a single page; these sites need the internet (`make demo` runs offline)",
+                file=sys.stderr,
+            )
     if unfinished:
         print(f"stopped by a signal; unfinished sites: {', '.join(unfinished)}", file=sys.stderr)
     if broken:
@@ -192,7 +222,18 @@ def _print_summary(reports: list[SiteReport], settings: Settings) -> None:
     rows = [("site", "status", "pages", "items", "new", "upd", "dup", "secs")]
     for r in reports:
         status = "ok" if r.ok else "FAILED"
-        rows.append((r.site, status, str(r.pages), str(r.items), str(r.new), str(r.updated), str(r.duplicates), f"{r.seconds:.1f}"))
+        rows.append(
+            (
+                r.site,
+                status,
+                str(r.pages),
+                str(r.items),
+                str(r.new),
+                str(r.updated),
+                str(r.duplicates),
+                f"{r.seconds:.1f}",
+            )
+        )
     _table(rows, sys.stdout)
     for r in reports:
         for err in r.errors:
@@ -212,7 +253,9 @@ def _validate(config_dir: Path) -> int:
     """Every problem of every file, one `file:line: key: problem` line each (what editors and CI parse)."""
     found = check_config(config_dir)
     for site in found.sites:
-        print(f"ok  {site.path}  ({site.name}, {len(site.start_urls)} start URL(s), schedule {site.schedule.text})")
+        print(
+            f"ok  {site.path}  ({site.name}, {len(site.start_urls)} start URL(s), schedule {site.schedule.text})"
+        )
     if found.errors:
         for error in found.errors:
             print(error, file=sys.stderr)
@@ -289,7 +332,9 @@ def _suggest(args: argparse.Namespace) -> int:
         from feedmaker.extract import decode_html
 
         if not args.url:
-            raise ConfigError("suggest", "--url", "give the page's address with a FILE: links resolve against it")
+            raise ConfigError(
+                "suggest", "--url", "give the page's address with a FILE: links resolve against it"
+            )
         try:
             html, url = decode_html(Path(source).read_bytes(), None), args.url
         except OSError as exc:

@@ -122,7 +122,11 @@ def _image_chain(value: Any) -> Any:
     chain = _to_chain(value)
     if isinstance(chain, tuple):
         return tuple(
-            {**v, "attr": v.get("attr") or ("content" if str(v.get("css", "")).lstrip().startswith("meta") else "src")}
+            {
+                **v,
+                "attr": v.get("attr")
+                or ("content" if str(v.get("css", "")).lstrip().startswith("meta") else "src"),
+            }
             if isinstance(v, dict)
             else v
             for v in chain
@@ -268,7 +272,9 @@ class SiteConfig(_Frozen):
     @classmethod
     def _id(cls, v: str) -> str:
         if not SITE_ID.match(v):
-            raise ValueError(f"site id {v!r} must be lowercase letters, digits, '-' or '_' (it is the file name)")
+            raise ValueError(
+                f"site id {v!r} must be lowercase letters, digits, '-' or '_' (it is the file name)"
+            )
         return v
 
     @field_validator("start_urls")
@@ -314,9 +320,15 @@ class FetchSettings(_Frozen):
 
 
 class LimitSettings(_Frozen):
-    parse_seconds: float = Field(default=10.0, gt=0, le=600)  # per page: decode + parse + extract, in a worker process
-    site_run_seconds: float = Field(default=300.0, gt=0, le=86_400)  # per site run; article pages not reached wait
-    workers: int | None = Field(default=None, ge=1, le=8)  # page worker processes; None = the CPU count (at most 8)
+    parse_seconds: float = Field(
+        default=10.0, gt=0, le=600
+    )  # per page: decode + parse + extract, in a worker process
+    site_run_seconds: float = Field(
+        default=300.0, gt=0, le=86_400
+    )  # per site run; article pages not reached wait
+    workers: int | None = Field(
+        default=None, ge=1, le=8
+    )  # page worker processes; None = the CPU count (at most 8)
 
 
 class ServerSettings(_Frozen):
@@ -385,7 +397,9 @@ def load_site(path: Path) -> SiteConfig:
         if key in data
     ]
     try:
-        site = SiteConfig.model_validate({**{k: v for k, v in data.items() if k not in _RESERVED}, "id": path.stem, "path": str(path)})
+        site = SiteConfig.model_validate(
+            {**{k: v for k, v in data.items() if k not in _RESERVED}, "id": path.stem, "path": str(path)}
+        )
     except ValidationError as exc:
         problems += config_errors(path, exc, SiteConfig, text, hidden=_RESERVED)
     if problems:
@@ -428,8 +442,12 @@ def _read_settings(path: Path) -> tuple[Settings, str]:
     root = path.parent.parent if path.parent.name == "config" else path.parent
     settings = settings.model_copy(
         update={
-            "output_dir": settings.output_dir if settings.output_dir.is_absolute() else root / settings.output_dir,
-            "state_dir": settings.state_dir if settings.state_dir.is_absolute() else root / settings.state_dir,
+            "output_dir": settings.output_dir
+            if settings.output_dir.is_absolute()
+            else root / settings.output_dir,
+            "state_dir": settings.state_dir
+            if settings.state_dir.is_absolute()
+            else root / settings.state_dir,
         }
     )
     return settings, text
@@ -459,7 +477,11 @@ def check_config(config_dir: Path) -> ConfigCheck:
     sites, site_errors = _read_sites(config_dir / "sites")
     errors += site_errors
     if not sites and not site_errors:
-        errors.append(ConfigError(str(config_dir / "sites"), "", "no site files (*.toml); see README 'Writing a site config'"))
+        errors.append(
+            ConfigError(
+                str(config_dir / "sites"), "", "no site files (*.toml); see README 'Writing a site config'"
+            )
+        )
     if settings is not None:
         # Every file's stem is a site id, valid or not: a feed naming a broken site is not a second problem.
         ids = {p.stem for p in (config_dir / "sites").glob("*.toml")}
@@ -472,7 +494,9 @@ def _feed_errors(settings: Settings, ids: set[str], text: str) -> list[ConfigErr
     for i, feed in enumerate(settings.feed):
         if feed.id in ids:
             line = line_of(text, ("feed", i, "id"))
-            errors.append(ConfigError(settings.path, f"feed.{i}.id", f"{feed.id!r} is also a site id", line=line))
+            errors.append(
+                ConfigError(settings.path, f"feed.{i}.id", f"{feed.id!r} is also a site id", line=line)
+            )
         missing = [s for s in feed.sites if s not in ids]
         if missing:
             line = line_of(text, ("feed", i, "sites"))

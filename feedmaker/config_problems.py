@@ -44,7 +44,11 @@ def line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
         else:
             pattern = re.compile(rf"(^|[\s{{,]){re.escape(part)}\s*=")
             hit = next(
-                (k for k in range(pos, len(lines)) if not lines[k].lstrip().startswith("#") and pattern.search(lines[k])),
+                (
+                    k
+                    for k in range(pos, len(lines))
+                    if not lines[k].lstrip().startswith("#") and pattern.search(lines[k])
+                ),
                 None,
             )
         if hit is None:
@@ -83,6 +87,8 @@ _PLAIN: dict[str, str] = {
 _SHOW_INPUT = {"string_type", "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing",
                "bool_type", "bool_parsing", "tuple_type", "list_type", "model_type", "model_attributes_type",
                "dict_type", "path_type", "literal_error"}  # fmt: skip
+
+
 def _plain(err: ErrorDetails) -> str:
     kind = err["type"]
     if kind in ("value_error", "assertion_error"):
@@ -149,7 +155,9 @@ def config_errors(
                 suggested.add((*loc[:-1], close[0]))
         found.append(ConfigError(str(path), _dotted(loc), message, line=line_of(text, loc)))
     # "itme = …" also leaves `item` missing: the misspelling already says so.
-    missing = {_dotted(tuple(e["loc"])) for e in errors if e["type"] == "missing" and tuple(e["loc"]) in suggested}
+    missing = {
+        _dotted(tuple(e["loc"])) for e in errors if e["type"] == "missing" and tuple(e["loc"]) in suggested
+    }
     kept = [e for e in found if not (e.key in missing and e.problem == "missing")]
     return sorted(kept, key=lambda e: e.line or 0)
 

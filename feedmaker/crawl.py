@@ -44,13 +44,28 @@ from feedmaker.publish import publish
 from feedmaker.store import RunRecord, Store, is_generic_key
 from feedmaker.workers import PagePool
 
-__all__ = ["DRIFT_BEFORE", "RUN_SHARE", "WATCHED", "Deadline", "crawl_all", "crawl_site", "fill_rates", "run_seconds"]
+__all__ = [
+    "DRIFT_BEFORE",
+    "RUN_SHARE",
+    "WATCHED",
+    "Deadline",
+    "crawl_all",
+    "crawl_site",
+    "fill_rates",
+    "run_seconds",
+]
 
 log = logging.getLogger(__name__)
 
 # Fields whose fill rate is watched for drift, with the config key that feeds them.
 WATCHED = ("headline", "published", "author", "summary", "image")
-SELECTOR_KEY = {"headline": "headline", "published": "date", "author": "author", "summary": "summary", "image": "image"}
+SELECTOR_KEY = {
+    "headline": "headline",
+    "published": "date",
+    "author": "author",
+    "summary": "summary",
+    "image": "image",
+}
 # A field that was filled in at least this share of items in the last good run and now in none has drifted.
 DRIFT_BEFORE = 0.5
 
@@ -107,7 +122,9 @@ class Followed:
     done: tuple[Article | None, ...]  # one per todo item
     deferred: int  # new items past max_articles, left for a later run
     followed: bool  # whether article pages were fetched at all
-    late: int = 0  # new items whose article page was not reached within the site run budget, left for a later run
+    late: int = (
+        0  # new items whose article page was not reached within the site run budget, left for a later run
+    )
     warnings: tuple[str, ...] = ()
 
 
@@ -140,7 +157,9 @@ def fill_rates(articles: Sequence[Article], section: str) -> dict[str, float]:
     """Share of articles with each watched field filled, keyed "list.published", "article.author", ..."""
     if not articles:
         return {}
-    return {f"{section}.{name}": sum(1 for a in articles if getattr(a, name)) / len(articles) for name in WATCHED}
+    return {
+        f"{section}.{name}": sum(1 for a in articles if getattr(a, name)) / len(articles) for name in WATCHED
+    }
 
 
 async def crawl_site(
@@ -172,12 +191,21 @@ async def crawl_site(
     except Exception as exc:
         error = describe_failure(site, exc, previous)
     report, fill = summarise(
-        site, started=started, finished=now(), previous=previous,
-        listings=listings, followed=followed, kept=kept, stored=stored, error=error,
+        site,
+        started=started,
+        finished=now(),
+        previous=previous,
+        listings=listings,
+        followed=followed,
+        kept=kept,
+        stored=stored,
+        error=error,
     )
     try:
         # A run that measured nothing (304, no article pages followed) keeps the last measured rates as the baseline.
-        await asyncio.to_thread(store.record_run, report, fill={**(previous.fill if previous else {}), **fill})
+        await asyncio.to_thread(
+            store.record_run, report, fill={**(previous.fill if previous else {}), **fill}
+        )
     except StoreError as exc:
         # The run happened but left no trace: report it failed, so that no feed is rewritten from it.
         report = replace(report, errors=(*report.errors, f"run not recorded: {exc}"))
@@ -186,7 +214,12 @@ async def crawl_site(
 
 
 async def read_listings(
-    site: SiteConfig, fetcher: Fetcher, store: Store, *, pool: PagePool | None = None, deadline: Deadline = NO_DEADLINE
+    site: SiteConfig,
+    fetcher: Fetcher,
+    store: Store,
+    *,
+    pool: PagePool | None = None,
+    deadline: Deadline = NO_DEADLINE,
 ) -> Listings:
     """Fetch every start URL and follow `list.next` up to max_pages. A start page that fails fails the
     run; a later page that fails, or that the site run budget leaves no time for, only ends that page
@@ -203,12 +236,16 @@ async def read_listings(
         while url and url not in seen and len(seen) < site.max_pages:
             seen.add(url)
             if url != site.start_urls[0] and deadline.left() <= 0:
-                warnings.append(f"listing page not read: the site run budget of {deadline.seconds:g} s is used up: {url}")
+                warnings.append(
+                    f"listing page not read: the site run budget of {deadline.seconds:g} s is used up: {url}"
+                )
                 out_of_time = True
                 break
             try:
                 known = await asyncio.to_thread(store.validators, f"{url} {tag}")
-                result = await fetcher.fetch(url, known=known, allow_private=site.allow_private_network, delay=site.delay, site=site.id)
+                result = await fetcher.fetch(
+                    url, known=known, allow_private=site.allow_private_network, delay=site.delay, site=site.id
+                )
                 if isinstance(result, NotModified):
                     # Unchanged listing: its items are stored already, and later pages are unchanged too.
                     not_modified += 1
@@ -244,11 +281,18 @@ def partition(site: SiteConfig, listings: Listings, store: Store) -> Partition:
     rejected = store.filtered_urls(site.id, url_keys)
     known = store.known_urls(site.id, url_keys)
     # A generic listing headline is no news about a known item: it must not replace the article page's.
-    seen = [(replace(item, headline="") if _is_generic(site, item.headline) else item, url_key)
-            for url_key, item in listings.items if url_key in known]
+    seen = [
+        (replace(item, headline="") if _is_generic(site, item.headline) else item, url_key)
+        for url_key, item in listings.items
+        if url_key in known
+    ]
     return Partition(
         known=tuple((item, _key_of(site, item.headline), url_key) for item, url_key in seen),
-        fresh=tuple((url_key, item) for url_key, item in listings.items if url_key not in known and url_key not in rejected),
+        fresh=tuple(
+            (url_key, item)
+            for url_key, item in listings.items
+            if url_key not in known and url_key not in rejected
+        ),
     )
 
 
@@ -281,8 +325,10 @@ async def follow_articles(
     reached = [(pair, task.result()) for pair, task in zip(todo, tasks, strict=True) if not task.cancelled()]
     warnings = [warning for _, (_, warning) in reached if warning]
     if late := len(todo) - len(reached):
-        warnings.append(f"{late} new item(s) left for the next run: their article pages were not done within "
-                        f"the site run budget of {deadline.seconds:g} s ([limits] site_run_seconds)")
+        warnings.append(
+            f"{late} new item(s) left for the next run: their article pages were not done within "
+            f"the site run budget of {deadline.seconds:g} s ([limits] site_run_seconds)"
+        )
     return Followed(
         todo=tuple(pair for pair, _ in reached),
         done=tuple(article for _, (article, _) in reached),
@@ -305,7 +351,9 @@ async def _complete(
     A generic listing headline ("Read more") gives way to the article page's; it stays if the page has none."""
     generic = _is_generic(site, item.headline)
     try:
-        result = await fetcher.fetch(item.url, allow_private=site.allow_private_network, delay=site.delay, site=site.id)
+        result = await fetcher.fetch(
+            item.url, allow_private=site.allow_private_network, delay=site.delay, site=site.id
+        )
         if isinstance(result, NotModified):
             return item, None
         if pool:
@@ -317,7 +365,9 @@ async def _complete(
         log.warning("site=%s article failed url=%s reason=%s", site.id, item.url, exc)
         return (item if item.headline else None), f"article page skipped: {exc}"
     except Exception as exc:  # a bug on one odd page costs that item its article fields, not the run
-        log.error("site=%s item %s: article: %s: %s", site.id, item.url, type(exc).__name__, exc, exc_info=exc)
+        log.error(
+            "site=%s item %s: article: %s: %s", site.id, item.url, type(exc).__name__, exc, exc_info=exc
+        )
         return (item if item.headline else None), f"item {item.url}: article: {type(exc).__name__}: {exc}"
 
 
@@ -336,7 +386,9 @@ def filter_articles(site: SiteConfig, split: Partition, followed: Followed) -> S
             rejected.append(url_key)
         else:
             sightings.append((article, _key_of(site, article.headline), url_key))
-    return Sorted(sightings=tuple(sightings), rejected=tuple(rejected), left_out=left_out, warnings=tuple(warnings))
+    return Sorted(
+        sightings=tuple(sightings), rejected=tuple(rejected), left_out=left_out, warnings=tuple(warnings)
+    )
 
 
 def store_sightings(site: SiteConfig, store: Store, listings: Listings, kept: Sorted) -> Stored:
@@ -383,7 +435,11 @@ def summarise(
     error: str | None,
 ) -> tuple[SiteReport, dict[str, float]]:
     """The report and the fill rates of a run, from whichever steps completed."""
-    warnings = [*(listings.warnings if listings else ()), *(followed.warnings if followed else ()), *(kept.warnings if kept else ())]
+    warnings = [
+        *(listings.warnings if listings else ()),
+        *(followed.warnings if followed else ()),
+        *(kept.warnings if kept else ()),
+    ]
     # Listing fields are measured over every item, article-page fields over the pages followed now:
     # a run with only known items must not look as if the article page had stopped giving authors.
     fill: dict[str, float] = {}
@@ -393,7 +449,9 @@ def summarise(
             fill.update(fill_rates([a for a in followed.done if a], "article"))
     if stored is not None and followed is not None:
         if followed.deferred:
-            warnings.append(f"{followed.deferred} new item(s) left for the next run (max_articles = {site.max_articles})")
+            warnings.append(
+                f"{followed.deferred} new item(s) left for the next run (max_articles = {site.max_articles})"
+            )
         warnings.extend(_drift(site, previous.fill if previous else {}, fill))
     counts = stored or Stored()
     report = SiteReport(
@@ -431,7 +489,9 @@ def _config_tag(site: SiteConfig) -> str:
 
 # Fragments that only point into a page (comments, navigation); any other id-like fragment names an item,
 # as a changelog's #v2-1-0 does. Fragments holding "=" or "&" are tracking ("#xtor=RSS-1") and dropped.
-_NOISE_FRAGMENTS = re.compile(r"(?i)^(?:top|main|content|main-content|comments?|respond|reply|disqus_thread|comment-\d+|more)$")
+_NOISE_FRAGMENTS = re.compile(
+    r"(?i)^(?:top|main|content|main-content|comments?|respond|reply|disqus_thread|comment-\d+|more)$"
+)
 _ID_FRAGMENT = re.compile(r"^[A-Za-z][\w.:-]*$")
 
 
@@ -466,12 +526,26 @@ def _log_report(r: SiteReport) -> None:
     if r.ok:
         log.info(
             "site=%s run ok pages=%d items=%d new=%d updated=%d dup=%d not_modified=%d errors=0 warnings=%d ms=%d",
-            r.site, r.pages, r.items, r.new, r.updated, r.duplicates, r.not_modified, len(r.warnings), ms,
+            r.site,
+            r.pages,
+            r.items,
+            r.new,
+            r.updated,
+            r.duplicates,
+            r.not_modified,
+            len(r.warnings),
+            ms,
         )
     else:
         log.warning(
             "site=%s run failed pages=%d new=%d dup=%d errors=%d ms=%d reason=%s",
-            r.site, r.pages, r.new, r.duplicates, len(r.errors), ms, "; ".join(r.errors),
+            r.site,
+            r.pages,
+            r.new,
+            r.duplicates,
+            len(r.errors),
+            ms,
+            "; ".join(r.errors),
         )
     for warning in r.warnings:
         log.warning("site=%s %s", r.site, warning)

@@ -134,7 +134,9 @@ def state_lock(state_dir: Path) -> Iterator[None]:
 def listen(host: str, port: int) -> socket.socket:
     """Bind the server socket before anything starts, so a taken port fails fast with a clear error."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
         raise FeedmakerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
@@ -235,8 +237,13 @@ class Daemon:
     """The running daemon's config (held by the runner, swapped whole on SIGHUP) and what the server reads."""
 
     def __init__(
-        self, config_dir: Path, store: Store, scheduler: AsyncIOScheduler, runner: SiteRunner,
-        *, broken: tuple[ConfigError, ...] = (),
+        self,
+        config_dir: Path,
+        store: Store,
+        scheduler: AsyncIOScheduler,
+        runner: SiteRunner,
+        *,
+        broken: tuple[ConfigError, ...] = (),
     ) -> None:
         self.config_dir, self.store, self.scheduler, self.runner = config_dir, store, scheduler, runner
         # Site id -> the problems of its broken file, shown as a failing site until a reload fixes it.
@@ -254,7 +261,9 @@ class Daemon:
         settings, sites = self.runner.settings, list(self.runner.sites.values())
         failed_write = self.store.write_error or self.runner.publish_error
         return Status(
-            sites=tuple(with_config_errors(site_statuses(sites, self.store, self.scheduler, self.runner), self.broken)),
+            sites=tuple(
+                with_config_errors(site_statuses(sites, self.store, self.scheduler, self.runner), self.broken)
+            ),
             feed_entries=tuple((f.id, self.runner.feed_entries.get(f.id, 0)) for f in settings.feed),
             write_error=str(failed_write) if failed_write else None,
         )
@@ -275,18 +284,27 @@ class Daemon:
         # feed. Its problem shows on the status page until the file is fixed.
         kept = [self.runner.sites[i] for i in self.broken if i in self.runner.sites]
         if kept:
-            log.warning("config reload: keeping the running config of broken site(s) %s", ",".join(s.id for s in kept))
+            log.warning(
+                "config reload: keeping the running config of broken site(s) %s", ",".join(s.id for s in kept)
+            )
         sites = sorted([*found.sites, *kept], key=lambda s: s.id)
         running = self.runner.settings
         for key in RESTART_ONLY:
             if getattr(loaded, key) != getattr(running, key):
-                log.warning("config reload: %s changed; restart feedmaker to apply it (keeping the running value)", key)
+                log.warning(
+                    "config reload: %s changed; restart feedmaker to apply it (keeping the running value)",
+                    key,
+                )
         settings = loaded.model_copy(update={key: getattr(running, key) for key in RESTART_ONLY})
         changes = apply_config(self.scheduler, self.runner, settings, sites, now=utcnow())
         log.info(
             "config reloaded sites=%d added=%s removed=%s rescheduled=%s edited=%s feeds=%d",
-            len(sites), ",".join(changes.added) or "-", ",".join(changes.removed) or "-",
-            ",".join(changes.rescheduled) or "-", ",".join(changes.edited) or "-", len(settings.feed),
+            len(sites),
+            ",".join(changes.added) or "-",
+            ",".join(changes.removed) or "-",
+            ",".join(changes.rescheduled) or "-",
+            ",".join(changes.edited) or "-",
+            len(settings.feed),
         )
         try:
             # Combined feeds may have changed: rewrite every feed from what is stored.
@@ -305,7 +323,9 @@ class Daemon:
                 log.exception("config reload crashed; keeping the running config")
 
 
-def with_config_errors(statuses: Sequence[SiteStatus], broken: dict[str, tuple[ConfigError, ...]]) -> list[SiteStatus]:
+def with_config_errors(
+    statuses: Sequence[SiteStatus], broken: dict[str, tuple[ConfigError, ...]]
+) -> list[SiteStatus]:
     """The statuses with each broken site file's problems as errors (failing), broken sites not running added."""
     from feedmaker.serve import SiteStatus
 
@@ -323,8 +343,14 @@ def with_config_errors(statuses: Sequence[SiteStatus], broken: dict[str, tuple[C
 
 
 async def serve_and_schedule(
-    config_dir: Path, settings: Settings, sites: Sequence[SiteConfig], session: Session, sock: socket.socket,
-    *, verbose: int = 0, broken: tuple[ConfigError, ...] = (),
+    config_dir: Path,
+    settings: Settings,
+    sites: Sequence[SiteConfig],
+    session: Session,
+    sock: socket.socket,
+    *,
+    verbose: int = 0,
+    broken: tuple[ConfigError, ...] = (),
 ) -> int:
     """Run until SIGTERM/SIGINT (or the server dies); SIGHUP reloads the config. Returns the exit code."""
     from feedmaker.crawl import crawl_site
@@ -335,7 +361,13 @@ async def serve_and_schedule(
     loop = asyncio.get_running_loop()
     stop, hup = asyncio.Event(), asyncio.Event()
     scheduler = make_scheduler()
-    runner = SiteRunner(settings, sites, fetcher=session.fetcher, store=session.store, crawl=partial(crawl_site, pool=session.pool))
+    runner = SiteRunner(
+        settings,
+        sites,
+        fetcher=session.fetcher,
+        store=session.store,
+        crawl=partial(crawl_site, pool=session.pool),
+    )
     daemon = Daemon(config_dir, session.store, scheduler, runner, broken=broken)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -346,13 +378,23 @@ async def serve_and_schedule(
         add_site_jobs(scheduler, runner, sites, first_run=utcnow())
         host, port = sock.getsockname()[:2]
         if not settings.server.base_url and host in ("0.0.0.0", "::"):
-            log.warning("server listens on %s without [server] base_url: /opml names that address, which other machines cannot reach; set base_url", host)
+            log.warning(
+                "server listens on %s without [server] base_url: /opml names that address, which other machines cannot reach; set base_url",
+                host,
+            )
         app = make_app(settings, daemon.feeds, daemon.status, listening=listen_url(host, port))
         server = make_server(app, verbose=verbose, grace=SERVER_GRACE_SECONDS)
         scheduler.start()
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         reloading = asyncio.create_task(daemon.reload_on(hup))
-        log.info("daemon started pid=%d sites=%d url=http://%s:%d state=%s", os.getpid(), len(sites), host, port, settings.state_dir)
+        log.info(
+            "daemon started pid=%d sites=%d url=http://%s:%d state=%s",
+            os.getpid(),
+            len(sites),
+            host,
+            port,
+            settings.state_dir,
+        )
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         code = 0 if stop.is_set() else 1
@@ -399,7 +441,9 @@ def run_daemon(config_dir: Path, *, verbose: int = 0) -> int:
         async with open_session(settings) as session:
             sock = listen(settings.server.host, settings.server.port)
             with contextlib.closing(sock):
-                return await serve_and_schedule(config_dir, settings, sites, session, sock, verbose=verbose, broken=found.broken)
+                return await serve_and_schedule(
+                    config_dir, settings, sites, session, sock, verbose=verbose, broken=found.broken
+                )
 
     code = asyncio.run(main())
     log.info("daemon stopped code=%d", code)

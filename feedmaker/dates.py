@@ -122,6 +122,7 @@ _DOTTED = re.compile(r"(?<![\d.])\d{1,2}\.\d{1,2}\.\d{4}(?![\d.])")
 # Both numbers at most 12: either could be the month.
 _AMBIGUOUS = re.compile(r"(?<![\d./-])(?:0?[1-9]|1[0-2])[/.-](?:0?[1-9]|1[0-2])[/.-]\d{2,4}(?![\d./-])")
 
+
 def is_ambiguous(text: str) -> bool:
     """Whether `text` holds a numeric date that reads both day-first and month-first (02/10/2019)."""
     return _AMBIGUOUS.search(text) is not None

@@ -168,7 +168,9 @@ NOISE_WORDS = frozenset(
 # Where a numeric date is written month-first: US English (and the zones of the US, for a site whose
 # pages name no locale). Elsewhere day-first is the rule (en-GB, fr, de, es, ...); year-first locales
 # (ja, zh, ko) print the year first, which is never ambiguous. Source: CLDR's short date patterns.
-_MONTH_FIRST_LOCALES = frozenset({"en-us", "en-ph", "en-as", "en-gu", "en-mp", "en-pr", "en-um", "en-vi", "es-us"})
+_MONTH_FIRST_LOCALES = frozenset(
+    {"en-us", "en-ph", "en-as", "en-gu", "en-mp", "en-pr", "en-um", "en-vi", "es-us"}
+)
 _US_ZONE = re.compile(r"^(?:US/|America/(?:New_York|Chicago|Denver|Los_Angeles|Phoenix|Anchorage|Boise|Detroit"
                       r"|Juneau|Sitka|Nome|Adak|Menominee|Indiana/|Kentucky/|North_Dakota/)|Pacific/Honolulu$|EST|CST|MST|PST)")  # fmt: skip
 

@@ -54,18 +54,26 @@ def _self_url(settings: Settings, feed_id: str) -> str | None:
 def _plans(settings: Settings, sites: Sequence[SiteConfig]) -> list[_Plan]:
     by_id = {s.id: s for s in sites}
     plans = [
-        _Plan(meta=FeedMeta(id=s.id, title=s.name, link=s.home_url, self_url=_self_url(settings, s.id)), sites=(s.id,), filters=Filters())
+        _Plan(
+            meta=FeedMeta(id=s.id, title=s.name, link=s.home_url, self_url=_self_url(settings, s.id)),
+            sites=(s.id,),
+            filters=Filters(),
+        )
         for s in sites
     ]
     for combined in settings.feed:
         first = by_id.get(combined.sites[0])
         link = first.home_url if first else "about:blank"
-        meta = FeedMeta(id=combined.id, title=combined.title, link=link, self_url=_self_url(settings, combined.id))
+        meta = FeedMeta(
+            id=combined.id, title=combined.title, link=link, self_url=_self_url(settings, combined.id)
+        )
         plans.append(_Plan(meta=meta, sites=combined.sites, filters=combined.filters))
     return plans
 
 
-def publish(settings: Settings, sites: Sequence[SiteConfig], store: Store, *, only: set[str] | None = None) -> Published:
+def publish(
+    settings: Settings, sites: Sequence[SiteConfig], store: Store, *, only: set[str] | None = None
+) -> Published:
     """Render every feed touching `only` (site ids; None = all) and write those whose bytes changed."""
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -77,7 +85,9 @@ def publish(settings: Settings, sites: Sequence[SiteConfig], store: Store, *, on
             # Filtered at write time, so a changed filter applies to stored entries too. Look further back
             # than feed_size so that a strict filter still fills the feed.
             candidates = store.entries(plan.sites, settings.feed_size * FILTER_LOOKBACK)
-            entries = [e for e in candidates if plan.filters.keeps(e.article.headline, e.article.summary)][: settings.feed_size]
+            entries = [e for e in candidates if plan.filters.keeps(e.article.headline, e.article.summary)][
+                : settings.feed_size
+            ]
         else:
             entries = store.entries(plan.sites, settings.feed_size)
         path = feed_path(settings, plan.meta.id)

@@ -96,7 +96,9 @@ def build_report(site: SiteConfig, page: Page, *, follow: Callable[[str], Page] 
     items = listing.items
     if not items:
         filters = site.filters
-        reason = f"[filters] removed every item (include {list(filters.include)}, exclude {list(filters.exclude)})"
+        reason = (
+            f"[filters] removed every item (include {list(filters.include)}, exclude {list(filters.exclude)})"
+        )
         return replace(head, error=reason)
     fields = tuple(_stats(site, key, attr, items) for key, attr in _LIST_KEYS.items())
     warnings = [
@@ -171,7 +173,9 @@ def _matches(text: str, fmt: str) -> bool:
     return True
 
 
-def _list_format_warnings(site: SiteConfig, page: Page, items: Sequence[Article], fields: Sequence[FieldStats]) -> list[str]:
+def _list_format_warnings(
+    site: SiteConfig, page: Page, items: Sequence[Article], fields: Sequence[FieldStats]
+) -> list[str]:
     date_stats = next(s for s in fields if s.key == "date")
     warnings = []
     for spec in site.list.date or ():
@@ -186,7 +190,9 @@ def _list_format_warnings(site: SiteConfig, page: Page, items: Sequence[Article]
             continue
         where = f"list.date {_label(spec)!r} format {spec.format!r}"
         if read:
-            warnings.append(f"{where} matched none of {len(read)} date(s) such as {read[0]!r}; {_came_from(date_stats.origins, spec)}")
+            warnings.append(
+                f"{where} matched none of {len(read)} date(s) such as {read[0]!r}; {_came_from(date_stats.origins, spec)}"
+            )
         elif date_stats.filled:
             warnings.append(f"{where} read no text on any item; {_came_from(date_stats.origins, spec)}")
     return warnings
@@ -199,7 +205,9 @@ def _article_format_warnings(site: SiteConfig, page: Page, item: Article, articl
     for spec in site.article.date or ():
         if not spec.format:
             continue
-        probe = site.model_copy(update={"article": site.article.model_copy(update={"summary": _text_probe(spec)})})
+        probe = site.model_copy(
+            update={"article": site.article.model_copy(update={"summary": _text_probe(spec)})}
+        )
         try:
             found = extract_fields(page, probe)
         except ExtractError:
@@ -290,7 +298,9 @@ def render_json(report: CheckReport) -> str:
             for s in report.fields
         },
         "next": report.next_url,
-        "article": None if report.article is None else {"page": report.article_url, **_item_json(report.article)},
+        "article": None
+        if report.article is None
+        else {"page": report.article_url, **_item_json(report.article)},
         "warnings": list(report.warnings),
     }
     return json.dumps(data, ensure_ascii=False, indent=2)

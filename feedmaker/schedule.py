@@ -136,7 +136,9 @@ class SiteRunner:
     async def publish_feeds(self, only: set[str] | None = None) -> Published:
         """Publish in a worker thread: its fsyncs must not stall the loop that serves HTTP."""
         try:
-            published = await asyncio.to_thread(self.publish, self.settings, list(self.sites.values()), self.store, only=only)
+            published = await asyncio.to_thread(
+                self.publish, self.settings, list(self.sites.values()), self.store, only=only
+            )
         except FeedmakerError as exc:
             self.publish_error = str(exc)
             raise
@@ -171,8 +173,12 @@ class SiteRunner:
             retry = await asyncio.to_thread(self.retry_after, site.id)
             if retry is not None:
                 failures = await asyncio.to_thread(self.store.consecutive_failures, site.id)
-                log.info("site=%s run skipped: backing off after %d failure(s) until %s",
-                         site.id, failures, retry.isoformat(timespec="seconds"))
+                log.info(
+                    "site=%s run skipped: backing off after %d failure(s) until %s",
+                    site.id,
+                    failures,
+                    retry.isoformat(timespec="seconds"),
+                )
                 return None
             slot = slot_start(site.schedule, self.now())
             if self.lease is not None and not await self._claim(site, slot, self.lease):
@@ -180,7 +186,9 @@ class SiteRunner:
             renewing = asyncio.create_task(self._renew(site.id, slot, self.lease)) if self.lease else None
             done = False
             try:
-                report = await self.crawl(site, settings=self.settings, fetcher=self.fetcher, store=self.store, now=self.now)
+                report = await self.crawl(
+                    site, settings=self.settings, fetcher=self.fetcher, store=self.store, now=self.now
+                )
                 done = True
             finally:
                 if renewing is not None:
@@ -238,7 +246,9 @@ class SiteRunner:
                 log.warning("site=%s lease not renewed reason=%s", site_id, exc)
                 continue
             if not kept:
-                log.warning("site=%s lease lost slot=%s: another worker took the run over", site_id, slot.isoformat())
+                log.warning(
+                    "site=%s lease lost slot=%s: another worker took the run over", site_id, slot.isoformat()
+                )
                 return
 
     async def _finish(self, site_id: str, slot: datetime, *, done: bool) -> None:
@@ -318,7 +328,12 @@ class Changes:
 
 
 def apply_config(
-    scheduler: AsyncIOScheduler, runner: SiteRunner, settings: Settings, sites: Sequence[SiteConfig], *, now: datetime
+    scheduler: AsyncIOScheduler,
+    runner: SiteRunner,
+    settings: Settings,
+    sites: Sequence[SiteConfig],
+    *,
+    now: datetime,
 ) -> Changes:
     """Swap in a reloaded config without a restart. Added sites run soon after `now` as at start-up;
     rescheduled ones keep their back-off state and follow the new trigger from now."""

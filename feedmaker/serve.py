@@ -102,7 +102,6 @@ class SiteStatus:
         return "pending" if self.last_run is None else "ok"
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Status:
     """daemon -> serve: one snapshot for the status page and /healthz."""
@@ -243,8 +242,11 @@ def respond(feed: FeedFile | None, method: str, headers: Mapping[str, str]) -> R
     """The reply to GET/HEAD of one feed. `headers` keys are lower case (starlette's are)."""
     if feed is None:
         # A known feed not published yet (first crawl pending or failing): temporary, so not a 404.
-        return Reply(status=503, headers=(("Retry-After", "60"), ("Content-Type", "text/plain; charset=utf-8")),
-                     body=b"feed not published yet\n")
+        return Reply(
+            status=503,
+            headers=(("Retry-After", "60"), ("Content-Type", "text/plain; charset=utf-8")),
+            body=b"feed not published yet\n",
+        )
     use_gzip = accepts_gzip(headers.get("accept-encoding"))
     common = (
         ("ETag", feed.gzip_etag if use_gzip else feed.etag),
@@ -273,7 +275,9 @@ def render_opml(feeds: Sequence[tuple[str, str]], base_url: str) -> bytes:
     base = base_url.rstrip("/")
     for feed_id, name in feeds:
         title = xml_text(name)  # a config name may hold characters XML forbids; the OPML must still parse
-        ET.SubElement(body, "outline", type="rss", text=title, title=title, xmlUrl=f"{base}/feeds/{feed_id}.atom")
+        ET.SubElement(
+            body, "outline", type="rss", text=title, title=title, xmlUrl=f"{base}/feeds/{feed_id}.atom"
+        )
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data + b"\n"
 
@@ -342,8 +346,13 @@ def listen_url(host: str, port: int) -> str:
 
 
 def make_app(
-    settings: Settings, feeds: FeedSource, status_source: StatusSource, *, listening: str | None = None,
-    recheck: float = RECHECK_SECONDS, clock: Callable[[], float] = time.monotonic,
+    settings: Settings,
+    feeds: FeedSource,
+    status_source: StatusSource,
+    *,
+    listening: str | None = None,
+    recheck: float = RECHECK_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ASGIApp:
     """The ASGI app: the feeds `feeds()` lists (id, title), served from settings.output_dir; `status_source`
     called in a worker thread per status request (it reads the store, which may be busy writing).
@@ -391,7 +400,9 @@ def _ready(reply: Reply) -> _Ready:
     return reply.status, headers, reply.body
 
 
-_NO_SUCH_FEED = _ready(Reply(status=404, headers=(("Content-Type", "text/plain; charset=utf-8"),), body=b"no such feed\n"))
+_NO_SUCH_FEED = _ready(
+    Reply(status=404, headers=(("Content-Type", "text/plain; charset=utf-8"),), body=b"no such feed\n")
+)
 _UNPUBLISHED = _ready(respond(None, "GET", {}))
 
 
@@ -431,7 +442,13 @@ class _FeedPath:
     file are looked at again once `recheck` seconds have passed since the last look."""
 
     def __init__(
-        self, files: FeedFiles, feeds: FeedSource, rest: ASGIApp, *, recheck: float, clock: Callable[[], float]
+        self,
+        files: FeedFiles,
+        feeds: FeedSource,
+        rest: ASGIApp,
+        *,
+        recheck: float,
+        clock: Callable[[], float],
     ) -> None:
         self.files, self.feeds, self.rest, self.recheck, self.clock = files, feeds, rest, recheck, clock
         self._known: frozenset[str] = frozenset()
@@ -440,7 +457,11 @@ class _FeedPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith("/feeds/") or scope["method"] not in ("GET", "HEAD"):
+        if (
+            scope["type"] != "http"
+            or not path.startswith("/feeds/")
+            or scope["method"] not in ("GET", "HEAD")
+        ):
             await self.rest(scope, receive, send)
             return
         status, headers, body = self._reply(path[7:], scope["headers"])
@@ -465,7 +486,9 @@ class _FeedPath:
                 accept_encoding = value
         use_gzip = _accepts_gzip(accept_encoding.decode("latin-1")) if accept_encoding else False
         if if_none_match is not None:
-            fresh = if_none_match in prepared.tags or _is_fresh(prepared.feed, {"if-none-match": if_none_match.decode("latin-1")})
+            fresh = if_none_match in prepared.tags or _is_fresh(
+                prepared.feed, {"if-none-match": if_none_match.decode("latin-1")}
+            )
         elif if_modified_since:
             fresh = _is_fresh(prepared.feed, {"if-modified-since": if_modified_since.decode("latin-1")})
         else:

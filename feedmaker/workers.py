@@ -133,7 +133,9 @@ class _Worker:
 
     def start(self) -> None:
         ours, theirs = self.context.Pipe()
-        process = self.context.Process(target=_serve, args=(theirs, self.level, self.budget), name="feedmaker-page-worker", daemon=True)
+        process = self.context.Process(
+            target=_serve, args=(theirs, self.level, self.budget), name="feedmaker-page-worker", daemon=True
+        )
         process.start()
         theirs.close()
         self.process, self.conn = process, ours
@@ -230,7 +232,9 @@ class PagePool:
         listing: Listing = await self.run(extract_listing, page, site, url=page.url)
         return listing
 
-    async def article(self, page: Page, site: SiteConfig, item: Article, *, generic_headline: bool = False) -> Article:
+    async def article(
+        self, page: Page, site: SiteConfig, item: Article, *, generic_headline: bool = False
+    ) -> Article:
         article: Article = await self.run(extract_article, page, site, item, generic_headline, url=page.url)
         return article
 

@@ -29,7 +29,10 @@ def assert_valid_atom(data: bytes) -> feedparser.FeedParserDict:
     root = etree.fromstring(data)
     assert root.tag == f"{ATOM}feed", root.tag
     count = 0
-    for element, where in ((root, "feed"), *((e, f"entry {n}") for n, e in enumerate(root.iter(f"{ATOM}entry")))):
+    for element, where in (
+        (root, "feed"),
+        *((e, f"entry {n}") for n, e in enumerate(root.iter(f"{ATOM}entry"))),
+    ):
         assert (_one(element, "id", where).text or "").strip(), f"{where}: empty atom:id"
         _one(element, "title", where)
         updated = (_one(element, "updated", where).text or "").strip()

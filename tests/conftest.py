@@ -42,7 +42,9 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A new empty database for one test, dropped afterwards."""
-    psycopg = pytest.importorskip("psycopg", reason="postgres tier: psycopg is not installed (pip install -e '.[test]')")
+    psycopg = pytest.importorskip(
+        "psycopg", reason="postgres tier: psycopg is not installed (pip install -e '.[test]')"
+    )
     name = f"t{next(_databases)}"
     with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")

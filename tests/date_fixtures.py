@@ -53,7 +53,11 @@ def date_pages() -> tuple[DatePage, ...]:
                 name=Path(entry["file"]).stem,
                 path=DATE_PAGES / entry["file"],
                 url=entry["url"],
-                truth={"published": entry["published"], "rule": entry["rule"], "asserted_fields": ["date_published"]},
+                truth={
+                    "published": entry["published"],
+                    "rule": entry["rule"],
+                    "asserted_fields": ["date_published"],
+                },
                 site=site,
                 bare=site,
                 now=datetime.fromisoformat(entry["now"]),

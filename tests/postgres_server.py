@@ -26,11 +26,16 @@ def find_bindir() -> tuple[Path | None, str]:
     found = shutil.which("pg_ctl")
     if found:
         candidates.append(Path(found).resolve().parent)
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: [int(x) for x in Path(p).parent.name.split(".") if x.isdigit()])
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: [int(x) for x in Path(p).parent.name.split(".") if x.isdigit()],
+    )
     candidates.extend(Path(p) for p in reversed(versions))
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
+        out = subprocess.run(
+            [pg_config, "--bindir"], capture_output=True, text=True, check=False
+        ).stdout.strip()
         if out:
             candidates.append(Path(out))
     for bindir in candidates:
@@ -61,13 +66,38 @@ class PostgresServer:
 
     def start(self) -> None:
         options = f"-k {self.socket_dir} -p {PORT} -c listen_addresses='' -c fsync=off -c max_connections=200"
-        self._run("pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-o", options, "-w", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.root / "data"),
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            options,
+            "-w",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.root / "data"), "-m", mode, "-w", "stop", check=False)
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
-        done = self._run("psql", "-X", "-q", "-At", "-h", str(self.socket_dir), "-p", str(PORT), "-U", "postgres", "-d", dbname, "-c", sql)
+        done = self._run(
+            "psql",
+            "-X",
+            "-q",
+            "-At",
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(PORT),
+            "-U",
+            "postgres",
+            "-d",
+            dbname,
+            "-c",
+            sql,
+        )
         return done.stdout
 
 
@@ -79,7 +109,18 @@ def start_server(bindir: Path) -> PostgresServer:
         shutil.chown(root / "run", "postgres", "postgres")
     server = PostgresServer(bindir, root)
     try:
-        server._run("initdb", "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C")
+        server._run(
+            "initdb",
+            "-D",
+            str(root / "data"),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
         server.start()
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)

@@ -37,7 +37,9 @@ class QuietFiles(SimpleHTTPRequestHandler):
         pass
 
     def parse_request(self) -> bool:
-        arrivals = getattr(self.server, "arrivals", None)  # servers made elsewhere from this handler have none
+        arrivals = getattr(
+            self.server, "arrivals", None
+        )  # servers made elsewhere from this handler have none
         if arrivals is not None:
             arrivals.append((time.monotonic(), getattr(self, "path", "")))
         return super().parse_request()
@@ -63,8 +65,8 @@ def write_config(directory: Path, sites: dict[str, str], *, extra: str = "", del
     """A config dir with fast, loopback-allowed fetch settings and the given site files."""
     (directory / "sites").mkdir(parents=True, exist_ok=True)
     (directory / "feedmaker.toml").write_text(
-        f"""output_dir = "{directory.parent / 'output'}"
-state_dir = "{directory.parent / 'state'}"
+        f"""output_dir = "{directory.parent / "output"}"
+state_dir = "{directory.parent / "state"}"
 [fetch]
 delay = {delay}
 retries = 0

@@ -115,7 +115,9 @@ def test_canonical_url_tolerates_garbage() -> None:
 
 def test_soft_hyphens_and_zero_width_spaces_do_not_split_words():
     plain = "Bundesregierung beschließt neues Heizungsgesetz"
-    assert canonical_key("Bundes\u00adregierung beschließt neues Heizungs\u200bgesetz") == canonical_key(plain)
+    assert canonical_key("Bundes\u00adregierung beschließt neues Heizungs\u200bgesetz") == canonical_key(
+        plain
+    )
 
 
 def test_indic_vowel_signs_stay_inside_their_word():
@@ -126,4 +128,7 @@ def test_indic_vowel_signs_stay_inside_their_word():
 
 def test_fragment_kept_only_when_asked():
     assert canonical_url("https://ex.com/changelog#v2-1-0") == "https://ex.com/changelog"
-    assert canonical_url("https://ex.com/changelog#v2-1-0", keep_fragment=True) == "https://ex.com/changelog#v2-1-0"
+    assert (
+        canonical_url("https://ex.com/changelog#v2-1-0", keep_fragment=True)
+        == "https://ex.com/changelog#v2-1-0"
+    )

@@ -33,7 +33,9 @@ def test_validate_accepts_the_shipped_configs(capsys: pytest.CaptureFixture[str]
     assert "all valid" in out
 
 
-def test_validate_names_file_line_and_key_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_names_file_line_and_key_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "config"
     shutil.copytree(ROOT / "config", config)
     site = config / "sites" / "nuxt-releases.toml"
@@ -53,7 +55,9 @@ def test_check_shows_every_item_and_a_field_table(capsys: pytest.CaptureFixture[
     assert any(line.split()[:3] == ["date", "relative-time@datetime", "10/10"] for line in out.splitlines())
 
 
-def test_check_warns_about_a_selector_that_matches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_warns_about_a_selector_that_matches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     site = tmp_path / "nuxt.toml"
     text = (ROOT / "config" / "sites" / "nuxt-releases.toml").read_text()
     site.write_text(text.replace('author = { css = "img.avatar"', 'author = { css = "img.nothing-here"'))
@@ -64,12 +68,16 @@ def test_check_warns_about_a_selector_that_matches_nothing(tmp_path: Path, capsy
 
 def test_check_exits_1_when_no_item_matches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     site = tmp_path / "nuxt.toml"
-    site.write_text((ROOT / "config" / "sites" / "nuxt-releases.toml").read_text().replace('".release"', '".gone"'))
+    site.write_text(
+        (ROOT / "config" / "sites" / "nuxt-releases.toml").read_text().replace('".release"', '".gone"')
+    )
     assert main(["check", str(site), "--html", str(NUXT)]) == 1
     assert "'.gone'" in capsys.readouterr().out
 
 
-def test_suggest_from_a_file_prints_a_config_that_check_confirms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_suggest_from_a_file_prints_a_config_that_check_confirms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = "https://github.com/nuxt/nuxt.js/releases"
     assert main(["suggest", str(NUXT), "--url", url, "--name", "Nuxt"]) == 0
     site = tmp_path / "nuxt.toml"
@@ -114,12 +122,16 @@ def make_config(tmp_path: Path, **sites: str) -> Path:
     return config
 
 
-def test_validate_reports_every_problem_of_every_file_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_reports_every_problem_of_every_file_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = make_config(
         tmp_path,
         good=SITE,
         typo=SITE.replace("item =", "itme =").replace('headline = "h2"', 'headlin = "h2"'),
-        types=SITE.replace('name = "Local News"', 'name = "Local News"\nmax_items = "ten"\nschedule = "0 0 30 2 *"'),
+        types=SITE.replace(
+            'name = "Local News"', 'name = "Local News"\nmax_items = "ten"\nschedule = "0 0 30 2 *"'
+        ),
     )
     assert main(["--config", str(config), "validate"]) == 2
     captured = capsys.readouterr()
@@ -134,8 +146,14 @@ def test_validate_reports_every_problem_of_every_file_and_exits_2(tmp_path: Path
     ]
 
 
-def test_run_stops_on_config_errors_with_the_same_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = make_config(tmp_path, typo=SITE.replace("item =", "itme ="), zone=SITE.replace('name =', 'timezone = "Mars/Olympus"\nname ='))
+def test_run_stops_on_config_errors_with_the_same_messages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_config(
+        tmp_path,
+        typo=SITE.replace("item =", "itme ="),
+        zone=SITE.replace("name =", 'timezone = "Mars/Olympus"\nname ='),
+    )
     assert main(["--config", str(config), "run", "--once"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [
@@ -145,7 +163,9 @@ def test_run_stops_on_config_errors_with_the_same_messages(tmp_path: Path, capsy
     assert not (tmp_path / "state").exists()
 
 
-def test_check_with_a_missing_html_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_with_a_missing_html_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     site = tmp_path / "local.toml"
     site.write_text(SITE)
     missing = tmp_path / "nowhere.html"
@@ -155,14 +175,18 @@ def test_check_with_a_missing_html_file_is_one_line_and_exit_2(tmp_path: Path, c
     assert captured.out == ""
 
 
-def test_check_warns_about_a_date_format_that_never_matched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_warns_about_a_date_format_that_never_matched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     site, html = tmp_path / "local.toml", tmp_path / "listing.html"
     site.write_text(SITE)
     html.write_text(LISTING)
     assert main(["check", str(site), "--html", str(html)]) == 0
     out = capsys.readouterr().out
     assert "2 item(s) from list.item 'article'" in out
-    assert "warning: list.date '.date' format '%d.%m.%Y' matched none of 2 date(s) such as '2025-03-04'" in out
+    assert (
+        "warning: list.date '.date' format '%d.%m.%Y' matched none of 2 date(s) such as '2025-03-04'" in out
+    )
     site.write_text(SITE.replace("%d.%m.%Y", "%Y-%m-%d"))
     assert main(["check", str(site), "--html", str(html)]) == 0
     assert "format" not in capsys.readouterr().out
@@ -219,7 +243,12 @@ def restore_log_levels() -> Iterator[None]:
 @pytest.mark.usefixtures("restore_log_levels")
 @pytest.mark.parametrize(("flag", "library_debug"), [("-v", False), ("-vv", True)])
 def test_verbose_shows_feedmakers_request_lines_and_twice_library_debug(
-    tmp_path: Path, local_site: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], flag: str, library_debug: bool
+    tmp_path: Path,
+    local_site: str,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    library_debug: bool,
 ) -> None:
     site = tmp_path / "local.toml"
     site.write_text(SITE)
@@ -232,7 +261,9 @@ def test_verbose_shows_feedmakers_request_lines_and_twice_library_debug(
 
 
 @pytest.mark.usefixtures("restore_log_levels")
-def test_without_verbose_no_debug_line_is_shown(tmp_path: Path, local_site: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_without_verbose_no_debug_line_is_shown(
+    tmp_path: Path, local_site: str, caplog: pytest.LogCaptureFixture
+) -> None:
     site = tmp_path / "local.toml"
     site.write_text(SITE)
     assert main(["check", str(site), "--url", local_site, "--json"]) == 0
@@ -244,7 +275,9 @@ def test_the_daemon_refuses_a_schedule_validate_refuses_with_the_same_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], schedule: str
 ) -> None:
     """One schedule check at config load: the daemon stops with exit 2 before binding or scheduling anything."""
-    config = make_config(tmp_path, local=SITE.replace('name = "Local News"', f'name = "Local News"\nschedule = "{schedule}"'))
+    config = make_config(
+        tmp_path, local=SITE.replace('name = "Local News"', f'name = "Local News"\nschedule = "{schedule}"')
+    )
     assert main(["--config", str(config), "validate"]) == 2
     from_validate = capsys.readouterr().err.splitlines()[0]
     assert from_validate.startswith(f"{config / 'sites' / 'local.toml'}:2: schedule: ")
@@ -268,10 +301,15 @@ class _Sites(BaseHTTPRequestHandler):
             self.server.release.wait(20)  # type: ignore[attr-defined]
             body = "<h1>Late</h1>"
         elif self.path == "/slow/":
-            body = "".join(f'<article><h2><a href="/slow/a/{n}">Slow story number {n} of today</a></h2></article>' for n in range(20))
+            body = "".join(
+                f'<article><h2><a href="/slow/a/{n}">Slow story number {n} of today</a></h2></article>'
+                for n in range(20)
+            )
         elif self.path == "/fast/":
-            body = ('<article><h2><a href="/fast/1">A first fast story today</a></h2></article>'
-                    '<article><h2><a href="/fast/2">A second fast story today</a></h2></article>')
+            body = (
+                '<article><h2><a href="/fast/1">A first fast story today</a></h2></article>'
+                '<article><h2><a href="/fast/2">A second fast story today</a></h2></article>'
+            )
         elif self.path == "/huge/":
             body = f'<article><h2><a href="/huge/1">{HUGE_HEADLINE}</a></h2><p>{HUGE_HEADLINE}</p></article>'
         else:
@@ -315,7 +353,9 @@ summary = "p"
 
 
 def feed_titles(path: Path) -> list[str]:
-    return [e.findtext(f"{ATOM}title") or "" for e in ET.fromstring(path.read_bytes()).findall(f"{ATOM}entry")]
+    return [
+        e.findtext(f"{ATOM}title") or "" for e in ET.fromstring(path.read_bytes()).findall(f"{ATOM}entry")
+    ]
 
 
 def test_sigterm_to_run_once_writes_the_finished_sites_feeds_and_exits_1_naming_the_rest(
@@ -324,17 +364,27 @@ def test_sigterm_to_run_once_writes_the_finished_sites_feeds_and_exits_1_naming_
     """SIGTERM while one site's article pages stall: the finished site's feed is written, the stalled site is
     cancelled and named, and the exit code is 1 (not 143) within a few seconds."""
     base = f"http://127.0.0.1:{sites_server.server_port}"
-    config = write_config(tmp_path / "config", {
-        "fast": listing_site("Fast", f"{base}/fast/"),
-        "slow": listing_site("Slow", f"{base}/slow/", article=True),
-    })
+    config = write_config(
+        tmp_path / "config",
+        {
+            "fast": listing_site("Fast", f"{base}/fast/"),
+            "slow": listing_site("Slow", f"{base}/slow/", article=True),
+        },
+    )
     log = tmp_path / "stderr.log"
     with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "feedmaker", "--config", str(config), "run", "--once"],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "feedmaker", "--config", str(config), "run", "--once"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
     try:
         deadline = time.monotonic() + 20
-        while not ("site=fast run ok" in log.read_text() and any(p.startswith("/slow/a/") for p in sites_server.requests)):  # type: ignore[attr-defined]
+        while not (
+            "site=fast run ok" in log.read_text()
+            and any(p.startswith("/slow/a/") for p in sites_server.requests)  # type: ignore[attr-defined]
+        ):
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
@@ -351,7 +401,10 @@ def test_sigterm_to_run_once_writes_the_finished_sites_feeds_and_exits_1_naming_
     assert seconds < 5
     assert "stopped by a signal; unfinished sites: slow" in err_text
     assert "run stopped sites_unfinished=slow" in err_text
-    assert sorted(feed_titles(tmp_path / "output" / "fast.atom")) == ["A first fast story today", "A second fast story today"]
+    assert sorted(feed_titles(tmp_path / "output" / "fast.atom")) == [
+        "A first fast story today",
+        "A second fast story today",
+    ]
     assert not (tmp_path / "output" / "slow.atom").exists()
     assert b"fast" in out
     with sqlite3.connect(tmp_path / "state" / "feedmaker.db") as db:
@@ -365,22 +418,32 @@ def test_run_once_runs_the_valid_sites_when_a_site_file_is_broken_and_exits_2(
     """A schedule that never fires costs only its own site: the good site's feed is written, the broken file's
     problem is printed as validate prints it, and the exit code says a config error."""
     base = f"http://127.0.0.1:{sites_server.server_port}"
-    config = write_config(tmp_path / "config", {
-        "bad": listing_site("Bad", f"{base}/fast/", extra='schedule = "0 0 30 2 *"'),
-        "fast": listing_site("Fast", f"{base}/fast/"),
-    })
+    config = write_config(
+        tmp_path / "config",
+        {
+            "bad": listing_site("Bad", f"{base}/fast/", extra='schedule = "0 0 30 2 *"'),
+            "fast": listing_site("Fast", f"{base}/fast/"),
+        },
+    )
     assert main(["--config", str(config), "run", "--once"]) == 2
     err = capsys.readouterr().err
     bad = config / "sites" / "bad.toml"
-    assert f"config error: {bad}:4: schedule: cron line '0 0 30 2 *' never fires (no such day)" in err.splitlines()
+    assert (
+        f"config error: {bad}:4: schedule: cron line '0 0 30 2 *' never fires (no such day)"
+        in err.splitlines()
+    )
     assert len(feed_titles(tmp_path / "output" / "fast.atom")) == 2
     assert not (tmp_path / "output" / "bad.atom").exists()
     # Asking for the broken site alone runs nothing.
     assert main(["--config", str(config), "run", "--once", "--site", "bad"]) == 2
-    assert capsys.readouterr().err.splitlines() == [f"config error: {bad}:4: schedule: cron line '0 0 30 2 *' never fires (no such day)"]
+    assert capsys.readouterr().err.splitlines() == [
+        f"config error: {bad}:4: schedule: cron line '0 0 30 2 *' never fires (no such day)"
+    ]
 
 
-def test_a_megabyte_headline_becomes_a_capped_entry_title(tmp_path: Path, sites_server: ThreadingHTTPServer) -> None:
+def test_a_megabyte_headline_becomes_a_capped_entry_title(
+    tmp_path: Path, sites_server: ThreadingHTTPServer
+) -> None:
     """A 1 MB headline and summary are cut at a word with an ellipsis before they reach the feed."""
     base = f"http://127.0.0.1:{sites_server.server_port}"
     config = write_config(tmp_path / "config", {"huge": listing_site("Huge", f"{base}/huge/")})

@@ -50,8 +50,8 @@ def test_the_readme_example_loads_with_id_from_file_name(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("change", "key", "problem"),
     [
-        (("headline = \"h2\"", "headlin = \"h2\""), "list.headlin", "unknown key"),
-        (("item = \"article.post\"", "item = \"article[\""), "list.item", "invalid CSS selector"),
+        (('headline = "h2"', 'headlin = "h2"'), "list.headlin", "unknown key"),
+        (('item = "article.post"', 'item = "article["'), "list.item", "invalid CSS selector"),
         (("https://example.com/news/", "ftp://example.com/"), "start_urls", "not an http(s) URL"),
         (("every 30m", "every thirty minutes"), "schedule", "neither 'every N(s|m|h|d)' nor"),
         (("every 30m", "61 * * * *"), "schedule", "invalid cron line"),
@@ -60,10 +60,12 @@ def test_the_readme_example_loads_with_id_from_file_name(tmp_path: Path) -> None
         (("every 30m", "every 0s"), "schedule", "must be between 1 s and 366 days"),
         (("Asia/Seoul", "Mars/Olympus"), "timezone", "unknown time zone"),
         (("^Indexbit Exchange:", "(unclosed"), "canonical.strip", "invalid regular expression"),
-        (("css = \".date\"", "css = \"..date\""), "article.date.0.css", "invalid CSS selector"),
+        (('css = ".date"', 'css = "..date"'), "article.date.0.css", "invalid CSS selector"),
     ],
 )
-def test_a_mistake_names_file_and_key(tmp_path: Path, change: tuple[str, str], key: str, problem: str) -> None:
+def test_a_mistake_names_file_and_key(
+    tmp_path: Path, change: tuple[str, str], key: str, problem: str
+) -> None:
     path = write(tmp_path, GOOD.replace(*change))
     with pytest.raises(ConfigError) as info:
         load_site(path)
@@ -154,7 +156,11 @@ def test_an_error_in_the_second_combined_feed_names_its_line(tmp_path: Path) -> 
 
 def test_every_problem_of_a_file_is_reported_in_one_pass(tmp_path: Path) -> None:
     """Three mistakes in one file: three errors, in file order, each with its own line and key."""
-    text = GOOD.replace("every 30m", "every thirty").replace('"h2 a"', '"h2 a["').replace('author = ".byline"', 'author = ".byline"\nautor = "x"')
+    text = (
+        GOOD.replace("every 30m", "every thirty")
+        .replace('"h2 a"', '"h2 a["')
+        .replace('author = ".byline"', 'author = ".byline"\nautor = "x"')
+    )
     path = write(tmp_path, text)
     with pytest.raises(ConfigErrors) as info:
         load_site(path)
@@ -179,7 +185,12 @@ def test_every_problem_of_every_file_is_reported(tmp_path: Path) -> None:
     assert [s.id for s in found.sites] == ["good"]
     assert found.settings is None
     where = sorted((Path(e.path).name, e.key) for e in found.errors)
-    assert where == [("bad-toml.toml", ""), ("bad-zone.toml", "timezone"), ("feedmaker.toml", "feed_size"), ("feedmaker.toml", "fetch.timout")]
+    assert where == [
+        ("bad-toml.toml", ""),
+        ("bad-zone.toml", "timezone"),
+        ("feedmaker.toml", "feed_size"),
+        ("feedmaker.toml", "fetch.timout"),
+    ]
     with pytest.raises(ConfigErrors) as info:
         load_all(tmp_path)
     assert len(info.value.errors) == 4
@@ -188,19 +199,23 @@ def test_every_problem_of_every_file_is_reported(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("headline = \"h2\"", "headlin = \"h2\""), "list.headlin: unknown key; did you mean `headline`?"),
-        (("item = \"article.post\"", "itme = \"article.post\""), "list.itme: unknown key; did you mean `item`?"),
+        (('headline = "h2"', 'headlin = "h2"'), "list.headlin: unknown key; did you mean `headline`?"),
+        (('item = "article.post"', 'itme = "article.post"'), "list.itme: unknown key; did you mean `item`?"),
         (("start_urls =", "start_url ="), "start_url: unknown key; did you mean `start_urls`?"),
-        (("attr = \"datetime\"", "atr = \"datetime\""), "list.date.0.atr: unknown key; did you mean `attr`?"),
+        (('attr = "datetime"', 'atr = "datetime"'), "list.date.0.atr: unknown key; did you mean `attr`?"),
         (("[canonical]", "[canonicl]"), "canonicl: unknown key; did you mean `canonical`?"),
     ],
 )
-def test_a_misspelt_key_suggests_the_key_of_its_table(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+def test_a_misspelt_key_suggests_the_key_of_its_table(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
     """The suggestion comes from the keys valid at that level, and the key it stands for is not also 'missing'."""
     path = write(tmp_path, GOOD.replace(*change))
     with pytest.raises(ConfigError) as info:
         load_site(path)
-    assert [e.problem for e in info.value.errors if e.problem.startswith("unknown")] == [message.split(": ", 1)[1]]
+    assert [e.problem for e in info.value.errors if e.problem.startswith("unknown")] == [
+        message.split(": ", 1)[1]
+    ]
     assert message in str(info.value)
     assert "missing" not in str(info.value)
 
@@ -214,15 +229,23 @@ def test_a_key_far_from_any_known_key_gets_no_suggestion(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("change", "key", "message"),
     [
-        (("schedule = \"every 30m\"", "max_items = \"ten\""), "max_items", "must be a whole number, not 'ten'"),
-        (("schedule = \"every 30m\"", "max_items = 0"), "max_items", "must be at least 1"),
-        (("schedule = \"every 30m\"", "max_pages = 99"), "max_pages", "must be at most 50"),
-        (("[\"https://example.com/news/\"]", "\"https://example.com/news/\""), "start_urls", "must be a list [ … ], not 'https://example.com/news/'"),
-        (("[\"https://example.com/news/\"]", "[]"), "start_urls", "must not be empty"),
-        (("schedule = \"every 30m\"", "allow_private_network = \"maybe\""), "allow_private_network", "must be true or false, not 'maybe'"),
-        (("name = \"Example News\"", "name = 5"), "name", "must be text in quotes, not 5"),
+        (('schedule = "every 30m"', 'max_items = "ten"'), "max_items", "must be a whole number, not 'ten'"),
+        (('schedule = "every 30m"', "max_items = 0"), "max_items", "must be at least 1"),
+        (('schedule = "every 30m"', "max_pages = 99"), "max_pages", "must be at most 50"),
+        (
+            ('["https://example.com/news/"]', '"https://example.com/news/"'),
+            "start_urls",
+            "must be a list [ … ], not 'https://example.com/news/'",
+        ),
+        (('["https://example.com/news/"]', "[]"), "start_urls", "must not be empty"),
+        (
+            ('schedule = "every 30m"', 'allow_private_network = "maybe"'),
+            "allow_private_network",
+            "must be true or false, not 'maybe'",
+        ),
+        (('name = "Example News"', "name = 5"), "name", "must be text in quotes, not 5"),
         (("strip = [", "strip = 3 #"), "canonical.strip", "must be a list [ … ], not 3"),
-        (("schedule = \"every 30m\"", "filters = 3"), "filters", "must be a table, not 3"),
+        (('schedule = "every 30m"', "filters = 3"), "filters", "must be a table, not 3"),
     ],
 )
 def test_messages_are_plain_words(tmp_path: Path, change: tuple[str, str], key: str, message: str) -> None:
@@ -246,7 +269,9 @@ def test_a_selector_field_of_the_wrong_type_says_what_it_may_be(tmp_path: Path) 
 def test_combined_feed_errors_name_their_line(tmp_path: Path) -> None:
     (tmp_path / "sites").mkdir()
     write(tmp_path / "sites", GOOD)
-    write(tmp_path, '[[feed]]\nid = "example"\ntitle = "All"\nsites = ["example", "nope"]\n', "feedmaker.toml")
+    write(
+        tmp_path, '[[feed]]\nid = "example"\ntitle = "All"\nsites = ["example", "nope"]\n', "feedmaker.toml"
+    )
     found = check_config(tmp_path)
     assert [(e.key, e.line) for e in found.errors] == [("feed.0.id", 2), ("feed.0.sites", 4)]
 
@@ -266,12 +291,17 @@ def test_feed_cross_checks_run_beside_broken_site_files(tmp_path: Path) -> None:
     write(tmp_path / "sites", GOOD.replace("Asia/Seoul", "Mars/Olympus"))
     write(tmp_path, '[[feed]]\nid = "all"\ntitle = "All"\nsites = ["example", "nope"]\n', "feedmaker.toml")
     found = check_config(tmp_path)
-    assert [(Path(e.path).name, e.key) for e in found.errors] == [("example.toml", "timezone"), ("feedmaker.toml", "feed.0.sites")]
+    assert [(Path(e.path).name, e.key) for e in found.errors] == [
+        ("example.toml", "timezone"),
+        ("feedmaker.toml", "feed.0.sites"),
+    ]
     assert "['nope']" in found.errors[1].problem
 
 
 def test_settings_problems_come_in_file_order_in_plain_words(tmp_path: Path) -> None:
-    path = write(tmp_path, 'log_level = "LOUD"\n[server]\nport = 99999\n[fetch]\ndelay = -1\n', "feedmaker.toml")
+    path = write(
+        tmp_path, 'log_level = "LOUD"\n[server]\nport = 99999\n[fetch]\ndelay = -1\n', "feedmaker.toml"
+    )
     with pytest.raises(ConfigErrors) as info:
         load_settings(path)
     assert [(e.line, e.key, e.problem) for e in info.value.errors] == [
@@ -324,7 +354,10 @@ def test_a_combined_feed_filter_re2_cannot_take_names_its_line(tmp_path: Path) -
     path = write(tmp_path, text, "feedmaker.toml")
     with pytest.raises(ConfigError) as info:
         load_all(tmp_path)
-    assert str(info.value) == f"{path}:5: feed.0.filters.include: regex '(a)\\\\1' uses a backreference `\\1`, {_RE2}"
+    assert (
+        str(info.value)
+        == f"{path}:5: feed.0.filters.include: regex '(a)\\\\1' uses a backreference `\\1`, {_RE2}"
+    )
 
 
 def test_site_regexes_are_re2_syntax_and_keep_their_text(tmp_path: Path) -> None:

@@ -43,11 +43,15 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path):
         pytest.skip("systemd-analyze is not on PATH (it comes with systemd)")
     text = UNIT.read_text(encoding="utf-8")
     # verify insists that each command exists: point them at this interpreter's feedmaker.
-    local = re.sub(r"^(Exec\w+=)\S+/feedmaker\b", rf"\g<1>{sys.executable} -m feedmaker", text, flags=re.MULTILINE)
+    local = re.sub(
+        r"^(Exec\w+=)\S+/feedmaker\b", rf"\g<1>{sys.executable} -m feedmaker", text, flags=re.MULTILINE
+    )
     assert local.count(sys.executable) == 2
     path = tmp_path / "feedmaker.service"
     path.write_text(local, encoding="utf-8")
-    done = subprocess.run([tool, "verify", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [tool, "verify", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     # verify exits 0 even for an unknown (misspelt) key, but names the file in its warning.
     assert done.returncode == 0, done.stderr
     assert "feedmaker.service" not in done.stdout + done.stderr, done.stdout + done.stderr

@@ -43,7 +43,9 @@ exclude = ["^Sponsored"]
 
 def listing(stories: Sequence[tuple[str, str, str | None]], next_page: str | None = None) -> str:
     items = "".join(
-        f'<li class="story"><a href="{slug}.html">{title}</a>' + (f'<time datetime="{date}">x</time>' if date else "") + "</li>"
+        f'<li class="story"><a href="{slug}.html">{title}</a>'
+        + (f'<time datetime="{date}">x</time>' if date else "")
+        + "</li>"
         for slug, title, date in stories
     )
     more = f'<a class="next" href="{next_page}">more</a>' if next_page else ""
@@ -53,7 +55,9 @@ def listing(stories: Sequence[tuple[str, str, str | None]], next_page: str | Non
 class World:
     """A local site, its config and the store, with helpers to change pages and run the crawler."""
 
-    def __init__(self, tmp_path: Path, base: str, max_pages: int = 2, extra: str = "", max_articles: int = 20) -> None:
+    def __init__(
+        self, tmp_path: Path, base: str, max_pages: int = 2, extra: str = "", max_articles: int = 20
+    ) -> None:
         self.root = tmp_path / "www"
         text = SITE.format(base=base, max_pages=max_pages, max_articles=max_articles) + extra
         config = write_config(tmp_path / "config", {"changing": text})
@@ -91,8 +95,6 @@ def world(tmp_path: Path) -> Iterator[World]:
         w.store.close()
 
 
-
-
 def test_pagination_follows_next_up_to_max_pages(world: World) -> None:
     world.page("list1.html", listing([("a", "Alpha story", None)], "list2.html"))
     world.page("list2.html", listing([("b", "Beta story", None)], "list3.html"))
@@ -112,7 +114,10 @@ def test_exclude_filter_drops_matching_items(world: World) -> None:
 def test_new_article_appears_on_the_next_run(world: World) -> None:
     world.page("list1.html", listing([("a", "Alpha story", "2025-01-01T10:00:00Z")]))
     assert world.run().new == 1
-    world.page("list1.html", listing([("b", "Beta story", "2025-01-02T10:00:00Z"), ("a", "Alpha story", "2025-01-01T10:00:00Z")]))
+    world.page(
+        "list1.html",
+        listing([("b", "Beta story", "2025-01-02T10:00:00Z"), ("a", "Alpha story", "2025-01-01T10:00:00Z")]),
+    )
     second = world.run()
     assert (second.new, second.duplicates) == (1, 1)
     assert world.headlines() == ["Beta story", "Alpha story"]
@@ -137,10 +142,14 @@ def test_date_selector_rot_is_flagged_with_the_selector(world: World) -> None:
     world.page("list1.html", listing([(s, t, None) for s, t, _ in stories]))
     report = world.run()
     assert report.ok
-    assert any("drift: list.published" in w and "list.date 'time'" in w for w in report.warnings), report.warnings
+    assert any("drift: list.published" in w and "list.date 'time'" in w for w in report.warnings), (
+        report.warnings
+    )
 
 
-def test_zero_items_is_an_error_naming_the_selector_and_the_feed_keeps_last_good_entries(world: World) -> None:
+def test_zero_items_is_an_error_naming_the_selector_and_the_feed_keeps_last_good_entries(
+    world: World,
+) -> None:
     world.page("list1.html", listing([("a", "Alpha story", "2025-01-01T10:00:00Z")]))
     assert world.run().ok
     good = feed_path(world.settings, "changing").read_bytes()
@@ -160,6 +169,7 @@ def test_article_field_drift_is_measured_on_pages_followed_not_on_known_items(tm
     with serve_dir(tmp_path / "www") as (base, _requests):
         world = World(tmp_path, base, extra='[article]\nauthor = ".byline"\n')
         try:
+
             def story(slug: str, byline: bool) -> None:
                 author = '<p class="byline">Ann Writer</p>' if byline else "<p>no byline here</p>"
                 world.page(f"{slug}.html", f"<html><body><h1>{slug}</h1>{author}</body></html>")
@@ -171,7 +181,9 @@ def test_article_field_drift_is_measured_on_pages_followed_not_on_known_items(tm
             story("b", byline=False)
             world.page("list1.html", listing([("b", "Beta story", None), ("a", "Alpha story", None)]))
             warnings = world.run().warnings
-            assert any("drift: article.author" in w and "article.author '.byline'" in w for w in warnings), warnings
+            assert any("drift: article.author" in w and "article.author '.byline'" in w for w in warnings), (
+                warnings
+            )
         finally:
             world.store.close()
 
@@ -179,7 +191,9 @@ def test_article_field_drift_is_measured_on_pages_followed_not_on_known_items(tm
 def test_items_that_lost_their_links_are_an_error_naming_the_link_selector(world: World) -> None:
     world.page("list1.html", listing([("a", "Alpha story", None)]))
     assert world.run().ok
-    world.page("list1.html", "<html><body><ul><li class='story'><span>Alpha story</span></li></ul></body></html>")
+    world.page(
+        "list1.html", "<html><body><ul><li class='story'><span>Alpha story</span></li></ul></body></html>"
+    )
     report = world.run()
     [error] = report.errors
     assert "selector 'a' found no http(s) link in any of the 1 'li.story' item(s)" in error
@@ -192,7 +206,11 @@ def article_world(tmp_path: Path, base: str, **options: object) -> World:
 
 
 def bare_listing(slugs: Sequence[str]) -> str:
-    return "<html><body><ul>" + "".join(f'<li class="story"><a href="{s}.html"></a></li>' for s in slugs) + "</ul></body></html>"
+    return (
+        "<html><body><ul>"
+        + "".join(f'<li class="story"><a href="{s}.html"></a></li>' for s in slugs)
+        + "</ul></body></html>"
+    )
 
 
 def test_an_item_whose_article_page_failed_is_retried_next_run_not_hidden_by_a_304(tmp_path: Path) -> None:
@@ -245,8 +263,16 @@ def test_filters_see_headlines_that_come_from_the_article_page(tmp_path: Path) -
 
 def test_items_that_differ_by_fragment_alone_are_separate_entries(world: World) -> None:
     """A changelog page: #v2-1-0, #v2-0-0 and #v1-9-0 are three releases, not one."""
-    world.page("list1.html", listing([("changelog.html#v2-1-0", "Version 2.1.0", None), ("changelog.html#v2-0-0", "Version 2.0.0", None),
-                                      ("changelog.html#v1-9-0", "Version 1.9.0", None)]))
+    world.page(
+        "list1.html",
+        listing(
+            [
+                ("changelog.html#v2-1-0", "Version 2.1.0", None),
+                ("changelog.html#v2-0-0", "Version 2.0.0", None),
+                ("changelog.html#v1-9-0", "Version 1.9.0", None),
+            ]
+        ),
+    )
     assert world.run().new == 3
 
 
@@ -258,7 +284,15 @@ def test_an_edited_site_config_rereads_a_listing_that_would_answer_304(tmp_path:
             world.page("list1.html", listing([("a", "Alpha story", "2025-01-01T10:00:00Z")]))
             assert world.run().new == 1
             assert world.run().not_modified == 1
-            _, [world.site] = load_all(write_config(tmp_path / "config", {"changing": SITE.format(base=base, max_pages=2, max_articles=5) + '\n[canonical]\nstrip = ["^Breaking: "]\n'}))
+            _, [world.site] = load_all(
+                write_config(
+                    tmp_path / "config",
+                    {
+                        "changing": SITE.format(base=base, max_pages=2, max_articles=5)
+                        + '\n[canonical]\nstrip = ["^Breaking: "]\n'
+                    },
+                )
+            )
             edited = world.run()
             assert edited.not_modified == 0
             assert edited.pages == 1
@@ -274,18 +308,28 @@ def test_a_bug_in_one_site_is_reported_not_raised(world: World, monkeypatch: pyt
 
     monkeypatch.setattr("feedmaker.crawl.extract_listing", broken)
     report = world.run()
-    assert report.errors == ("internal error (a bug; the log has the traceback): ValueError: could not convert string to float: '²'",)
+    assert report.errors == (
+        "internal error (a bug; the log has the traceback): ValueError: could not convert string to float: '²'",
+    )
 
 
-def test_items_filtered_after_their_article_page_are_remembered_and_do_not_starve_later_ones(tmp_path: Path) -> None:
+def test_items_filtered_after_their_article_page_are_remembered_and_do_not_starve_later_ones(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "www").mkdir()
     with serve_dir(tmp_path / "www") as (base, requests):
         world = World(tmp_path, base, max_articles=2, extra='[article]\nsummary = "p.summary"\n')
         try:
-            for n, summary in ((1, "Sponsored by a bank"), (2, "Sponsored by a car maker"), (3, "The council met")):
+            for n, summary in (
+                (1, "Sponsored by a bank"),
+                (2, "Sponsored by a car maker"),
+                (3, "The council met"),
+            ):
                 world.page(f"a{n}.html", f'<html><body><p class="summary">{summary}</p></body></html>')
             world.page("list1.html", listing([(f"a{n}", f"Story number {n}", None) for n in (1, 2, 3)]))
-            world.site = world.site.model_copy(update={"filters": world.site.filters.model_copy(update={"exclude": ("sponsored by",)})})
+            world.site = world.site.model_copy(
+                update={"filters": world.site.filters.model_copy(update={"exclude": ("sponsored by",)})}
+            )
             assert world.run().new == 0
             assert world.run().new == 1
             assert world.headlines() == ["Story number 3"]
@@ -296,7 +340,9 @@ def test_items_filtered_after_their_article_page_are_remembered_and_do_not_starv
             world.store.close()
 
 
-def test_known_items_without_a_listing_headline_are_quiet_and_let_the_listing_be_cached(tmp_path: Path) -> None:
+def test_known_items_without_a_listing_headline_are_quiet_and_let_the_listing_be_cached(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "www").mkdir()
     with serve_dir(tmp_path / "www") as (base, _requests):
         world = article_world(tmp_path, base)
@@ -316,8 +362,15 @@ def test_known_items_without_a_listing_headline_are_quiet_and_let_the_listing_be
 def test_a_fragment_key_does_not_change_when_more_items_appear(world: World) -> None:
     world.page("list1.html", listing([("changelog.html#v1-0-0", "Version 1.0.0 released", None)]))
     assert world.run().new == 1
-    world.page("list1.html", listing([("changelog.html#v1-1-0", "Version 1.1.0 released", None),
-                                      ("changelog.html#v1-0-0", "Version 1.0.0 released", None)]))
+    world.page(
+        "list1.html",
+        listing(
+            [
+                ("changelog.html#v1-1-0", "Version 1.1.0 released", None),
+                ("changelog.html#v1-0-0", "Version 1.0.0 released", None),
+            ]
+        ),
+    )
     second = world.run()
     assert (second.new, second.duplicates) == (1, 1)
 
@@ -325,8 +378,13 @@ def test_a_fragment_key_does_not_change_when_more_items_appear(world: World) -> 
 def test_the_filter_step_keeps_known_items_and_sorts_new_ones_into_kept_rejected_and_left_out() -> None:
     """One step on its own: frozen values in, a frozen value out; nothing fetched or stored."""
     site = SiteConfig.model_validate(
-        {"id": "news", "name": "News", "start_urls": ["https://news.example/"], "list": {"item": "li"},
-         "filters": {"exclude": ["^Sponsored"]}}
+        {
+            "id": "news",
+            "name": "News",
+            "start_urls": ["https://news.example/"],
+            "list": {"item": "li"},
+            "filters": {"exclude": ["^Sponsored"]},
+        }
     )
 
     def item(slug: str, headline: str) -> Article:
@@ -342,7 +400,8 @@ def test_the_filter_step_keeps_known_items_and_sorts_new_ones_into_kept_rejected
     )
     result = filter_articles(site, Partition(known=(known,), fresh=todo), followed)
     assert [(a.headline, url_key) for a, _, url_key in result.sightings] == [
-        ("Old story", "news.example/old"), ("Kept story", "news.example/kept"),
+        ("Old story", "news.example/old"),
+        ("Kept story", "news.example/kept"),
     ]
     assert result.rejected == ("news.example/ad",)
     assert result.left_out == 4  # two deferred, one without a headline, one whose page failed
@@ -355,7 +414,9 @@ def test_a_run_the_store_cannot_record_is_reported_failed_not_raised(world: Worl
     assert world.run().ok
     assert world.store.write_error is None
     with contextlib.closing(sqlite3.connect(world.store.path)) as db, db:
-        db.execute("CREATE TRIGGER full BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        db.execute(
+            "CREATE TRIGGER full BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
     world.page("list1.html", listing([("b", "Beta story", None), ("a", "Alpha story", None)]))
     report = world.run()
     assert not report.ok
@@ -380,13 +441,19 @@ def test_a_bug_on_one_listing_item_drops_that_item_with_a_warning_naming_its_url
         return real(doc, node, *args)
 
     monkeypatch.setattr(listing_module, "from_nodes", trips_on_beta)
-    world.page("list1.html", listing([("a", "Alpha story", None), ("b", "Beta story", None), ("c", "Gamma story", None)]))
+    world.page(
+        "list1.html",
+        listing([("a", "Alpha story", None), ("b", "Beta story", None), ("c", "Gamma story", None)]),
+    )
     with caplog.at_level(logging.ERROR, logger="feedmaker"):
         report = world.run()
     assert report.ok, report.errors
     assert sorted(world.headlines()) == ["Alpha story", "Gamma story"]
     [record] = [r for r in caplog.records if "ZeroDivisionError" in r.getMessage()]
-    assert record.getMessage() == f"item {world.site.start_urls[0].rsplit('/', 1)[0]}/b.html: listing: ZeroDivisionError: a fallback tripped on a strange node"
+    assert (
+        record.getMessage()
+        == f"item {world.site.start_urls[0].rsplit('/', 1)[0]}/b.html: listing: ZeroDivisionError: a fallback tripped on a strange node"
+    )
     assert record.exc_info is not None  # a bug: logged once, with its traceback
 
 
@@ -400,8 +467,10 @@ def test_a_bug_in_one_article_page_field_drops_that_field_and_a_bug_in_one_page_
             raise OverflowError("date value out of range")
         return None
 
-    fields = tuple((name, kind, author_trips_on_b if name == "author" else fallback)
-                   for name, kind, fallback in ARTICLE_FIELDS)
+    fields = tuple(
+        (name, kind, author_trips_on_b if name == "author" else fallback)
+        for name, kind, fallback in ARTICLE_FIELDS
+    )
     monkeypatch.setattr(article_module, "ARTICLE_FIELDS", fields)
     real = article_module.extract_article
 
@@ -417,11 +486,18 @@ def test_a_bug_in_one_article_page_field_drops_that_field_and_a_bug_in_one_page_
         try:
             for slug in "abc":
                 world.page(f"{slug}.html", f"<html><body><h1>Story {slug} from its page</h1></body></html>")
-            world.page("list1.html", listing([("a", "", None), ("b", "", None), ("c", "Story c from the listing", None)]))
+            world.page(
+                "list1.html",
+                listing([("a", "", None), ("b", "", None), ("c", "Story c from the listing", None)]),
+            )
             with caplog.at_level(logging.ERROR, logger="feedmaker"):
                 report = world.run()
             assert report.ok, report.errors
-            assert sorted(world.headlines()) == ["Story a from its page", "Story b from its page", "Story c from the listing"]
+            assert sorted(world.headlines()) == [
+                "Story a from its page",
+                "Story b from its page",
+                "Story c from the listing",
+            ]
             messages = [r.getMessage() for r in caplog.records if r.exc_info]
             assert f"item {base}/b.html: author: OverflowError: date value out of range" in messages
             assert f"item {base}/c.html: article: KeyError: 'absurd'" in report.warnings
@@ -437,13 +513,17 @@ def test_generic_listing_headlines_give_way_to_the_article_pages_headlines(tmp_p
         try:
             slugs = [f"s{n}" for n in range(7)]
             for n, slug in enumerate(slugs):
-                world.page(f"{slug}.html", f"<html><body><h1>Story number {n} told in full</h1></body></html>")
+                world.page(
+                    f"{slug}.html", f"<html><body><h1>Story number {n} told in full</h1></body></html>"
+                )
             world.page("list1.html", listing([(slug, "Read more", None) for slug in slugs]))
             first = world.run()
             assert (first.new, first.duplicates) == (7, 0), first
             expected = sorted(f"Story number {n} told in full" for n in range(7))
             assert sorted(world.headlines()) == expected
-            world.page("list1.html", listing([(slug, "Read more", None) for slug in slugs]) + " ")  # re-read, not 304
+            world.page(
+                "list1.html", listing([(slug, "Read more", None) for slug in slugs]) + " "
+            )  # re-read, not 304
             second = world.run()
             assert second.updated == 0
             assert sorted(world.headlines()) == expected
@@ -458,20 +538,25 @@ def test_generic_listing_headlines_without_article_selectors_stay_and_stay_apart
     assert world.headlines() == ["Read more"] * 7
 
 
-@pytest.mark.parametrize(("schedule", "limit", "expected"), [
-    ("every 2s", 300.0, 1.6),  # 80% of the interval
-    ("every 1h", 300.0, 300.0),  # the configured limit
-    ("every 10m", 900.0, 480.0),
-    ("*/5 * * * *", 600.0, 240.0),  # cron: of the gap between fires
-    ("0 3 * * *", 300.0, 300.0),
-])
+@pytest.mark.parametrize(
+    ("schedule", "limit", "expected"),
+    [
+        ("every 2s", 300.0, 1.6),  # 80% of the interval
+        ("every 1h", 300.0, 300.0),  # the configured limit
+        ("every 10m", 900.0, 480.0),
+        ("*/5 * * * *", 600.0, 240.0),  # cron: of the gap between fires
+        ("0 3 * * *", 300.0, 300.0),
+    ],
+)
 def test_a_site_runs_budget_is_its_limit_and_well_under_its_schedule_interval(
     tmp_path: Path, schedule: str, limit: float, expected: float
 ) -> None:
     text = SITE.format(base="http://127.0.0.1", max_pages=1, max_articles=1) + f'schedule = "{schedule}"\n'
     # schedule is a top-level key: it must come before the first table
     text = f'schedule = "{schedule}"\n' + text.replace(f'schedule = "{schedule}"\n', "")
-    settings, [site] = load_all(write_config(tmp_path / "config", {"s": text}, extra=f"[limits]\nsite_run_seconds = {limit}\n"))
+    settings, [site] = load_all(
+        write_config(tmp_path / "config", {"s": text}, extra=f"[limits]\nsite_run_seconds = {limit}\n")
+    )
     assert run_seconds(site, settings) == pytest.approx(expected)
 
 
@@ -487,7 +572,9 @@ class SlowArticles(QuietFiles):
             body = listing([(url, "", None) for url in server.links]).encode()
         else:
             time.sleep(ARTICLE_SECS)
-            body = f"<html><body><h1>Page {self.path} on {server.server_address[0]}</h1></body></html>".encode()
+            body = (
+                f"<html><body><h1>Page {self.path} on {server.server_address[0]}</h1></body></html>".encode()
+            )
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -512,13 +599,23 @@ def slow_server(host: str) -> Iterator[Any]:
         thread.join()
 
 
-def test_article_pages_of_different_hosts_are_fetched_at_once_and_one_host_one_at_a_time(tmp_path: Path) -> None:
+def test_article_pages_of_different_hosts_are_fetched_at_once_and_one_host_one_at_a_time(
+    tmp_path: Path,
+) -> None:
     """Two slow pages on 127.0.0.1 and two on 127.0.0.2: ~2 s (each host in turn, the hosts side by side), not ~4 s."""
     with slow_server("127.0.0.1") as one, slow_server("127.0.0.2") as two:
-        links = [f"http://{host}:{srv.server_port}/{n}" for host, srv in (("127.0.0.1", one), ("127.0.0.2", two)) for n in "ab"]
+        links = [
+            f"http://{host}:{srv.server_port}/{n}"
+            for host, srv in (("127.0.0.1", one), ("127.0.0.2", two))
+            for n in "ab"
+        ]
         one.links = links
-        text = SITE.format(base=f"http://127.0.0.1:{one.server_port}", max_pages=1, max_articles=10).replace("list1.html", "list.html")
-        settings, [site] = load_all(write_config(tmp_path / "config", {"two": text + '[article]\nheadline = "h1"\n'}))
+        text = SITE.format(base=f"http://127.0.0.1:{one.server_port}", max_pages=1, max_articles=10).replace(
+            "list1.html", "list.html"
+        )
+        settings, [site] = load_all(
+            write_config(tmp_path / "config", {"two": text + '[article]\nheadline = "h1"\n'})
+        )
 
         async def go(store: Store) -> tuple[float, SiteReport]:
             async with Fetcher(settings.fetch) as fetcher:
@@ -536,8 +633,16 @@ def test_article_pages_of_different_hosts_are_fetched_at_once_and_one_host_one_a
 
 def test_an_item_with_a_date_past_year_9999_is_stored_without_it_and_the_run_is_ok(world: World) -> None:
     """`<time datetime="9999-12-31T23:59:59-14:00">` used to raise OverflowError and fail every run of the site."""
-    world.page("list1.html", listing([("a", "Alpha story", "2025-01-01T10:00:00Z"), ("b", "Beta story", "9999-12-31T23:59:59-14:00"),
-                                      ("c", "Gamma story", None)]))
+    world.page(
+        "list1.html",
+        listing(
+            [
+                ("a", "Alpha story", "2025-01-01T10:00:00Z"),
+                ("b", "Beta story", "9999-12-31T23:59:59-14:00"),
+                ("c", "Gamma story", None),
+            ]
+        ),
+    )
     report = world.run()
     assert report.ok, report.errors
     dates = {e.article.headline: e.article.published for e in world.store.entries([world.site.id], 10)}

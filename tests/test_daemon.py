@@ -67,23 +67,36 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 def refuse_writes(db_path: Path) -> None:
     """From another connection: every insert, update and delete fails, as on a full disk."""
     with contextlib.closing(sqlite3.connect(db_path, timeout=10)) as db, db:
-        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        tables = [
+            row[0]
+            for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         for table in tables:
             for action in ("INSERT", "UPDATE", "DELETE"):
-                db.execute(f"CREATE TRIGGER refuse_{action.lower()}_{table} BEFORE {action} ON {table} "
-                           "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+                db.execute(
+                    f"CREATE TRIGGER refuse_{action.lower()}_{table} BEFORE {action} ON {table} "
+                    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+                )
 
 
 def allow_writes(db_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(db_path, timeout=10)) as db, db:
-        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'refuse_%'").fetchall():
+        for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'refuse_%'"
+        ).fetchall():
             db.execute(f"DROP TRIGGER {name}")
 
 
 def status_page_entries(page: str) -> dict[str, int]:
     """Feed id -> the entry count the status page shows: the site table's entries column, and combined feeds."""
-    rows = re.findall(r'<tr><td><a href="/feeds/([^"]+)\.atom">.*?</td>(?:<td>[^<]*</td>){3}<td>(\d+)</td>', page)
-    combined = re.findall(r'<a href="/feeds/([^"]+)\.atom">[^<]*</a> <span class="entries">(\d+) entries</span>', page)
+    rows = re.findall(
+        r'<tr><td><a href="/feeds/([^"]+)\.atom">.*?</td>(?:<td>[^<]*</td>){3}<td>(\d+)</td>', page
+    )
+    combined = re.findall(
+        r'<a href="/feeds/([^"]+)\.atom">[^<]*</a> <span class="entries">(\d+) entries</span>', page
+    )
     return {feed: int(count) for feed, count in rows + combined}
 
 
@@ -166,7 +179,13 @@ def feedmaker(config: Path, *args: str) -> list[str]:
 
 
 def start_daemon(
-    tmp: Path, www: Path, base: str, *, names: tuple[str, ...] = ("alpha", "beta"), extra: str = "", new_session: bool = False,
+    tmp: Path,
+    www: Path,
+    base: str,
+    *,
+    names: tuple[str, ...] = ("alpha", "beta"),
+    extra: str = "",
+    new_session: bool = False,
     site_extra: dict[str, str] | None = None,
 ) -> Daemon:
     """`site_extra` maps a site name to TOML appended to its file (the file ends inside its [list] table)."""
@@ -177,14 +196,23 @@ def start_daemon(
     config = write_config(
         tmp / "config",
         {
-            **{name: site_toml(name, f"{base}/{name}/index.html") + (site_extra or {}).get(name, "") for name in names},
+            **{
+                name: site_toml(name, f"{base}/{name}/index.html") + (site_extra or {}).get(name, "")
+                for name in names
+            },
             "broken": site_toml("broken", f"{base}/missing/index.html"),
         },
         extra=f'[server]\nhost = "127.0.0.1"\nport = {port}\n\n[[feed]]\nid = "all"\ntitle = "Everything"\nsites = ["alpha", "beta"]\n{extra}',
     )
     stderr = tmp / "daemon.log"
     with stderr.open("wb") as err:
-        proc = subprocess.Popen(feedmaker(config, "run"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, start_new_session=new_session)
+        proc = subprocess.Popen(
+            feedmaker(config, "run"),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=new_session,
+        )
     daemon = Daemon(proc, f"http://127.0.0.1:{port}", config, tmp / "state", stderr, sites, base)
 
     def up() -> bool:
@@ -240,7 +268,11 @@ def test_new_articles_appear_in_the_served_feed_and_the_next_poll_gets_304(daemo
     alpha.add()
     wait_for(lambda: len(daemon.titles("alpha")) == 3, 15, "the new article in the alpha feed")
     assert daemon.titles("alpha")[0] == "Alpha story 3: a & b <ok>"
-    wait_for(lambda: "Alpha story 3: a & b <ok>" in daemon.titles("all"), 10, "the new article in the combined feed")
+    wait_for(
+        lambda: "Alpha story 3: a & b <ok>" in daemon.titles("all"),
+        10,
+        "the new article in the combined feed",
+    )
 
     first = daemon.get("/feeds/alpha.atom")
     assert first.headers["content-type"] == "application/atom+xml; charset=utf-8"
@@ -262,7 +294,9 @@ def test_opml_lists_every_feed(daemon: Daemon):
 
 
 def test_failing_site_shows_on_the_status_page_and_healthz_not_in_its_feed(daemon: Daemon):
-    wait_for(lambda: daemon.get("/healthz").json()["counts"]["failing"] == 1, 10, "the broken site's first run")
+    wait_for(
+        lambda: daemon.get("/healthz").json()["counts"]["failing"] == 1, 10, "the broken site's first run"
+    )
     reply = daemon.get("/healthz")
     health = reply.json()
     assert reply.status_code == 200  # the store still writes: degraded, not down
@@ -281,7 +315,10 @@ def test_failing_site_shows_on_the_status_page_and_healthz_not_in_its_feed(daemo
 def test_status_page_entry_counts_equal_what_the_feeds_hold(daemon: Daemon):
     def counts_agree() -> bool:
         shown = status_page_entries(daemon.get("/").text)
-        held = {feed: feed_entry_count(daemon.get(f"/feeds/{feed}.atom").content) for feed in ("alpha", "beta", "all")}
+        held = {
+            feed: feed_entry_count(daemon.get(f"/feeds/{feed}.atom").content)
+            for feed in ("alpha", "beta", "all")
+        }
         return shown == {**held, "broken": 0}
 
     # A crawl may publish between the two reads; the counts must agree once it is done.
@@ -309,7 +346,9 @@ def test_healthz_is_failing_with_503_while_the_store_refuses_writes_and_recovers
 
 def test_second_daemon_on_the_same_state_dir_refuses_at_once(daemon: Daemon):
     began = time.monotonic()
-    second = subprocess.run(feedmaker(daemon.config, "run"), cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+    second = subprocess.run(
+        feedmaker(daemon.config, "run"), cwd=REPO, capture_output=True, text=True, timeout=30, check=False
+    )
     assert second.returncode == 1
     assert f"another feedmaker is running on {daemon.state} (pid {daemon.proc.pid})" in second.stderr
     assert time.monotonic() - began < 3  # the promise is 1 s; slack for a loaded CI machine
@@ -335,14 +374,27 @@ def test_newsboat_sees_every_entry_exactly_once(daemon: Daemon, tmp_path: Path):
     feed_url = f"{daemon.url}/feeds/beta.atom"
     urls.write_text(feed_url + "\n", encoding="utf-8")
     cache = tmp_path / "cache.db"
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
-           "XDG_DATA_HOME": str(home / ".local/share"), "TERM": "dumb", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "TERM": "dumb",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+    }
     env.pop("http_proxy", None)
     env.pop("HTTP_PROXY", None)
 
     def reload() -> None:
-        done = subprocess.run([binary, "-u", str(urls), "-c", str(cache), "-C", str(config), "-x", "reload"],
-                              env=env, capture_output=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [binary, "-u", str(urls), "-c", str(cache), "-C", str(config), "-x", "reload"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
         assert done.returncode == 0, done.stderr + done.stdout
 
     beta = daemon.sites["beta"]
@@ -352,7 +404,9 @@ def test_newsboat_sees_every_entry_exactly_once(daemon: Daemon, tmp_path: Path):
     reload()
 
     with sqlite3.connect(cache) as db:
-        rows = db.execute("SELECT title, url, pubDate FROM rss_item WHERE feedurl = ? ORDER BY pubDate", (feed_url,)).fetchall()
+        rows = db.execute(
+            "SELECT title, url, pubDate FROM rss_item WHERE feedurl = ? ORDER BY pubDate", (feed_url,)
+        ).fetchall()
     assert rows == [(title, daemon.www + link, int(when.timestamp())) for title, link, when in beta.articles]
 
 
@@ -388,7 +442,11 @@ def test_sigterm_with_a_crawl_in_flight_stops_within_10s_and_leaves_an_intact_st
     with serve_stalling(www) as (base, stall, stalled):
         daemon = start_daemon(tmp_path, www, base, names=("alpha", "beta", "slow"))
         try:
-            wait_for(lambda: all(len(daemon.titles(n)) == 2 for n in ("alpha", "beta", "slow")), 15, "the first crawls")
+            wait_for(
+                lambda: all(len(daemon.titles(n)) == 2 for n in ("alpha", "beta", "slow")),
+                15,
+                "the first crawls",
+            )
             stall.set()
             wait_for(stalled.is_set, 10, "a crawl of the stalling site")
             code, seconds = stop(daemon)
@@ -428,7 +486,11 @@ def test_sighup_reloads_sites_schedules_and_combined_feeds_and_keeps_the_old_con
             good_toml = toml.read_text(encoding="utf-8")
             toml.write_text("feed_sise = 3\n" + good_toml, encoding="utf-8")
             daemon.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: "config reload failed; keeping the running config" in daemon.log(), 10, "the refused reload")
+            wait_for(
+                lambda: "config reload failed; keeping the running config" in daemon.log(),
+                10,
+                "the refused reload",
+            )
             assert "feed_sise" in daemon.log()
             assert daemon.proc.poll() is None
             assert len(daemon.titles("beta")) == 2  # the old config still serves
@@ -437,7 +499,11 @@ def test_sighup_reloads_sites_schedules_and_combined_feeds_and_keeps_the_old_con
             good_alpha = (sites_dir / "alpha.toml").read_text(encoding="utf-8")
             (sites_dir / "alpha.toml").write_text(good_alpha + "\nmax_pagez = 3\n", encoding="utf-8")
             daemon.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda: "keeping the running config of broken site(s) alpha" in daemon.log(), 10, "the half-refused reload")
+            wait_for(
+                lambda: "keeping the running config of broken site(s) alpha" in daemon.log(),
+                10,
+                "the half-refused reload",
+            )
             assert f"{sites_dir / 'alpha.toml'}:" in daemon.log()
             assert "max_pagez" in daemon.log()
             health = daemon.get("/healthz").json()
@@ -449,12 +515,17 @@ def test_sighup_reloads_sites_schedules_and_combined_feeds_and_keeps_the_old_con
 
             gamma = FixtureSite(www, "gamma")
             gamma.add(2)
-            (sites_dir / "alpha.toml").write_text(good_alpha.replace('"every 2s"', '"every 1h"'), encoding="utf-8")
+            (sites_dir / "alpha.toml").write_text(
+                good_alpha.replace('"every 2s"', '"every 1h"'), encoding="utf-8"
+            )
             (sites_dir / "beta.toml").unlink()
-            (sites_dir / "gamma.toml").write_text(site_toml("gamma", f"{base}/gamma/index.html"), encoding="utf-8")
+            (sites_dir / "gamma.toml").write_text(
+                site_toml("gamma", f"{base}/gamma/index.html"), encoding="utf-8"
+            )
             port = int(daemon.url.rsplit(":", 1)[1])
             toml.write_text(
-                toml.read_text(encoding="utf-8").replace('sites = ["alpha", "beta"]', 'sites = ["alpha", "gamma"]')
+                toml.read_text(encoding="utf-8")
+                .replace('sites = ["alpha", "beta"]', 'sites = ["alpha", "gamma"]')
                 .replace(f"port = {port}", f"port = {free_port()}"),
                 encoding="utf-8",
             )
@@ -465,7 +536,9 @@ def test_sighup_reloads_sites_schedules_and_combined_feeds_and_keeps_the_old_con
             assert "server changed; restart feedmaker to apply it" in log
 
             wait_for(lambda: len(daemon.titles("gamma")) == 2, 15, "the added site's first crawl")
-            wait_for(lambda: "Gamma story 2: a & b <ok>" in daemon.titles("all"), 10, "gamma in the combined feed")
+            wait_for(
+                lambda: "Gamma story 2: a & b <ok>" in daemon.titles("all"), 10, "gamma in the combined feed"
+            )
             assert not any(title.startswith("Beta") for title in daemon.titles("all"))
             assert daemon.get("/feeds/beta.atom").status_code == 404
             urls = {o.get("xmlUrl") for o in ET.fromstring(daemon.get("/opml").content).iter("outline")}
@@ -494,8 +567,11 @@ async def test_status_counts_what_the_feed_holds_and_a_failing_store_turns_healt
     site = FixtureSite(www, "alpha")
     site.add(3)
     with serve_dir(www) as (base, _):
-        config = write_config(tmp_path / "config", {"alpha": site_toml("alpha", f"{base}/alpha/index.html")},
-                              extra='\n[[feed]]\nid = "all"\ntitle = "Everything"\nsites = ["alpha"]\n')
+        config = write_config(
+            tmp_path / "config",
+            {"alpha": site_toml("alpha", f"{base}/alpha/index.html")},
+            extra='\n[[feed]]\nid = "all"\ntitle = "Everything"\nsites = ["alpha"]\n',
+        )
         toml = config / "feedmaker.toml"
         toml.write_text("feed_size = 2\n" + toml.read_text(encoding="utf-8"), encoding="utf-8")
         settings, sites = load_all(config)
@@ -509,7 +585,10 @@ async def test_status_counts_what_the_feed_holds_and_a_failing_store_turns_healt
                 assert first is not None
                 assert first.ok, first.errors
                 assert session.store.entry_count("alpha") == 3
-                held = {feed: feed_entry_count(feed_path(settings, feed).read_bytes()) for feed in ("alpha", "all")}
+                held = {
+                    feed: feed_entry_count(feed_path(settings, feed).read_bytes())
+                    for feed in ("alpha", "all")
+                }
                 assert held == {"alpha": 2, "all": 2}
                 assert status_page_entries((await client.get("/")).text) == held
                 assert (await client.get("/healthz")).json()["status"] == "ok"
@@ -532,8 +611,10 @@ async def test_status_counts_what_the_feed_holds_and_a_failing_store_turns_healt
                 reply = await client.get("/healthz")
                 assert reply.status_code == 200
                 assert reply.json()["status"] == "ok"
-                assert [e.findtext(f"{ATOM}title") for e in ET.fromstring(feed_path(settings, "alpha").read_bytes())
-                        .findall(f"{ATOM}entry")] == ["Alpha story 4: a & b <ok>", "Alpha story 3: a & b <ok>"]
+                assert [
+                    e.findtext(f"{ATOM}title")
+                    for e in ET.fromstring(feed_path(settings, "alpha").read_bytes()).findall(f"{ATOM}entry")
+                ] == ["Alpha story 4: a & b <ok>", "Alpha story 3: a & b <ok>"]
 
 
 @pytest.fixture
@@ -561,8 +642,11 @@ def test_a_site_file_with_a_schedule_that_never_fires_costs_only_that_site(tmp_p
         stderr = tmp_path / "daemon.log"
         with stderr.open("wb") as err:
             proc = subprocess.Popen(feedmaker(config, "run"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
-        daemon = Daemon(proc, f"http://127.0.0.1:{port}", config, tmp_path / "state", stderr, {"good": good}, base)
+        daemon = Daemon(
+            proc, f"http://127.0.0.1:{port}", config, tmp_path / "state", stderr, {"good": good}, base
+        )
         try:
+
             def up() -> bool:
                 assert proc.poll() is None, f"daemon exited ({proc.returncode}):\n{daemon.log()}"
                 return len(daemon.titles("good")) == 2
@@ -579,9 +663,16 @@ def test_a_site_file_with_a_schedule_that_never_fires_costs_only_that_site(tmp_p
             assert html.escape(problem) in daemon.get("/").text
 
             etag = daemon.get("/feeds/good.atom", **{"Accept-Encoding": "identity"}).headers["etag"]
-            assert daemon.get("/feeds/good.atom", **{"Accept-Encoding": "identity", "If-None-Match": f'"x", W/{etag}'}).status_code == 304
+            assert (
+                daemon.get(
+                    "/feeds/good.atom", **{"Accept-Encoding": "identity", "If-None-Match": f'"x", W/{etag}'}
+                ).status_code
+                == 304
+            )
             opml = daemon.get("/opml", Host="attacker.example")
-            assert {o.get("xmlUrl") for o in ET.fromstring(opml.content).iter("outline")} == {f"{daemon.url}/feeds/good.atom"}
+            assert {o.get("xmlUrl") for o in ET.fromstring(opml.content).iter("outline")} == {
+                f"{daemon.url}/feeds/good.atom"
+            }
             code, seconds = stop(daemon)
         finally:
             kill(daemon)
@@ -637,26 +728,42 @@ PATHOLOGICAL = "<html><body>" + "<div>" * 200_000 + "</body></html>"  # about 13
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
-def test_healthz_answers_at_once_while_a_site_parses_a_pathological_listing_and_stop_leaves_no_process(tmp_path: Path, how: str):
+def test_healthz_answers_at_once_while_a_site_parses_a_pathological_listing_and_stop_leaves_no_process(
+    tmp_path: Path, how: str
+):
     """The hostile listing is parsed in a page worker: /healthz stays fast, the run fails after the 3 s budget
     naming the URL, and a stop in the middle of the next such parse exits 0 within the drain grace, with
     every worker process gone (Ctrl-C: SIGINT to the whole process group, as a terminal sends it)."""
     www = tmp_path / "www"
     www.mkdir()
     with serve_dir(www) as (base, requests):
-        daemon = start_daemon(tmp_path, www, base, names=("alpha", "beta", "hostile"),
-                              extra="\n[limits]\nparse_seconds = 3\n", new_session=True)
+        daemon = start_daemon(
+            tmp_path,
+            www,
+            base,
+            names=("alpha", "beta", "hostile"),
+            extra="\n[limits]\nparse_seconds = 3\n",
+            new_session=True,
+        )
         try:
-            wait_for(lambda: len(daemon.titles("hostile")) == 2, 15, "the hostile site's first, harmless crawl")
+            wait_for(
+                lambda: len(daemon.titles("hostile")) == 2, 15, "the hostile site's first, harmless crawl"
+            )
             listing = www / "hostile" / "index.html"
             listing.write_text(PATHOLOGICAL, encoding="utf-8")
             os.utime(listing, (1_800_000_000, 1_800_000_000))
             asked = requests.count("/hostile/index.html")
-            wait_for(lambda: requests.count("/hostile/index.html") > asked, 10, "a crawl of the pathological listing")
+            wait_for(
+                lambda: requests.count("/hostile/index.html") > asked,
+                10,
+                "a crawl of the pathological listing",
+            )
             time.sleep(0.3)  # the 1 MB body is fetched; its parse is under way
             during = healthz_latencies(daemon, 15, 0.1)
-            print(f"healthz during a pathological parse: max {max(during) * 1000:.1f} ms, "
-                  f"median {sorted(during)[len(during) // 2] * 1000:.1f} ms")
+            print(
+                f"healthz during a pathological parse: max {max(during) * 1000:.1f} ms, "
+                f"median {sorted(during)[len(during) // 2] * 1000:.1f} ms"
+            )
             assert max(during) < 1.0, during
             failed = f"page took more than 3 s to parse: {base}/hostile/index.html"
             wait_for(lambda: failed in daemon.log(), 10, "the hostile run to fail on its parse budget")
@@ -664,7 +771,11 @@ def test_healthz_answers_at_once_while_a_site_parses_a_pathological_listing_and_
 
             # The next run parses the same listing again (it was not stored): stop in the middle of it.
             asked = requests.count("/hostile/index.html")
-            wait_for(lambda: requests.count("/hostile/index.html") > asked, 15, "the next crawl of the pathological listing")
+            wait_for(
+                lambda: requests.count("/hostile/index.html") > asked,
+                15,
+                "the next crawl of the pathological listing",
+            )
             time.sleep(0.3)
             workers = descendants(daemon.proc.pid)
             assert len(workers) >= 3  # the forkserver and two page workers at least
@@ -694,14 +805,22 @@ exclude = ["{CATASTROPHIC}", "sponsored"]
 """
 
 
-def test_healthz_answers_at_once_while_a_site_matches_a_catastrophic_regex_against_a_long_headline(tmp_path: Path):
+def test_healthz_answers_at_once_while_a_site_matches_a_catastrophic_regex_against_a_long_headline(
+    tmp_path: Path,
+):
     """`(a+)+$` in a field regex, a canonical strip rule and a filter, against a 100 kB headline: RE2 answers in
     linear time, the item is stored (its headline capped), /healthz stays fast and SIGTERM exits 0 within the grace."""
     www = tmp_path / "www"
     www.mkdir()
     with serve_dir(www) as (base, requests):
-        daemon = start_daemon(tmp_path, www, base, names=("alpha", "beta", "regex"), new_session=True,
-                              site_extra={"regex": REGEX_SITE})
+        daemon = start_daemon(
+            tmp_path,
+            www,
+            base,
+            names=("alpha", "beta", "regex"),
+            new_session=True,
+            site_extra={"regex": REGEX_SITE},
+        )
         try:
             wait_for(lambda: len(daemon.titles("regex")) == 2, 15, "the regex site's first, harmless crawl")
             hostile = daemon.sites["regex"]
@@ -710,8 +829,10 @@ def test_healthz_answers_at_once_while_a_site_matches_a_catastrophic_regex_again
             asked = requests.count("/regex/index.html")
             wait_for(lambda: requests.count("/regex/index.html") > asked, 10, "a crawl of the long headline")
             during = healthz_latencies(daemon, 30, 0.1)
-            print(f"healthz while matching (a+)+$: max {max(during) * 1000:.1f} ms, "
-                  f"median {sorted(during)[len(during) // 2] * 1000:.1f} ms")
+            print(
+                f"healthz while matching (a+)+$: max {max(during) * 1000:.1f} ms, "
+                f"median {sorted(during)[len(during) // 2] * 1000:.1f} ms"
+            )
             assert sorted(during)[len(during) * 9 // 10] < 0.1, during
             assert max(during) < 0.5, during
             wait_for(lambda: len(daemon.titles("regex")) == 3, 15, "the long headline's entry")

@@ -323,7 +323,9 @@ def test_ambiguous_reading_in_the_future_gives_way_to_the_other() -> None:
         (None, None, None),
     ],
 )
-def test_reads_day_first_by_locale_then_zone(locale: str | None, zone: str | None, expected: bool | None) -> None:
+def test_reads_day_first_by_locale_then_zone(
+    locale: str | None, zone: str | None, expected: bool | None
+) -> None:
     assert reads_day_first(locale, zone) is expected
 
 

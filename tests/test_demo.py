@@ -42,7 +42,10 @@ def test_demo_config_run_once_gives_the_copied_story_once(tmp_path: Path) -> Non
     assert len(titles) == 4, titles  # 3 wire stories + the farm's own one
     story = next(e for e in combined.entries if STORY in e.title.lower())
     links = {link.href for link in story.links}
-    assert {f"{base}/wire/bridge.html", f"{base}/farm/2026-11-30/bridge.html"} <= links  # the copy is a source
+    assert {
+        f"{base}/wire/bridge.html",
+        f"{base}/farm/2026-11-30/bridge.html",
+    } <= links  # the copy is a source
     farm = assert_valid_atom((output / "profit-horizons.atom").read_bytes())
     assert len(farm.entries) == 2  # the farm was read, not failed: its feed has both of its items
     assert len(assert_valid_atom((output / "harbour-wire.atom").read_bytes()).entries) == 3
@@ -68,7 +71,16 @@ def _lines(stream: object, into: queue.Queue[str]) -> None:
 
 @pytest.mark.slow
 def test_demo_script_prints_reader_urls_serves_feeds_and_stops_both_on_ctrl_c(tmp_path: Path) -> None:
-    script = [sys.executable, str(ROOT / "demo" / "serve.py"), "--port", "0", "--feeds-port", "0", "--run-dir", str(tmp_path)]
+    script = [
+        sys.executable,
+        str(ROOT / "demo" / "serve.py"),
+        "--port",
+        "0",
+        "--feeds-port",
+        "0",
+        "--run-dir",
+        str(tmp_path),
+    ]
     log = (tmp_path / "stderr.log").open("w")
     # A session of its own, as a terminal gives `make demo`: Ctrl-C is SIGINT to the whole group.
     proc = subprocess.Popen(script, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
@@ -89,13 +101,19 @@ def test_demo_script_prints_reader_urls_serves_feeds_and_stops_both_on_ctrl_c(tm
         opml = re.search(r"OPML, every feed at once: (http://127\.0\.0\.1:\d+/opml)", text)
         assert opml, text
         feed_urls = re.findall(r"^\s+(http://127\.0\.0\.1:\d+/feeds/[\w-]+\.atom)", text, re.MULTILINE)
-        assert [u.rsplit("/", 1)[1] for u in feed_urls] == ["harbour-wire.atom", "profit-horizons.atom", "demo.atom"]
+        assert [u.rsplit("/", 1)[1] for u in feed_urls] == [
+            "harbour-wire.atom",
+            "profit-horizons.atom",
+            "demo.atom",
+        ]
         listed = httpx.get(opml.group(1)).text
         assert all(url in listed for url in feed_urls)
         entries: list[str] = []
         while len(entries) < 4 and time.monotonic() < deadline + 20:  # the first crawl runs within seconds
             reply = httpx.get(feed_urls[-1])
-            entries = [e.title for e in feedparser.parse(reply.content).entries] if reply.status_code == 200 else []
+            entries = (
+                [e.title for e in feedparser.parse(reply.content).entries] if reply.status_code == 200 else []
+            )
             time.sleep(0.3)
         assert len(entries) == 4, entries
         assert sum(STORY in t.lower() for t in entries) == 1, entries
@@ -118,7 +136,6 @@ def test_demo_script_prints_reader_urls_serves_feeds_and_stops_both_on_ctrl_c(tm
         if proc.stdout is not None:
             proc.stdout.close()
         log.close()
-
 
 
 def _refused_base() -> str:

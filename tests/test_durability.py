@@ -29,7 +29,9 @@ class SlowSite(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/list.html":
-            items = "".join(f'<li><a href="/a/{n}.html">Story number {n} of the day</a></li>' for n in range(ARTICLES))
+            items = "".join(
+                f'<li><a href="/a/{n}.html">Story number {n} of the day</a></li>' for n in range(ARTICLES)
+            )
             body = f"<html><body><ul>{items}</ul></body></html>"
         elif self.path.startswith("/a/"):
             time.sleep(0.02)
@@ -98,7 +100,9 @@ summary = "p.x"
     for _ in range(20):
         child = subprocess.Popen(
             [sys.executable, "-m", "feedmaker", "--config", str(config), "run", "--once"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         time.sleep(rng.uniform(0.3, 1.5))
         child.send_signal(signal.SIGKILL)
@@ -110,7 +114,10 @@ summary = "p.x"
             assert feedparser.parse(feed.read_bytes()).bozo == 0, feed
     # A last, uninterrupted run completes the work and cleans what the kills left behind.
     done = subprocess.run(
-        [sys.executable, "-m", "feedmaker", "--config", str(config), "run", "--once"], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "feedmaker", "--config", str(config), "run", "--once"],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     assert seen <= stored_ids(db_path)

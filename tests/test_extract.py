@@ -544,7 +544,9 @@ def test_undeclared_bytes_are_detected_and_never_raise() -> None:
 
 def test_utf8_with_one_stray_byte_is_utf8_with_one_replacement_character() -> None:
     """One invalid byte used to send the whole page to detection: every right quote became mojibake (U+201A U+00C4 U+00F4)."""
-    items = "".join(f'<li class="story"><a href="/s{n}">It\u2019s story {n}\u2019s day</a></li>' for n in range(30))
+    items = "".join(
+        f'<li class="story"><a href="/s{n}">It\u2019s story {n}\u2019s day</a></li>' for n in range(30)
+    )
     body = f"<html><body><ul>{items}</ul><p>cut ".encode() + b"\xff" + b" here</p></body></html>"
     assert not is_utf8(body)
     for declared in ("text/html; charset=utf-8", None):
@@ -1043,7 +1045,9 @@ def test_listing_rows_repeating_a_date_and_a_selector_read_each_row() -> None:
     assert [i.published for i in items] == [NOW - timedelta(hours=3), datetime(2025, 3, 24, tzinfo=UTC)] * 2
 
 
-@pytest.mark.parametrize("base", ["https://news.example?section=world", "https://news.example#top", "https://news.example"])
+@pytest.mark.parametrize(
+    "base", ["https://news.example?section=world", "https://news.example#top", "https://news.example"]
+)
 def test_root_relative_links_join_the_host_of_a_base_without_a_path(base: str) -> None:
     html = doc(body='<article class="card"><h2><a href="/2025/03/storm.html">Storm</a></h2></article>')
     [item] = extract_listing(make_page(html, url=base), make_site(item="article.card")).items
@@ -1061,7 +1065,9 @@ def test_json_ld_strings_are_html_unescaped() -> None:
 @pytest.mark.parametrize("href", ["/story/1\n", "https://news.example/story/1 ", " /story/1"])
 def test_hrefs_with_surrounding_whitespace_resolve_like_a_browser(href: str) -> None:
     html = doc(body=f'<article class="card"><h2><a href="{href}">Storm</a></h2></article>')
-    [item] = extract_listing(make_page(html, url="https://news.example/"), make_site(item="article.card")).items
+    [item] = extract_listing(
+        make_page(html, url="https://news.example/"), make_site(item="article.card")
+    ).items
     assert item.url == "https://news.example/story/1"
 
 
@@ -1081,16 +1087,22 @@ def _stripping_site(*, display: bool, strip: tuple[str, ...] = (r"^Indexbit Exch
 
 
 def test_strip_display_removes_the_canonical_patterns_from_listing_and_article_headlines() -> None:
-    listing = make_page(doc(body='<li class="story"><a href="/a">Indexbit Exchange: Rates rise again</a></li>'))
+    listing = make_page(
+        doc(body='<li class="story"><a href="/a">Indexbit Exchange: Rates rise again</a></li>')
+    )
     article = make_page(doc(body="<h1>INDEXBIT EXCHANGE:  Rates rise again</h1>"), url=URL + "a")
     on, off = _stripping_site(display=True), _stripping_site(display=False)
     assert [i.headline for i in extract_listing(listing, on).items] == ["Rates rise again"]
     assert extract_fields(article, on).headline == "Rates rise again"  # any case, as canon.py matches
     # Off by default: readers see the headline as the site printed it; the key is cleaned either way.
     assert Canonical().strip_display is False
-    assert [i.headline for i in extract_listing(listing, off).items] == ["Indexbit Exchange: Rates rise again"]
+    assert [i.headline for i in extract_listing(listing, off).items] == [
+        "Indexbit Exchange: Rates rise again"
+    ]
     assert extract_fields(article, off).headline == "INDEXBIT EXCHANGE: Rates rise again"
-    assert canonical_key("Indexbit Exchange: Rates rise again", strip=off.canonical.strip) == "rates rise again"
+    assert (
+        canonical_key("Indexbit Exchange: Rates rise again", strip=off.canonical.strip) == "rates rise again"
+    )
 
 
 def test_strip_display_never_empties_a_headline() -> None:
@@ -1137,20 +1149,31 @@ def test_modified_date_is_used_only_without_any_publication_date() -> None:
 
 
 def test_data_attribute_of_a_time_gives_its_minute() -> None:
-    page = make_page(doc(body='<h1>Head line here</h1><time data-published="2016-12-09 09:13:00Z">Dec 9, 2016</time>'))
+    page = make_page(
+        doc(body='<h1>Head line here</h1><time data-published="2016-12-09 09:13:00Z">Dec 9, 2016</time>')
+    )
     article = extract_fields(page, make_site())
-    assert (article.published, article.origin("date")) == (datetime(2016, 12, 9, 9, 13, tzinfo=UTC), "time[data-published]")
+    assert (article.published, article.origin("date")) == (
+        datetime(2016, 12, 9, 9, 13, tzinfo=UTC),
+        "time[data-published]",
+    )
 
 
 def test_printed_date_beside_the_headline_in_classless_markup() -> None:
     page = make_page(
-        doc(body='<div><h1>Head line here</h1><div class="x1">By A. Writer</div><div class="x2">December 16, 2016, 4:19 PM</div></div>')
+        doc(
+            body='<div><h1>Head line here</h1><div class="x1">By A. Writer</div><div class="x2">December 16, 2016, 4:19 PM</div></div>'
+        )
     )
     article = extract_fields(page, make_site(timezone="America/New_York"))
     assert (article.published, article.origin("date")) == (datetime(2016, 12, 16, 21, 19, tzinfo=UTC), "text")
 
 
 def test_a_date_far_down_the_story_text_is_not_its_publication_date() -> None:
-    story = "<p>" + "Words of the story. " * 40 + "The vote is on March 3, 2020, they said, at length and again.</p>"
+    story = (
+        "<p>"
+        + "Words of the story. " * 40
+        + "The vote is on March 3, 2020, they said, at length and again.</p>"
+    )
     page = make_page(doc(body=f"<div><h1>Head line here</h1>{story}</div>"))
     assert extract_fields(page, make_site()).published is None

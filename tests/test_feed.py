@@ -25,7 +25,9 @@ from tests.corpus import CORPORA, atom_schema
 
 RSS_BRIDGE = CORPORA / "atom-samples" / "rss-bridge" / "samples"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-META = FeedMeta(id="news", title="News", link="https://news.example/", self_url="https://feeds.example/feeds/news.atom")
+META = FeedMeta(
+    id="news", title="News", link="https://news.example/", self_url="https://feeds.example/feeds/news.atom"
+)
 
 
 def assert_valid(data: bytes) -> feedparser.FeedParserDict:
@@ -135,7 +137,9 @@ def test_feed_id_is_stable_per_feed_id_and_independent_of_the_host():
 
 
 def test_forbidden_characters_are_removed_and_empty_titles_become_untitled():
-    dirty = entry(1, headline="\x00\x01\ufffe\ud800", author="A\x0bda", summary="s\x1fum\uffff", content="<p>\x08x</p>")
+    dirty = entry(
+        1, headline="\x00\x01\ufffe\ud800", author="A\x0bda", summary="s\x1fum\uffff", content="<p>\x08x</p>"
+    )
     meta = FeedMeta(id="news\x00", title="\x07", link="https://news.example/")
     parsed = assert_valid(render_atom(meta, [dirty]))
     assert parsed.feed.title == "(untitled)"
@@ -151,11 +155,17 @@ def test_only_http_https_and_mailto_links_reach_the_feed():
         entry(3, url="mailto:desk@news.example", image="ftp://files.example/a.jpg"),
         entry(4, url="//news.example/relative", image="/relative.jpg"),
         Entry(
-            id="urn:uuid:5", key="k", article=entry(5).article, first_seen=T0, updated=T0,
+            id="urn:uuid:5",
+            key="k",
+            article=entry(5).article,
+            first_seen=T0,
+            updated=T0,
             sources=("javascript:alert(2)", "https://other.example/5"),
         ),
     ]
-    data = render_atom(FeedMeta(id="x", title="X", link="javascript:alert(3)", self_url="file:///etc/passwd"), hostile)
+    data = render_atom(
+        FeedMeta(id="x", title="X", link="javascript:alert(3)", self_url="file:///etc/passwd"), hostile
+    )
     assert_valid(data)
     hrefs = [link.get("href") for link in etree.fromstring(data).iter(f"{ATOM}link")]
     assert hrefs
@@ -253,14 +263,47 @@ def test_a_killed_write_leaves_a_temp_file_that_clean_stale_temp_removes(tmp_pat
 
 # -- fuzz --------------------------------------------------------------------------------------------
 
-SPECIALS = ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f", "\x85", "\ufffe", "\uffff",
-            "\ud800", "\udbff", "\udc00", "\udfff", "\U0010ffff", "\u2028", "&", "<", "]", ">", "\r", "\n", " "]
+SPECIALS = [
+    "\x00",
+    "\x01",
+    "\x08",
+    "\x0b",
+    "\x0c",
+    "\x1b",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\ufffe",
+    "\uffff",
+    "\ud800",
+    "\udbff",
+    "\udc00",
+    "\udfff",
+    "\U0010ffff",
+    "\u2028",
+    "&",
+    "<",
+    "]",
+    ">",
+    "\r",
+    "\n",
+    " ",
+]
 NASTY = st.text(st.one_of(st.characters(), st.sampled_from(SPECIALS)), max_size=32)
 URLISH = st.one_of(
     NASTY,
-    st.builds(lambda scheme, rest: scheme + rest, st.sampled_from(["http://", "https://", "mailto:", "javascript:", "HTTP://", " http://x.example/", "data:"]), NASTY),
+    st.builds(
+        lambda scheme, rest: scheme + rest,
+        st.sampled_from(
+            ["http://", "https://", "mailto:", "javascript:", "HTTP://", " http://x.example/", "data:"]
+        ),
+        NASTY,
+    ),
 )
-OFFSETS = st.builds(timezone, st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)))
+OFFSETS = st.builds(
+    timezone,
+    st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)),
+)
 DATES = st.datetimes(timezones=OFFSETS)
 
 
@@ -289,7 +332,9 @@ def fuzzed_entries(draw: st.DrawFn) -> Entry:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    meta=st.builds(FeedMeta, id=NASTY, title=NASTY, link=URLISH, self_url=st.none() | URLISH, subtitle=st.none() | NASTY),
+    meta=st.builds(
+        FeedMeta, id=NASTY, title=NASTY, link=URLISH, self_url=st.none() | URLISH, subtitle=st.none() | NASTY
+    ),
     items=st.lists(fuzzed_entries(), max_size=3),
 )
 def test_fuzz_every_rendered_feed_validates(meta: FeedMeta, items: Sequence[Entry]):
@@ -343,7 +388,10 @@ def test_rss_bridge_emptyitems_sample_is_invalid_where_ours_is_valid():
     """RSS-Bridge's own expected output for items without timestamps lacks <updated>; ours has it."""
     schema = atom_schema()
     assert schema is not None
-    peer = {p.stem: schema.validate(etree.parse(str(p))) for p in (RSS_BRIDGE / "expectedAtomFormat").glob("*.xml")}
+    peer = {
+        p.stem: schema.validate(etree.parse(str(p)))
+        for p in (RSS_BRIDGE / "expectedAtomFormat").glob("*.xml")
+    }
     assert peer == {"feed.common": True, "feed.empty": True, "feed.emptyItems": False, "feed.microblog": True}
     meta, items = rss_bridge_entries("feed.emptyItems")
     ours = etree.fromstring(render_atom(meta, items))

@@ -199,7 +199,9 @@ async def test_503_with_retry_after_date_is_not_retried_and_pauses_until_then():
 @pytest.mark.anyio
 async def test_a_pause_is_logged_once_with_the_site_and_host(caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.WARNING, logger="feedmaker.fetch")
-    await fetch_error(mock(Script(raw(429, headers={"Retry-After": "120"}))), "https://news.example/a", site="news")
+    await fetch_error(
+        mock(Script(raw(429, headers={"Retry-After": "120"}))), "https://news.example/a", site="news"
+    )
     assert [r.getMessage() for r in caplog.records] == [
         "site=news host paused host=news.example until=2025-01-01T00:02:00Z"
     ]

@@ -19,7 +19,8 @@ CHECKED = ("feedmaker", "tests", "benchmarks", "config", "demo")
 # Absolute paths that exist on one machine only: a home folder, a mount like /work or /mnt, a Windows user.
 # The lookbehind keeps URL paths ("https://host/home/x") and relative ones ("../shared") out.
 MACHINE_PATH = re.compile(
-    r"(?<![\w.~/:-])(?:/(?:home|Users)/[a-z_][\w.-]*|/(?:work|mnt|root|srv|media)/|[A-Z]:\\Users\\)", re.IGNORECASE
+    r"(?<![\w.~/:-])(?:/(?:home|Users)/[a-z_][\w.-]*|/(?:work|mnt|root|srv|media)/|[A-Z]:\\Users\\)",
+    re.IGNORECASE,
 )
 
 
@@ -33,7 +34,12 @@ def _files() -> list[Path]:
 
 
 def test_machine_path_pattern_catches_home_and_mount_paths_but_not_urls() -> None:
-    hits = ["/wor" + "k/shared/corpora", "open('/ho" + "me/ada/x')", "C:\\Us" + "ers\\ada", " /mn" + "t/data/x"]
+    hits = [
+        "/wor" + "k/shared/corpora",
+        "open('/ho" + "me/ada/x')",
+        "C:\\Us" + "ers\\ada",
+        " /mn" + "t/data/x",
+    ]
     misses = ["https://example.com/home/ada", "../shared/corpora", "~/work/x", "/tmp/x", "href='/home/'"]
     assert all(MACHINE_PATH.search(text) for text in hits), hits
     assert not any(MACHINE_PATH.search(text) for text in misses), misses
@@ -53,7 +59,10 @@ def test_no_file_names_an_absolute_path_of_a_machine() -> None:
 
 def _declared(*extras: str) -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    specs = [*project["dependencies"], *(s for extra in extras for s in project["optional-dependencies"][extra])]
+    specs = [
+        *project["dependencies"],
+        *(s for extra in extras for s in project["optional-dependencies"][extra]),
+    ]
     return {re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0].lower().replace("_", "-") for spec in specs}
 
 
@@ -77,7 +86,9 @@ def _imported_top_levels(directory: Path) -> set[str]:
         ("demo", (), set()),
     ],
 )
-def test_every_imported_package_is_a_declared_dependency(directory: str, extras: tuple[str, ...], sample: set[str]) -> None:
+def test_every_imported_package_is_a_declared_dependency(
+    directory: str, extras: tuple[str, ...], sample: set[str]
+) -> None:
     """An import that works only because another dependency happens to pull the package in breaks the day it stops."""
     distributions = packages_distributions()
     imported = _imported_top_levels(ROOT / directory)
@@ -94,10 +105,23 @@ def test_every_imported_package_is_a_declared_dependency(directory: str, extras:
 def test_corpus_tier_skips_with_one_reason_where_the_corpora_are_absent(tmp_path: Path) -> None:
     """A bare clone: every `corpus` test is skipped, and the summary gives the count and the reason on one line."""
     env = {**os.environ, "FEEDMAKER_CORPORA": str(tmp_path / "absent")}
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "corpus", "tests/test_feed.py", "tests/test_suggest.py"]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-m",
+        "corpus",
+        "tests/test_feed.py",
+        "tests/test_suggest.py",
+    ]
+    result = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    reasons = re.findall(r"^SKIPPED \[(\d+)\] .*: corpus tier: shared corpora not found at (\S+)", result.stdout, re.MULTILINE)
+    reasons = re.findall(
+        r"^SKIPPED \[(\d+)\] .*: corpus tier: shared corpora not found at (\S+)", result.stdout, re.MULTILINE
+    )
     assert reasons == [(reasons[0][0], str(tmp_path / "absent"))], result.stdout
     assert int(reasons[0][0]) >= 5
     assert re.search(rf"\b{reasons[0][0]} skipped\b", result.stdout)

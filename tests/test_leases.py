@@ -22,7 +22,13 @@ from feedmaker.store import Store, open_store
 
 NO_FETCHER = cast(Fetcher, object())
 SITE = SiteConfig.model_validate(
-    {"id": "news", "name": "News", "start_urls": ["https://news.example/"], "schedule": "every 1h", "list": {"item": "article"}}
+    {
+        "id": "news",
+        "name": "News",
+        "start_urls": ["https://news.example/"],
+        "schedule": "every 1h",
+        "list": {"item": "article"},
+    }
 )
 
 
@@ -38,7 +44,9 @@ class SlowCrawl:
         self.seconds = seconds
         self.ran_by: list[str] = []
 
-    async def __call__(self, site: SiteConfig, *, settings: Settings, fetcher: Any, store: Store, now: Any) -> SiteReport:
+    async def __call__(
+        self, site: SiteConfig, *, settings: Settings, fetcher: Any, store: Store, now: Any
+    ) -> SiteReport:
         self.ran_by.append(store.worker)
         started = utcnow()
         await asyncio.sleep(self.seconds)
@@ -60,7 +68,9 @@ def stores(postgres_url: str, tmp_path: Path) -> Iterator[list[Store]]:
 
 
 def runner(store: Store, crawl: SlowCrawl, lease: timedelta | None = None) -> SiteRunner:
-    return SiteRunner(Settings(), [SITE], fetcher=NO_FETCHER, store=store, crawl=crawl, publish=no_publish, lease=lease)
+    return SiteRunner(
+        Settings(), [SITE], fetcher=NO_FETCHER, store=store, crawl=crawl, publish=no_publish, lease=lease
+    )
 
 
 @pytest.mark.anyio
@@ -124,7 +134,12 @@ def test_the_status_page_names_the_worker_of_each_sites_last_run():
     from feedmaker.serve import SiteStatus, Status, render_status
 
     ran = datetime(2025, 1, 2, tzinfo=UTC)
-    status = Status(sites=(SiteStatus(site="a", name="A", last_run=ran, worker="box-2:<41>"), SiteStatus(site="b", name="B", last_run=ran)))
+    status = Status(
+        sites=(
+            SiteStatus(site="a", name="A", last_run=ran, worker="box-2:<41>"),
+            SiteStatus(site="b", name="B", last_run=ran),
+        )
+    )
     page = render_status(status, [])
     assert "by box-2:&lt;41&gt;" in page
     assert page.count("<small>by ") == 1
@@ -168,22 +183,31 @@ def test_a_store_outlives_a_postgres_restart_failing_meanwhile_and_losing_no_com
     store = open_store(postgres_url, state_dir=tmp_path)
     try:
         before = [
-            store.add(Article(site="a", url=f"https://a.example/{n}", headline=f"Kept story number {n} here"),
-                      key=f"kept story number {n} here", url_key=f"https://a.example/{n}").entry.id
+            store.add(
+                Article(site="a", url=f"https://a.example/{n}", headline=f"Kept story number {n} here"),
+                key=f"kept story number {n} here",
+                url_key=f"https://a.example/{n}",
+            ).entry.id
             for n in range(5)
         ]
         postgres_server.stop("fast")
         try:
             started = time.monotonic()
             with pytest.raises(StoreError):
-                store.add(Article(site="a", url="https://a.example/x", headline="During the outage"),
-                          key="during the outage here", url_key="https://a.example/x")
+                store.add(
+                    Article(site="a", url="https://a.example/x", headline="During the outage"),
+                    key="during the outage here",
+                    url_key="https://a.example/x",
+                )
             assert time.monotonic() - started < 15
             assert store.write_error is not None
         finally:
             postgres_server.start()
-        after = store.add(Article(site="a", url="https://a.example/y", headline="After the restart it works"),
-                          key="after the restart it works", url_key="https://a.example/y")
+        after = store.add(
+            Article(site="a", url="https://a.example/y", headline="After the restart it works"),
+            key="after the restart it works",
+            url_key="https://a.example/y",
+        )
         assert store.write_error is None
         assert {e.id for e in store.entries(["a"], 100)} == {*before, after.entry.id}
     finally:
@@ -234,8 +258,14 @@ def test_kill_9_of_one_of_three_workers_mid_run_loses_and_doubles_nothing(postgr
     env = {**os.environ, "PYTHONPATH": str(root)}
 
     def spawn(name: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-c", WORKER, postgres_url, name, moment, str(count)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        return subprocess.Popen(
+            [sys.executable, "-c", WORKER, postgres_url, name, moment, str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
 
     victim = spawn("w0")
     assert victim.stdout is not None

@@ -34,12 +34,21 @@ def element(depth: int) -> st.SearchStrategy[str]:
         attrs = (f' class="{cls}"' if cls else "") + (' href="/h"' if href and tag == "a" else "")
         return f"<{tag}{attrs}>{inner}</{tag}>"
 
-    return st.one_of(leaf, st.tuples(st.sampled_from(TAGS), st.sampled_from(CLASSES), children, st.booleans()).map(build))
+    return st.one_of(
+        leaf, st.tuples(st.sampled_from(TAGS), st.sampled_from(CLASSES), children, st.booleans()).map(build)
+    )
 
 
 def document(html: str) -> Document:
-    page = Page(url="https://l.example/", body=html.encode(), encoding="utf-8", fetched_at=datetime(2027, 1, 1, tzinfo=UTC))
-    return Document(page, SiteConfig(id="t", name="t", start_urls=("https://l.example/",), list=ListSelectors(item="*")))
+    page = Page(
+        url="https://l.example/",
+        body=html.encode(),
+        encoding="utf-8",
+        fetched_at=datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    return Document(
+        page, SiteConfig(id="t", name="t", start_urls=("https://l.example/",), list=ListSelectors(item="*"))
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -48,7 +57,11 @@ def test_item_scopes_answer_as_css_first_for_every_item_and_selector(body: str, 
     doc = document(f"<html><body><main>{body}</main></body></html>")
     items = doc.tree.css(item_css)
     scopes = ItemScopes(doc, items)
-    nested = any(other is not item and other.mem_id in {a.mem_id for a in ancestors(item)} for item in items for other in items)
+    nested = any(
+        other is not item and other.mem_id in {a.mem_id for a in ancestors(item)}
+        for item in items
+        for other in items
+    )
     assert scopes.nested == nested
     if nested:
         return
@@ -56,7 +69,9 @@ def test_item_scopes_answer_as_css_first_for_every_item_and_selector(body: str, 
         for item in items:
             expected = item.css_first(css)
             got = scopes.first(css, item.mem_id)
-            assert (got.mem_id if got is not None else None) == (expected.mem_id if expected is not None else None), css
+            assert (got.mem_id if got is not None else None) == (
+                expected.mem_id if expected is not None else None
+            ), css
 
 
 def ancestors(node: Node) -> Iterator[Node]:
@@ -79,11 +94,24 @@ def test_a_listing_reads_the_same_batched_or_not():
     site = SiteConfig(id="t", name="t", start_urls=("https://l.example/",), list=selectors)
 
     def listing(html: str) -> list[tuple[object, ...]]:
-        page = Page(url="https://l.example/", body=html.encode(), encoding="utf-8", fetched_at=datetime(2027, 1, 1, tzinfo=UTC))
-        return [(i.url, i.headline, i.author, i.published, i.origins) for i in extract_listing(page, site).items]
+        page = Page(
+            url="https://l.example/",
+            body=html.encode(),
+            encoding="utf-8",
+            fetched_at=datetime(2027, 1, 1, tzinfo=UTC),
+        )
+        return [
+            (i.url, i.headline, i.author, i.published, i.origins) for i in extract_listing(page, site).items
+        ]
 
     many = listing(f"<ul>{''.join(rows)}</ul>")
     few = listing(f"<ul>{''.join(rows[:3])}</ul>")  # under _BATCHED_ITEMS: css_first per item
     assert len(many) == 10
     assert many[: len(few)] == few
-    assert many[3] == ("https://l.example/a/3", "Story 3", "Ann 3", datetime(2026, 1, 4, 10, tzinfo=UTC), many[3][4])
+    assert many[3] == (
+        "https://l.example/a/3",
+        "Story 3",
+        "Ann 3",
+        datetime(2026, 1, 4, 10, tzinfo=UTC),
+        many[3][4],
+    )

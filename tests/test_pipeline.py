@@ -57,7 +57,9 @@ def config(tmp_path: Path, web: tuple[str, list[str]]) -> Path:
         {
             "wire": site_toml("Wire Service", base, "site/wire/index.html"),
             "farm": site_toml(
-                "GrowthSphere Strategies", base, "site/farm/index.html",
+                "GrowthSphere Strategies",
+                base,
+                "site/farm/index.html",
                 extra='[canonical]\nstrip = ["^Indexbit Exchange:\\\\s*"]\n',
             ),
             "mirror": site_toml("Poinbank", base, "site/mirror/index.html"),
@@ -86,7 +88,9 @@ def test_seed_story_under_three_headlines_is_one_entry(config: Path) -> None:
     assert count == 4
 
 
-def test_second_run_adds_nothing_and_rewrites_identical_feeds(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_second_run_adds_nothing_and_rewrites_identical_feeds(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_once(config) == 0
     first = feed_files(config)
     mtimes = {p: p.stat().st_mtime_ns for p in (config.parent / "output").glob("*.atom")}
@@ -115,7 +119,9 @@ def test_entries_carry_article_page_fields_and_no_script(config: Path) -> None:
     assert kim.author == "Kim Tong-Hyung"
     assert kim.published.startswith("2025-04-08T16:29:11")
     # Sites are crawled concurrently: the first to be stored wins and keeps its link; the other is a source.
-    assert kim.link.endswith(("/site/wire/kim.html", "/site/farm/kim-orders.html", "/site/mirror/story-1.html"))
+    assert kim.link.endswith(
+        ("/site/wire/kim.html", "/site/farm/kim-orders.html", "/site/mirror/story-1.html")
+    )
     assert len([link for link in kim.links if link.rel == "related"]) == 2
     assert kim.id.startswith("urn:uuid:")
     raw = feed_files(config)["wire"].decode()
@@ -154,7 +160,9 @@ def test_failing_site_is_named_and_others_still_publish(
     assert run_once(config) == 1
     captured = capsys.readouterr()
     assert "failed sites: gone" in captured.err
-    assert re.search(r"gone: error: fetch failed: .*/site/nowhere/index.html: HTTP 404", captured.out), captured.out
+    assert re.search(r"gone: error: fetch failed: .*/site/nowhere/index.html: HTTP 404", captured.out), (
+        captured.out
+    )
     assert {"wire", "farm", "mirror", "all"} <= set(feed_files(config))
 
 
@@ -175,7 +183,9 @@ def test_example_configs_extract_their_corpus_pages(tmp_path: Path, web: tuple[s
     nuxt = feedparser.parse(feed_files(config)["nuxt-releases"])
     assert len(nuxt.entries) == 10
     assert nuxt.entries[0].title == "v2.10.2"
-    assert nuxt.entries[0].link == f"{base}/nuxt/nuxt.js/releases/tag/v2.10.2"  # relative href, served locally
+    assert (
+        nuxt.entries[0].link == f"{base}/nuxt/nuxt.js/releases/tag/v2.10.2"
+    )  # relative href, served locally
     assert nuxt.entries[0].published.startswith("2019-10-21T21:18:53")
     apple = feedparser.parse(feed_files(config)["apple-security"])
     assert len(apple.entries) >= 50
@@ -183,14 +193,19 @@ def test_example_configs_extract_their_corpus_pages(tmp_path: Path, web: tuple[s
     assert apple.entries[0].published.startswith("2026-03-24")
 
 
-def test_multi_site_run_on_one_host_keeps_the_configured_gap(tmp_path: Path, web: tuple[str, list[str]]) -> None:
+def test_multi_site_run_on_one_host_keeps_the_configured_gap(
+    tmp_path: Path, web: tuple[str, list[str]]
+) -> None:
     """Three sites on one host, crawled concurrently: the server never sees two requests closer than the
     delay, and never a path robots.txt disallows."""
     base = web[0]
     (tmp_path / "www" / "robots.txt").write_text("User-agent: *\nDisallow: /site/farm/vatican.html\n")
     config = write_config(
         tmp_path / "polite",
-        {name: site_toml(name.title(), base, f"site/{name}/index.html") for name in ("wire", "farm", "mirror")},
+        {
+            name: site_toml(name.title(), base, f"site/{name}/index.html")
+            for name in ("wire", "farm", "mirror")
+        },
         delay=0.25,
     )
     assert run_once(config) == 0

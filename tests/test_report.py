@@ -40,18 +40,29 @@ def site_file(tmp_path: Path, text: str = SITE) -> Path:
     return path
 
 
-def report_for(tmp_path: Path, text: str = SITE, html: str = LISTING, *, article: str | None = None) -> CheckReport:
+def report_for(
+    tmp_path: Path, text: str = SITE, html: str = LISTING, *, article: str | None = None
+) -> CheckReport:
     site = load_site(site_file(tmp_path, text))
     follow = None if article is None else (lambda url: Page(url=url, body=article.encode(), encoding="utf-8"))
-    return build_report(site, Page(url="https://news.example/", body=html.encode(), encoding="utf-8"), follow=follow)
+    return build_report(
+        site, Page(url="https://news.example/", body=html.encode(), encoding="utf-8"), follow=follow
+    )
 
 
 def test_items_carry_values_and_origins_and_fields_their_fill_counts(tmp_path: Path) -> None:
     report = report_for(tmp_path)
     assert report.ok
-    assert [i.url for i in report.items] == ["https://news.example/a", "https://news.example/b", "https://news.example/c"]
+    assert [i.url for i in report.items] == [
+        "https://news.example/a",
+        "https://news.example/b",
+        "https://news.example/c",
+    ]
     first = report.items[0]
-    assert (first.field("headline").value, first.field("headline").origin) == ("First story of the day", "selector:h2")
+    assert (first.field("headline").value, first.field("headline").origin) == (
+        "First story of the day",
+        "selector:h2",
+    )
     assert first.field("published").value == "2025-03-04T00:00:00+00:00"
     assert first.field("published").origin == "selector:.date"
     assert first.field("author").value is None
@@ -73,11 +84,18 @@ def test_a_date_format_that_never_matches_is_a_warning_although_dates_were_read(
     ) in report.warnings
 
 
-def test_a_date_format_whose_selector_reads_nothing_is_a_warning_when_fallbacks_fill_the_dates(tmp_path: Path) -> None:
-    html = LISTING.replace('<span class="date">4 March 2025</span>', '<time datetime="2025-03-04">4 Mar</time>')
+def test_a_date_format_whose_selector_reads_nothing_is_a_warning_when_fallbacks_fill_the_dates(
+    tmp_path: Path,
+) -> None:
+    html = LISTING.replace(
+        '<span class="date">4 March 2025</span>', '<time datetime="2025-03-04">4 Mar</time>'
+    )
     html = html.replace('<span class="date">5 March 2025</span>', '<time datetime="2025-03-05">5 Mar</time>')
     report = report_for(tmp_path, html=html)
-    assert "list.date '.date' format '%d %B %Y' read no text on any item; dates came from time[datetime] (3)" in report.warnings
+    assert (
+        "list.date '.date' format '%d %B %Y' read no text on any item; dates came from time[datetime] (3)"
+        in report.warnings
+    )
 
 
 def test_a_matching_date_format_gives_no_warning(tmp_path: Path) -> None:
@@ -87,16 +105,29 @@ def test_a_matching_date_format_gives_no_warning(tmp_path: Path) -> None:
 def test_the_article_page_fills_what_the_listing_lacks_and_names_each_source(tmp_path: Path) -> None:
     """Moved from extract.field_report: a chain's first selector misses, its second carries the field,
     metadata fills the rest."""
-    text = SITE.replace('headline = "h2"', 'headline = ".none"').replace('date = { css = ".date", format = "%d %B %Y" }\n', "")
+    text = SITE.replace('headline = "h2"', 'headline = ".none"').replace(
+        'date = { css = ".date", format = "%d %B %Y" }\n', ""
+    )
     text += '[article]\nheadline = ["h1.none", "h2"]\ndate = { css = ".when", format = "Date:%Y-%m-%d %H:%M:%S" }\n'
     report = report_for(tmp_path, text, LISTING.replace('class="date"', 'class="x"'), article=ARTICLE)
     assert report.article is not None
     assert report.article_url == "https://news.example/a"
-    assert (report.article.field("headline").value, report.article.field("headline").origin) == ("From h2", "selector:h2")
-    assert (report.article.field("author").value, report.article.field("author").origin) == ("Jane Doe", "meta:author")
+    assert (report.article.field("headline").value, report.article.field("headline").origin) == (
+        "From h2",
+        "selector:h2",
+    )
+    assert (report.article.field("author").value, report.article.field("author").origin) == (
+        "Jane Doe",
+        "meta:author",
+    )
     assert report.article.field("published").value == "2025-03-04T10:00:00+00:00"
     assert not [w for w in report.warnings if "article.date" in w]
-    wrong = report_for(tmp_path, text.replace("Date:%Y-%m-%d", "%d.%m.%Y"), LISTING.replace('class="date"', 'class="x"'), article=ARTICLE)
+    wrong = report_for(
+        tmp_path,
+        text.replace("Date:%Y-%m-%d", "%d.%m.%Y"),
+        LISTING.replace('class="date"', 'class="x"'),
+        article=ARTICLE,
+    )
     assert (
         "article.date '.when' format '%d.%m.%Y %H:%M:%S' did not match 'Date:2025-03-04 10:00:00'; "
         "the general date parser read it instead"
@@ -128,7 +159,12 @@ def test_json_holds_full_values_origins_counts_and_warnings(tmp_path: Path) -> N
     summary = data["items"][0]["fields"]["summary"]
     assert summary["value"].endswith("eighty columns.")
     assert summary["origin"] == "selector:p"
-    assert data["fields"]["date"] == {"selector": ".date", "filled": 3, "total": 3, "origins": {"selector:.date": 2, "time[datetime]": 1}}
+    assert data["fields"]["date"] == {
+        "selector": ".date",
+        "filled": 3,
+        "total": 3,
+        "origins": {"selector:.date": 2, "time[datetime]": 1},
+    }
     assert data["warnings"] == ["list.summary 'p' is empty in 2/3 item(s)"]
     assert data["next"] == "https://news.example/page/2"
 

@@ -61,13 +61,18 @@ def no_publish(settings: Settings, sites: Any, store: Store, *, only: set[str] |
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_three_workers_run_each_site_once_per_slot_politely_without_duplicates(postgres_url: str, tmp_path: Path):
+async def test_three_workers_run_each_site_once_per_slot_politely_without_duplicates(
+    postgres_url: str, tmp_path: Path
+):
     server = Server({}, sorted({host_of(n, HOSTS) for n in range(SITES)}))
     fixture = Fixture(SITES, 30, hosts=HOSTS, port=await server.start())
     pages = Recording(fixture.pages())
     server.pages = pages
     settings = Settings.model_validate(
-        {"fetch": {"delay": DELAY, "obey_robots": False, "allow_private_networks": ["127.0.0.0/8"]}, "feed_size": 100}
+        {
+            "fetch": {"delay": DELAY, "obey_robots": False, "allow_private_networks": ["127.0.0.0/8"]},
+            "feed_size": 100,
+        }
     )
     sites = site_configs(fixture)
     stores = [open_store(postgres_url, state_dir=tmp_path, worker=f"w{n}") for n in range(WORKERS)]
@@ -86,7 +91,9 @@ async def test_three_workers_run_each_site_once_per_slot_politely_without_duplic
                 for f, s in zip(fetchers, stores, strict=True)
             ]  # fmt: skip
             # All fire at once, as every daemon's scheduler does; a different worker asks first for each site.
-            order = [(runners[(i + k) % WORKERS], site) for i, site in enumerate(sites) for k in range(WORKERS)]
+            order = [
+                (runners[(i + k) % WORKERS], site) for i, site in enumerate(sites) for k in range(WORKERS)
+            ]
             reports = await asyncio.gather(*(r.run(site.id) for r, site in order))
             ran = [r for r in reports if r is not None]
             assert sorted(r.site for r in ran) == sorted(s.id for s in sites), f"slot {slot}"
@@ -99,7 +106,9 @@ async def test_three_workers_run_each_site_once_per_slot_politely_without_duplic
         listed = {item.url for n in range(SITES) for item in fixture.expected(n)}
         assert stores[0].entry_count() == len(listed)
         # The first form of a URL is kept; tracking parameters (utm_*) are not part of its identity.
-        assert {e.article.url.split("?")[0] for e in stores[0].entries([s.id for s in sites], 10_000)} == listed
+        assert {
+            e.article.url.split("?")[0] for e in stores[0].entries([s.id for s in sites], 10_000)
+        } == listed
         feeds: list[dict[str, bytes]] = []
         for n, store in enumerate(stores):
             own = settings.model_copy(update={"output_dir": tmp_path / f"out{n}"})

@@ -36,8 +36,13 @@ NO_FETCHER = cast(Fetcher, object())
 
 def make_site(site_id: str, schedule: str) -> SiteConfig:
     return SiteConfig.model_validate(
-        {"id": site_id, "name": site_id.title(), "start_urls": ["https://news.example/"], "schedule": schedule,
-         "list": {"item": "article"}}
+        {
+            "id": site_id,
+            "name": site_id.title(),
+            "start_urls": ["https://news.example/"],
+            "schedule": schedule,
+            "list": {"item": "article"},
+        }
     )
 
 
@@ -68,11 +73,19 @@ class FakeCrawl:
         self.fail = False
         self.calls: list[str] = []
 
-    async def __call__(self, site: SiteConfig, *, settings: Settings, fetcher: Any, store: Store, now: Any) -> SiteReport:
+    async def __call__(
+        self, site: SiteConfig, *, settings: Settings, fetcher: Any, store: Store, now: Any
+    ) -> SiteReport:
         self.calls.append(site.id)
         errors = ("fetch failed: https://news.example/: HTTP 503",) if self.fail else ()
-        report = SiteReport(site=site.id, started=self.clock(), finished=self.clock() + timedelta(seconds=3),
-                            items=5, new=1, errors=errors)
+        report = SiteReport(
+            site=site.id,
+            started=self.clock(),
+            finished=self.clock() + timedelta(seconds=3),
+            items=5,
+            new=1,
+            errors=errors,
+        )
         store.record_run(report)
         return report
 
@@ -81,7 +94,9 @@ class FakePublish:
     def __init__(self) -> None:
         self.calls: list[set[str] | None] = []
 
-    def __call__(self, settings: Settings, sites: Any, store: Store, *, only: set[str] | None = None) -> Published:
+    def __call__(
+        self, settings: Settings, sites: Any, store: Store, *, only: set[str] | None = None
+    ) -> Published:
         self.calls.append(only)
         return Published()
 
@@ -159,7 +174,9 @@ def test_backoff_doubles_per_failure_and_caps_at_a_day():
 
 def test_is_due_skips_until_the_backoff_has_passed():
     def due(minutes_since_last: float, failures: int) -> bool:
-        return is_due(interval=600, failures=failures, last_started=T0, now=T0 + timedelta(minutes=minutes_since_last))
+        return is_due(
+            interval=600, failures=failures, last_started=T0, now=T0 + timedelta(minutes=minutes_since_last)
+        )
 
     assert due(10, 0)
     assert not due(10, 1)
@@ -177,12 +194,16 @@ async def test_failing_site_backs_off_and_recovers_by_itself(store: Store):
     clock = Clock(T0)
     crawl, published = FakeCrawl(clock), FakePublish()
     site = make_site("news", "every 10m")
-    runner = SiteRunner(Settings(), [site], fetcher=NO_FETCHER, store=store, now=clock, crawl=crawl, publish=published)
+    runner = SiteRunner(
+        Settings(), [site], fetcher=NO_FETCHER, store=store, now=clock, crawl=crawl, publish=published
+    )
 
     crawl.fail = True
     assert (await runner.run("news")) is not None  # failure 1
     assert published.calls == []  # a failed run never rewrites the feed
-    assert runner.retry_after("news") == T0 + timedelta(minutes=15)  # 2 intervals less half an interval of slack
+    assert runner.retry_after("news") == T0 + timedelta(
+        minutes=15
+    )  # 2 intervals less half an interval of slack
     clock.moment += timedelta(minutes=10)
     assert await runner.run("news") is None  # skipped: 1 failure -> wait 20 min
     clock.moment += timedelta(minutes=10)
@@ -208,28 +229,44 @@ async def test_a_crashing_run_is_logged_and_does_not_raise(store: Store, caplog:
     async def broken(site: SiteConfig, **kwargs: Any) -> SiteReport:
         raise RuntimeError("bug")
 
-    runner = SiteRunner(Settings(), [make_site("news", "every 10m")], fetcher=NO_FETCHER, store=store, crawl=broken)
+    runner = SiteRunner(
+        Settings(), [make_site("news", "every 10m")], fetcher=NO_FETCHER, store=store, crawl=broken
+    )
     assert await runner.run("news") is None
     assert "site=news run crashed" in caplog.text
 
 
 @pytest.mark.anyio
-async def test_a_failed_publish_is_a_warning_and_the_run_still_counts(store: Store, caplog: pytest.LogCaptureFixture):
+async def test_a_failed_publish_is_a_warning_and_the_run_still_counts(
+    store: Store, caplog: pytest.LogCaptureFixture
+):
     def full_disk(*args: Any, **kwargs: Any) -> Published:
         raise FeedError("output/news.atom: cannot write: No space left on device")
 
     clock = Clock(T0)
-    runner = SiteRunner(Settings(), [make_site("news", "every 10m")], fetcher=NO_FETCHER, store=store, now=clock,
-                        crawl=FakeCrawl(clock), publish=full_disk)
+    runner = SiteRunner(
+        Settings(),
+        [make_site("news", "every 10m")],
+        fetcher=NO_FETCHER,
+        store=store,
+        now=clock,
+        crawl=FakeCrawl(clock),
+        publish=full_disk,
+    )
     report = await runner.run("news")
     assert report is not None
     assert report.ok
-    assert "site=news publish failed reason=output/news.atom: cannot write: No space left on device" in caplog.text
+    assert (
+        "site=news publish failed reason=output/news.atom: cannot write: No space left on device"
+        in caplog.text
+    )
     assert "Traceback" not in caplog.text
 
 
 @pytest.mark.anyio
-async def test_drain_waits_for_quick_runs_and_cancels_slow_ones(store: Store, caplog: pytest.LogCaptureFixture):
+async def test_drain_waits_for_quick_runs_and_cancels_slow_ones(
+    store: Store, caplog: pytest.LogCaptureFixture
+):
     release = asyncio.Event()
 
     async def crawl(site: SiteConfig, **kwargs: Any) -> SiteReport:
@@ -240,7 +277,9 @@ async def test_drain_waits_for_quick_runs_and_cancels_slow_ones(store: Store, ca
         return SiteReport(site=site.id, started=T0, finished=T0)
 
     sites = [make_site("slow", "every 10m"), make_site("quick", "every 10m")]
-    runner = SiteRunner(Settings(), sites, fetcher=NO_FETCHER, store=store, crawl=crawl, publish=FakePublish())
+    runner = SiteRunner(
+        Settings(), sites, fetcher=NO_FETCHER, store=store, crawl=crawl, publish=FakePublish()
+    )
     tasks = [asyncio.create_task(runner.run("slow")), asyncio.create_task(runner.run("quick"))]
     await asyncio.sleep(0)
     assert runner.in_flight == 2
@@ -266,7 +305,12 @@ async def test_apply_config_adds_removes_and_reschedules_jobs_without_a_restart(
         reloaded = [edited, make_site("slower", "every 1h"), make_site("fresh", "every 5m")]
         now = datetime.now(UTC)
         changes = apply_config(scheduler, runner, Settings(feed_size=7), reloaded, now=now)
-        assert (changes.added, changes.removed, changes.rescheduled, changes.edited) == (("fresh",), ("gone",), ("slower",), ("keep",))
+        assert (changes.added, changes.removed, changes.rescheduled, changes.edited) == (
+            ("fresh",),
+            ("gone",),
+            ("slower",),
+            ("keep",),
+        )
         jobs = {job.id: job for job in scheduler.get_jobs()}
         assert sorted(jobs) == ["site:fresh", "site:keep", "site:slower"]
         assert jobs["site:slower"].trigger.interval == timedelta(hours=1)
@@ -283,8 +327,15 @@ async def test_apply_config_adds_removes_and_reschedules_jobs_without_a_restart(
 async def test_a_job_of_a_site_removed_by_a_reload_does_nothing(store: Store):
     clock = Clock(T0)
     crawl = FakeCrawl(clock)
-    runner = SiteRunner(Settings(), [make_site("news", "every 10m")], fetcher=NO_FETCHER, store=store, now=clock, crawl=crawl,
-                        publish=FakePublish())
+    runner = SiteRunner(
+        Settings(),
+        [make_site("news", "every 10m")],
+        fetcher=NO_FETCHER,
+        store=store,
+        now=clock,
+        crawl=crawl,
+        publish=FakePublish(),
+    )
     runner.configure(Settings(), [make_site("other", "every 10m")])
     assert await runner.run("news") is None
     assert crawl.calls == []
@@ -292,8 +343,11 @@ async def test_a_job_of_a_site_removed_by_a_reload_does_nothing(store: Store):
 
 @pytest.mark.anyio
 async def test_a_failed_feed_write_is_remembered_until_a_file_is_written_again(store: Store, tmp_path: Path):
-    outcomes: list[Published | FeedError] = [FeedError("output/news.atom: cannot write: No space left on device"),
-                                             Published(entries=(("news", 3),)), Published(written=(tmp_path / "news.atom",))]
+    outcomes: list[Published | FeedError] = [
+        FeedError("output/news.atom: cannot write: No space left on device"),
+        Published(entries=(("news", 3),)),
+        Published(written=(tmp_path / "news.atom",)),
+    ]
 
     def publish(*args: Any, **kwargs: Any) -> Published:
         outcome = outcomes.pop(0)
@@ -302,8 +356,15 @@ async def test_a_failed_feed_write_is_remembered_until_a_file_is_written_again(s
         return outcome
 
     clock = Clock(T0)
-    runner = SiteRunner(Settings(), [make_site("news", "every 10m")], fetcher=NO_FETCHER, store=store, now=clock,
-                        crawl=FakeCrawl(clock), publish=publish)
+    runner = SiteRunner(
+        Settings(),
+        [make_site("news", "every 10m")],
+        fetcher=NO_FETCHER,
+        store=store,
+        now=clock,
+        crawl=FakeCrawl(clock),
+        publish=publish,
+    )
     await runner.run("news")
     assert runner.publish_error == "output/news.atom: cannot write: No space left on device"
     await runner.run("news")  # nothing written (bytes unchanged): no proof the disk takes writes again

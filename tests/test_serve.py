@@ -28,7 +28,9 @@ from feedmaker.serve import (
 
 ATOM = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:x</id>'
-    b"<title>News &amp; more</title><updated>2025-01-01T00:00:00Z</updated>" + b"<!-- pad -->" * 100 + b"</feed>\n"
+    b"<title>News &amp; more</title><updated>2025-01-01T00:00:00Z</updated>"
+    + b"<!-- pad -->" * 100
+    + b"</feed>\n"
 )
 FEEDS = [("news", "News & more"), ("blog", "Blog"), ("all", "Everything")]
 IDENTITY = {"Accept-Encoding": "identity"}
@@ -36,12 +38,24 @@ IDENTITY = {"Accept-Encoding": "identity"}
 
 def statuses() -> list[SiteStatus]:
     return [
-        SiteStatus(site="news", name="News & more", last_run=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), items=12, new=3,
-                   entries=40, last_good=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
-                   next_run=datetime(2025, 1, 2, 4, 4, 5, tzinfo=UTC)),
+        SiteStatus(
+            site="news",
+            name="News & more",
+            last_run=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+            items=12,
+            new=3,
+            entries=40,
+            last_good=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+            next_run=datetime(2025, 1, 2, 4, 4, 5, tzinfo=UTC),
+        ),
         SiteStatus(site="quiet", name="Quiet", last_run=datetime(2025, 1, 2, tzinfo=UTC), not_modified=1),
-        SiteStatus(site="blog", name="<script>alert(1)</script>", last_run=datetime(2025, 1, 2, tzinfo=UTC),
-                   errors=('fetch failed: http://b.example/: HTTP 503 <b>"oops"</b>',), failures=3),
+        SiteStatus(
+            site="blog",
+            name="<script>alert(1)</script>",
+            last_run=datetime(2025, 1, 2, tzinfo=UTC),
+            errors=('fetch failed: http://b.example/: HTTP 503 <b>"oops"</b>',),
+            failures=3,
+        ),
     ]
 
 
@@ -83,7 +97,9 @@ async def client(settings: Settings, clock: Clock) -> AsyncIterator[httpx.AsyncC
 
 
 @pytest.mark.anyio
-async def test_feed_is_served_as_atom_with_strong_etag_and_last_modified(client: httpx.AsyncClient, settings: Settings):
+async def test_feed_is_served_as_atom_with_strong_etag_and_last_modified(
+    client: httpx.AsyncClient, settings: Settings
+):
     r = await client.get("/feeds/news.atom", headers=IDENTITY)
     assert r.status_code == 200
     assert r.content == ATOM
@@ -114,7 +130,9 @@ async def test_if_none_match_with_another_tag_gets_the_feed(client: httpx.AsyncC
 @pytest.mark.anyio
 async def test_if_modified_since_at_or_after_mtime_gets_304_and_before_gets_200(client: httpx.AsyncClient):
     last_modified = (await client.get("/feeds/news.atom", headers=IDENTITY)).headers["last-modified"]
-    assert (await client.get("/feeds/news.atom", headers={"If-Modified-Since": last_modified})).status_code == 304
+    assert (
+        await client.get("/feeds/news.atom", headers={"If-Modified-Since": last_modified})
+    ).status_code == 304
     old = "Mon, 01 Jan 2001 00:00:00 GMT"
     assert (await client.get("/feeds/news.atom", headers={"If-Modified-Since": old})).status_code == 200
     assert (await client.get("/feeds/news.atom", headers={"If-Modified-Since": "garbage"})).status_code == 200
@@ -124,7 +142,9 @@ async def test_if_modified_since_at_or_after_mtime_gets_304_and_before_gets_200(
 async def test_if_none_match_wins_over_if_modified_since(client: httpx.AsyncClient):
     """RFC 9110: with If-None-Match present, a matching date does not make a 304."""
     last_modified = (await client.get("/feeds/news.atom")).headers["last-modified"]
-    r = await client.get("/feeds/news.atom", headers={"If-None-Match": '"stale"', "If-Modified-Since": last_modified})
+    r = await client.get(
+        "/feeds/news.atom", headers={"If-None-Match": '"stale"', "If-Modified-Since": last_modified}
+    )
     assert r.status_code == 200
 
 
@@ -137,7 +157,9 @@ async def test_gzip_when_asked_with_its_own_etag_and_304(client: httpx.AsyncClie
     assert int(r.headers["content-length"]) < len(ATOM)
     plain_etag = (await client.get("/feeds/news.atom", headers=IDENTITY)).headers["etag"]
     assert r.headers["etag"] != plain_etag
-    again = await client.get("/feeds/news.atom", headers={"Accept-Encoding": "gzip", "If-None-Match": r.headers["etag"]})
+    again = await client.get(
+        "/feeds/news.atom", headers={"Accept-Encoding": "gzip", "If-None-Match": r.headers["etag"]}
+    )
     assert again.status_code == 304
     assert again.content == b""
     assert "content-encoding" not in again.headers
@@ -168,7 +190,9 @@ async def test_etag_changes_iff_bytes_change(client: httpx.AsyncClient, settings
     path.write_bytes(ATOM.replace(b"News", b"Olds"))
     # Within RECHECK_SECONDS of the last look the previous version is served, with its own validators.
     clock.now += RECHECK_SECONDS / 2
-    assert (await client.get("/feeds/news.atom", headers={**IDENTITY, "If-None-Match": first})).status_code == 304
+    assert (
+        await client.get("/feeds/news.atom", headers={**IDENTITY, "If-None-Match": first})
+    ).status_code == 304
     clock.recheck()
     r = await client.get("/feeds/news.atom", headers={**IDENTITY, "If-None-Match": first})
     assert r.status_code == 200
@@ -217,7 +241,9 @@ def test_respond_is_pure_and_maps_star_to_304(settings: Settings):
 
 
 @pytest.mark.anyio
-async def test_opml_lists_every_feed_with_absolute_urls_from_the_configured_address(client: httpx.AsyncClient):
+async def test_opml_lists_every_feed_with_absolute_urls_from_the_configured_address(
+    client: httpx.AsyncClient,
+):
     """Without base_url the links name the configured host:port, whatever Host the request carried."""
     r = await client.get("/opml", headers={"Host": "evil.example"})
     assert r.status_code == 200
@@ -236,7 +262,9 @@ async def test_opml_lists_every_feed_with_absolute_urls_from_the_configured_addr
 @pytest.mark.anyio
 async def test_opml_uses_the_configured_base_url(settings: Settings):
     configured = settings.model_copy(update={"server": ServerSettings(base_url="https://feeds.example/sub/")})
-    transport = httpx.ASGITransport(app=make_app(configured, lambda: FEEDS, lambda: Status(sites=tuple(statuses()))))
+    transport = httpx.ASGITransport(
+        app=make_app(configured, lambda: FEEDS, lambda: Status(sites=tuple(statuses())))
+    )
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         r = await c.get("/opml")
     urls = [o.get("xmlUrl") for o in ET.fromstring(r.content).iter("outline")]
@@ -295,7 +323,9 @@ async def test_status_page_shows_a_failing_store_and_combined_feed_counts(settin
 
 
 @pytest.mark.anyio
-async def test_the_feed_list_is_reread_so_a_reload_shows_within_the_recheck_interval(settings: Settings, clock: Clock):
+async def test_the_feed_list_is_reread_so_a_reload_shows_within_the_recheck_interval(
+    settings: Settings, clock: Clock
+):
     """The status page and OPML read the list per request; the feed path once per RECHECK_SECONDS."""
     listed = [("news", "News & more")]
     transport = httpx.ASGITransport(app=make_app(settings, lambda: listed, lambda: Status(), clock=clock))
@@ -303,11 +333,15 @@ async def test_the_feed_list_is_reread_so_a_reload_shows_within_the_recheck_inte
         assert (await c.get("/feeds/news.atom")).status_code == 200
         assert (await c.get("/feeds/extra.atom")).status_code == 404
         listed[:] = [("extra", "Extra")]
-        assert [o.get("title") for o in ET.fromstring((await c.get("/opml")).content).iter("outline")] == ["Extra"]
+        assert [o.get("title") for o in ET.fromstring((await c.get("/opml")).content).iter("outline")] == [
+            "Extra"
+        ]
         clock.recheck()
         assert (await c.get("/feeds/news.atom")).status_code == 404
         assert (await c.get("/feeds/extra.atom")).status_code == 503  # known now, not written yet
-        assert [o.get("title") for o in ET.fromstring((await c.get("/opml")).content).iter("outline")] == ["Extra"]
+        assert [o.get("title") for o in ET.fromstring((await c.get("/opml")).content).iter("outline")] == [
+            "Extra"
+        ]
 
 
 @pytest.mark.anyio
@@ -344,7 +378,7 @@ def test_opml_parses_even_when_a_feed_name_holds_characters_xml_forbids() -> Non
         ('"other",W/"{tag}-gzip"', True),  # the gzip representation's tag, weakened by a proxy
         ("{tag}", True),  # unquoted, as some clients send it
         ('"a,b", "{tag}"', True),  # an opaque tag holding a comma does not break the list
-        ('  *  ', True),
+        ("  *  ", True),
         ('W/"other"', False),
         ('"{tag}x", W/"x{tag}"', False),
         ("", False),
@@ -364,7 +398,10 @@ async def test_several_if_none_match_lines_are_one_list(client: httpx.AsyncClien
     headers = [("Accept-Encoding", "identity"), ("If-None-Match", '"stale"'), ("If-None-Match", f"W/{etag}")]
     r = await client.get("/feeds/news.atom", headers=headers)
     assert r.status_code == 304
-    stale = await client.get("/feeds/news.atom", headers=[("Accept-Encoding", "identity"), ("If-None-Match", '"stale"'), ("If-None-Match", 'W/"x"')])
+    stale = await client.get(
+        "/feeds/news.atom",
+        headers=[("Accept-Encoding", "identity"), ("If-None-Match", '"stale"'), ("If-None-Match", 'W/"x"')],
+    )
     assert stale.status_code == 200
 
 
@@ -373,16 +410,24 @@ async def test_opml_names_the_listening_address_given_by_the_daemon(settings: Se
     """The daemon passes the bound address (port 0 picks one); a spoofed Host header never reaches the OPML."""
     app = make_app(settings, lambda: FEEDS, lambda: Status(), listening=listen_url("::1", 4321))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
-        r = await c.get("/opml", headers={"Host": "attacker.example:666", "X-Forwarded-Host": "attacker.example"})
+        r = await c.get(
+            "/opml", headers={"Host": "attacker.example:666", "X-Forwarded-Host": "attacker.example"}
+        )
     urls = [o.get("xmlUrl") for o in ET.fromstring(r.content).iter("outline")]
-    assert urls == ["http://[::1]:4321/feeds/news.atom", "http://[::1]:4321/feeds/blog.atom", "http://[::1]:4321/feeds/all.atom"]
+    assert urls == [
+        "http://[::1]:4321/feeds/news.atom",
+        "http://[::1]:4321/feeds/blog.atom",
+        "http://[::1]:4321/feeds/all.atom",
+    ]
 
 
 def test_a_site_with_config_errors_and_no_run_is_failing_not_pending() -> None:
     """A broken site file: never ran, will not run until fixed, so /healthz must not call it pending."""
     from feedmaker.serve import health, render_status
 
-    broken = SiteStatus(site="odd", name="odd", errors=("config error: sites/odd.toml:2: schedule: never fires",))
+    broken = SiteStatus(
+        site="odd", name="odd", errors=("config error: sites/odd.toml:2: schedule: never fires",)
+    )
     code, body = health(Status(sites=(broken, SiteStatus(site="new", name="New"))))
     assert code == 200
     assert body["status"] == "degraded"
@@ -424,14 +469,18 @@ async def test_the_prepared_feed_path_answers_as_respond_does(
         key = name.lower()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
     expected = respond(feed, method, headers)
-    unasked = [] if any(name == "Accept-Encoding" for name, _ in sent) else [("Accept-Encoding", "")]  # not httpx's default
+    unasked = (
+        [] if any(name == "Accept-Encoding" for name, _ in sent) else [("Accept-Encoding", "")]
+    )  # not httpx's default
     r = await client.request(method, "/feeds/news.atom", headers=[*unasked, *sent])
     assert r.status_code == expected.status
     got = {k: v for k, v in r.headers.items() if k != "content-length"}
     assert got == {k.lower(): v for k, v in expected.headers if k != "Content-Length"}
     if expected.status == 200:
         assert r.headers["content-length"] == dict(expected.headers)["Content-Length"]
-    assert r.content == (gzip.decompress(expected.body) if r.headers.get("content-encoding") == "gzip" else expected.body)
+    assert r.content == (
+        gzip.decompress(expected.body) if r.headers.get("content-encoding") == "gzip" else expected.body
+    )
 
 
 @pytest.mark.anyio
@@ -465,7 +514,9 @@ async def test_a_poll_within_the_recheck_interval_costs_no_stat_and_no_feed_list
 
 
 @pytest.mark.anyio
-async def test_a_published_feed_appears_and_a_removed_one_is_gone_after_the_recheck(settings: Settings, clock: Clock):
+async def test_a_published_feed_appears_and_a_removed_one_is_gone_after_the_recheck(
+    settings: Settings, clock: Clock
+):
     listed = list(FEEDS)
     transport = httpx.ASGITransport(app=make_app(settings, lambda: listed, lambda: Status(), clock=clock))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
@@ -490,7 +541,9 @@ async def test_other_methods_and_paths_under_feeds_are_refused(client: httpx.Asy
     assert (r.headers["content-type"], r.text) == ("text/plain; charset=utf-8", "no such feed\n")
 
 
-def test_the_c_parser_is_used_when_installed_and_h11_otherwise(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+def test_the_c_parser_is_used_when_installed_and_h11_otherwise(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
     import importlib.util
 
     from feedmaker.serve import make_server

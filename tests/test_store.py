@@ -52,7 +52,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def article(n: int = 1, *, site: str = "wire", **fields: object) -> Article:
-    values: dict[str, object] = {"url": f"https://{site}.example/story/{n}", "headline": f"Story number {n} told"}
+    values: dict[str, object] = {
+        "url": f"https://{site}.example/story/{n}",
+        "headline": f"Story number {n} told",
+    }
     values.update(fields)
     return Article(site=site, **values)  # type: ignore[arg-type]
 
@@ -112,7 +115,9 @@ def test_edited_headline_on_the_same_url_updates_and_keeps_the_id(store: Store):
 def test_the_same_url_listed_by_another_site_does_not_overwrite_the_entry(store: Store):
     """Two sites extracting one page differently must not flip the entry back and forth every run."""
     first = add(store, article(1, site="wire", summary="wire summary")).entry
-    other = Article(site="aggregator", url=first.article.url, headline="STORY NUMBER 1 | Aggregator", summary="agg")
+    other = Article(
+        site="aggregator", url=first.article.url, headline="STORY NUMBER 1 | Aggregator", summary="agg"
+    )
     for _ in range(3):
         result = store.add(other, key="story number 1 aggregator", url_key=first.article.url.lower())
         assert isinstance(result, Duplicate)
@@ -132,7 +137,9 @@ def test_a_new_key_for_unchanged_fields_is_followed_without_an_update(store: Sto
 
 def test_same_story_from_another_site_keeps_the_first_and_records_the_source_once(store: Store):
     first = add(store, article(1, site="wire", author="Wire desk")).entry
-    copy = article(7, site="farm", headline="Story number 1 told", author="Farm bot", image="https://farm.example/a.jpg")
+    copy = article(
+        7, site="farm", headline="Story number 1 told", author="Farm bot", image="https://farm.example/a.jpg"
+    )
     results = [add(store, copy, key="story number 1 told") for _ in range(10)]
     assert all(isinstance(r, Duplicate) for r in results)
     assert all(r.entry.id == first.id for r in results)
@@ -215,13 +222,25 @@ def test_validators_round_trip_overwrite_and_clear(store: Store):
 
 
 def report(
-    site: str = "wire", *, errors: tuple[str, ...] = (), minute: int = 0, items: int = 0, new: int = 0,
-    duplicates: int = 0, pages: int = 0,
+    site: str = "wire",
+    *,
+    errors: tuple[str, ...] = (),
+    minute: int = 0,
+    items: int = 0,
+    new: int = 0,
+    duplicates: int = 0,
+    pages: int = 0,
 ) -> SiteReport:
     started = T0 + timedelta(minutes=minute)
     return SiteReport(
-        site=site, started=started, finished=started + timedelta(seconds=3), errors=errors, items=items, new=new,
-        duplicates=duplicates, pages=pages,
+        site=site,
+        started=started,
+        finished=started + timedelta(seconds=3),
+        errors=errors,
+        items=items,
+        new=new,
+        duplicates=duplicates,
+        pages=pages,
     )
 
 
@@ -232,7 +251,13 @@ def test_run_history_keeps_counts_fill_rates_and_failures(store: Store):
     store.record_run(report(items=10, new=4, duplicates=6, pages=2), fill={"headline": 1.0, "author": 0.8})
     good = store.last_good_run("wire")
     assert good == RunRecord(
-        site="wire", started=T0, finished=T0 + timedelta(seconds=3), pages=2, items=10, new=4, duplicates=6,
+        site="wire",
+        started=T0,
+        finished=T0 + timedelta(seconds=3),
+        pages=2,
+        items=10,
+        new=4,
+        duplicates=6,
         fill={"author": 0.8, "headline": 1.0},
     )
     assert good is not None
@@ -291,7 +316,9 @@ def test_a_failing_migration_step_rolls_back_whole(tmp_path: Path, monkeypatch: 
     broken = ("CREATE TABLE half_done (x INTEGER)", "INSERT INTO no_such_table VALUES (1)")
     monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, broken))
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    with pytest.raises(StoreError, match=rf"migrate to schema version {SCHEMA_VERSION + 1}.*no such table") as caught:
+    with pytest.raises(
+        StoreError, match=rf"migrate to schema version {SCHEMA_VERSION + 1}.*no such table"
+    ) as caught:
         SqliteStore(path)
     assert isinstance(caught.value.__cause__, sqlite3.Error)
     with raw(path) as db:
@@ -328,7 +355,11 @@ def test_integrity_check_passes_after_use(tmp_path: Path):
     with SqliteStore(path) as db:
         for n in range(50):
             add(db, article(n, published=T0))
-            add(db, article(n + 100, site="farm", headline=f"Story number {n} told"), key=f"story number {n} told")
+            add(
+                db,
+                article(n + 100, site="farm", headline=f"Story number {n} told"),
+                key=f"story number {n} told",
+            )
         db.record_run(report(), fill={"headline": 1.0})
     assert integrity(path) == "ok"
 
@@ -362,7 +393,11 @@ def spawn(path: Path, tag: str, count: int) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path), tag, str(count)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
 
 
@@ -439,8 +474,16 @@ def test_a_site_feed_includes_stories_it_saw_second_once_with_the_first_id() -> 
     from feedmaker.models import Added, Article, Duplicate
 
     with SqliteStore(":memory:", now=lambda: datetime(2025, 4, 9, tzinfo=UTC)) as store:
-        first = store.add(Article(site="a", url="https://a.example/1", headline="Kim orders"), key="kim orders more launchers", url_key="https://a.example/1")
-        again = store.add(Article(site="b", url="https://b.example/x", headline="KIM ORDERS"), key="kim orders more launchers", url_key="https://b.example/x")
+        first = store.add(
+            Article(site="a", url="https://a.example/1", headline="Kim orders"),
+            key="kim orders more launchers",
+            url_key="https://a.example/1",
+        )
+        again = store.add(
+            Article(site="b", url="https://b.example/x", headline="KIM ORDERS"),
+            key="kim orders more launchers",
+            url_key="https://b.example/x",
+        )
         assert isinstance(first, Added)
         assert isinstance(again, Duplicate)
         assert [e.id for e in store.entries(["b"], 10)] == [first.entry.id]
@@ -455,7 +498,11 @@ def test_a_version_1_database_upgrades_keeping_its_entries(tmp_path: Path, monke
         patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
         patch.setattr(store_module, "SCHEMA_VERSION", 1)
         with SqliteStore(path) as old:
-            added = old.add(Article(site="a", url="https://a.example/1", headline="Kept"), key="kept", url_key="https://a.example/1")
+            added = old.add(
+                Article(site="a", url="https://a.example/1", headline="Kept"),
+                key="kept",
+                url_key="https://a.example/1",
+            )
     with SqliteStore(path) as new:
         assert [e.id for e in new.entries(["a"], 10)] == [added.entry.id]
         later = datetime.now(UTC) + timedelta(hours=1)
@@ -479,7 +526,9 @@ def test_a_recurring_headline_on_one_site_is_a_new_story_but_a_moved_one_is_not(
     monday = datetime(2025, 4, 7, 6, tzinfo=UTC)
     first = add(store, article(1, headline="Your morning briefing for today", published=monday))
     moved = add(store, article(2, headline="Your morning briefing for today", published=monday))
-    next_week = add(store, article(3, headline="Your morning briefing for today", published=monday + timedelta(days=7)))
+    next_week = add(
+        store, article(3, headline="Your morning briefing for today", published=monday + timedelta(days=7))
+    )
     assert isinstance(first, Added)
     assert isinstance(moved, Duplicate)
     assert moved.entry.id == first.entry.id
@@ -500,14 +549,27 @@ def test_a_re_sighting_keeps_the_date_the_link_and_unchanged_origins(store: Stor
     url = "https://wire.example/story/1?utm_source=home"
     at_ten = datetime(2025, 3, 1, 10, tzinfo=UTC)
     first = store.add(
-        Article(site="wire", url=url, headline="Story number 1 told", published=at_ten, author="Ann",
-                origins=(("headline", "selector:h2"), ("date", "selector:time"), ("author", "selector:.by"))),
-        key="story number 1 told", url_key="https://wire.example/story/1",
+        Article(
+            site="wire",
+            url=url,
+            headline="Story number 1 told",
+            published=at_ten,
+            author="Ann",
+            origins=(("headline", "selector:h2"), ("date", "selector:time"), ("author", "selector:.by")),
+        ),
+        key="story number 1 told",
+        url_key="https://wire.example/story/1",
     )
     later = store.add(
-        Article(site="wire", url="https://wire.example/story/1?utm_source=sidebar", headline="Story number 1 told",
-                published=at_ten + timedelta(minutes=20), origins=(("headline", "selector:h2"), ("date", "selector:time"))),
-        key="story number 1 told", url_key="https://wire.example/story/1",
+        Article(
+            site="wire",
+            url="https://wire.example/story/1?utm_source=sidebar",
+            headline="Story number 1 told",
+            published=at_ten + timedelta(minutes=20),
+            origins=(("headline", "selector:h2"), ("date", "selector:time")),
+        ),
+        key="story number 1 told",
+        url_key="https://wire.example/story/1",
     )
     assert isinstance(later, Duplicate)
     entry = store.entries(["wire"], 1)[0]
@@ -530,10 +592,20 @@ def test_a_moved_story_with_and_without_a_date_stays_one_entry():
     """Stored with a date; seen again at a new URL half an hour later without one: the same story."""
     clock = [datetime(2025, 3, 4, 12, tzinfo=UTC)]
     with SqliteStore(":memory:", now=lambda: clock[0]) as store:
-        first = add(store, article(1, headline="Budget for schools passes the senate", published=clock[0] - timedelta(days=3)))
+        first = add(
+            store,
+            article(
+                1, headline="Budget for schools passes the senate", published=clock[0] - timedelta(days=3)
+            ),
+        )
         clock[0] += timedelta(minutes=30)
         moved = add(store, article(2, headline="Budget for schools passes the senate"))
-        dated_again = add(store, article(3, headline="Budget for schools passes the senate", published=clock[0] - timedelta(days=3)))
+        dated_again = add(
+            store,
+            article(
+                3, headline="Budget for schools passes the senate", published=clock[0] - timedelta(days=3)
+            ),
+        )
     assert isinstance(moved, Duplicate)
     assert isinstance(dated_again, Duplicate)
     assert moved.entry.id == dated_again.entry.id == first.entry.id
@@ -583,8 +655,11 @@ def test_a_megabyte_headline_is_stored_cut_at_a_word_with_an_ellipsis(store: Sto
     words = " ".join(f"word{n}" for n in range(200_000))
     huge = article(1, headline=words, summary=words, author=words)
     entry = add(store, huge, key="huge story key").entry
-    for value, limit in ((entry.article.headline, store_base.HEADLINE_MAX), (entry.article.summary, store_base.SUMMARY_MAX),
-                         (entry.article.author, store_base.AUTHOR_MAX)):
+    for value, limit in (
+        (entry.article.headline, store_base.HEADLINE_MAX),
+        (entry.article.summary, store_base.SUMMARY_MAX),
+        (entry.article.author, store_base.AUTHOR_MAX),
+    ):
         assert value is not None
         assert len(value) <= limit
         assert len(value) > limit // 2
@@ -612,7 +687,10 @@ def test_store_url_prefers_the_environment_then_the_setting_then_sqlite_in_the_s
 
     assert store_url(None, {}) == "sqlite:///feedmaker.db"
     assert store_url("postgresql://a@b/c", {}) == "postgresql://a@b/c"
-    assert store_url("postgresql://a@b/c", {"FEEDMAKER_STORE": "postgresql://x:secret@y/z"}) == "postgresql://x:secret@y/z"
+    assert (
+        store_url("postgresql://a@b/c", {"FEEDMAKER_STORE": "postgresql://x:secret@y/z"})
+        == "postgresql://x:secret@y/z"
+    )
     with open_store(store_url(None, {}), state_dir=tmp_path) as opened:
         assert isinstance(opened, SqliteStore)
         assert opened.path == str(tmp_path / "feedmaker.db")
@@ -633,7 +711,9 @@ def test_an_unreachable_postgres_server_is_a_store_error_without_the_password(tm
     assert "hunter2" not in str(caught.value)
 
 
-def test_postgres_migrates_once_records_its_version_and_refuses_a_newer_schema(postgres_url: str, tmp_path: Path):
+def test_postgres_migrates_once_records_its_version_and_refuses_a_newer_schema(
+    postgres_url: str, tmp_path: Path
+):
     import psycopg
 
     from feedmaker.store import postgres
@@ -650,7 +730,9 @@ def test_postgres_migrates_once_records_its_version_and_refuses_a_newer_schema(p
         open_store(postgres_url, state_dir=tmp_path)
 
 
-def test_a_failing_postgres_migration_step_rolls_back_whole(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_failing_postgres_migration_step_rolls_back_whole(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     import psycopg
 
     from feedmaker.store import postgres
@@ -663,11 +745,15 @@ def test_a_failing_postgres_migration_step_rolls_back_whole(postgres_url: str, t
         open_store(postgres_url, state_dir=tmp_path)
     assert isinstance(caught.value.__cause__, psycopg.Error)
     with psycopg.connect(postgres_url) as db:
-        assert db.execute("SELECT max(version) FROM schema_version").fetchone() == (postgres.SCHEMA_VERSION - 1,)
+        assert db.execute("SELECT max(version) FROM schema_version").fetchone() == (
+            postgres.SCHEMA_VERSION - 1,
+        )
         assert db.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
 
 
-def test_two_postgres_workers_opening_a_new_database_at_once_migrate_it_once(postgres_url: str, tmp_path: Path):
+def test_two_postgres_workers_opening_a_new_database_at_once_migrate_it_once(
+    postgres_url: str, tmp_path: Path
+):
     failures: list[BaseException] = []
     start = threading.Barrier(4)
 
@@ -714,8 +800,14 @@ def test_two_workers_storing_one_story_from_two_sites_at_once_keep_one_story_wit
     rounds = 40
     headline = "Harbour bridge reopens after storm number {n}"
     work = [
-        [(article(n, site=site, headline=headline.format(n=n)), headline.format(n=n).lower(), f"https://{site}.example/story/{n}")
-         for n in range(rounds)]
+        [
+            (
+                article(n, site=site, headline=headline.format(n=n)),
+                headline.format(n=n).lower(),
+                f"https://{site}.example/story/{n}",
+            )
+            for n in range(rounds)
+        ]
         for site in ("wire", "farm")
     ]
     stores = [open_store(postgres_url, state_dir=tmp_path) for _ in work]
@@ -730,7 +822,9 @@ def test_two_workers_storing_one_story_from_two_sites_at_once_keep_one_story_wit
             first_site = entry.article.site
             other = "farm" if first_site == "wire" else "wire"
             assert entry.sources == (entry.article.url.replace(first_site, other),)
-        assert reader.known_urls("x", [u for batch in work for _, _, u in batch]) == {u for batch in work for _, _, u in batch}
+        assert reader.known_urls("x", [u for batch in work for _, _, u in batch]) == {
+            u for batch in work for _, _, u in batch
+        }
     finally:
         for store in stores:
             store.close()
@@ -741,8 +835,14 @@ def test_two_workers_storing_one_url_from_two_sites_at_once_keep_one_entry(postg
     rounds = 40
     url = "https://wire.example/story/{n}"
     work = [
-        [(Article(site=site, url=url.format(n=n), headline=f"{site} take {n} on it"), f"{site} take {n} on it", url.format(n=n))
-         for n in range(rounds)]
+        [
+            (
+                Article(site=site, url=url.format(n=n), headline=f"{site} take {n} on it"),
+                f"{site} take {n} on it",
+                url.format(n=n),
+            )
+            for n in range(rounds)
+        ]
         for site in ("wire", "aggregator")
     ]
     stores = [open_store(postgres_url, state_dir=tmp_path) for _ in work]

@@ -315,7 +315,9 @@ def test_lists_that_repeat_the_stories_or_are_not_stories_do_not_merge() -> None
         f"<li class='tag-item'><a href='/tag/topic-{i}'><h3>Everything about topic number {i}</h3></a></li>"
         for i in range(1, 6)
     )
-    html = _blog().replace("</main>", f"</main><ul class='popular'>{popular}</ul><ul class='tags'>{tags}</ul>")
+    html = _blog().replace(
+        "</main>", f"</main><ul class='popular'>{popular}</ul><ul class='tags'>{tags}</ul>"
+    )
     found = suggest(html, "https://blog.example/")
     assert found.best.item == "article.post"
 
@@ -388,10 +390,17 @@ def test_suggest_proposes_a_shared_suffix_and_the_zone_of_a_country_domain(tmp_p
     assert site.canonical.strip == ("\\s*[-|\u2013\u2014:]\\s*GrowthSphere\\s+Strategies$",)
     assert found.strip is not None
     assert found.strip.reason.startswith("5 of 6 headlines end with")
-    assert (site.timezone, found.timezone and found.timezone.reason) == ("Europe/Berlin", "from the .de domain")
+    assert (site.timezone, found.timezone and found.timezone.reason) == (
+        "Europe/Berlin",
+        "from the .de domain",
+    )
     # With strip_display on, the items read with the suggested config show the headline alone.
     shown = site.model_copy(update={"canonical": site.canonical.model_copy(update={"strip_display": True})})
-    page = Page(url="https://growthsphere.de/insights/", body=(HINT_PAGES / "suffix_de_domain.html").read_bytes(), encoding="utf-8")
+    page = Page(
+        url="https://growthsphere.de/insights/",
+        body=(HINT_PAGES / "suffix_de_domain.html").read_bytes(),
+        encoding="utf-8",
+    )
     headlines = [item.headline for item in extract_listing(page, shown).items]
     assert "Rates rise again as markets wait" in headlines
     assert not any("GrowthSphere" in h for h in headlines)

@@ -48,7 +48,10 @@ ARTICLE_SITE = SITE.replace('headline = "a"\n', "") + '[article]\nheadline = "h1
 
 
 def listing_html(slugs: list[str], prefix: str, *, text: bool = True) -> bytes:
-    items = "".join(f'<li class="story"><a href="{prefix}{s}.html">{"Story " + s + " of the day" if text else ""}</a></li>' for s in slugs)
+    items = "".join(
+        f'<li class="story"><a href="{prefix}{s}.html">{"Story " + s + " of the day" if text else ""}</a></li>'
+        for s in slugs
+    )
     return f"<html><body><ul>{items}</ul></body></html>".encode()
 
 
@@ -64,7 +67,9 @@ def pool() -> Iterator[PagePool]:
 
 @pytest.fixture
 def site(tmp_path: Path) -> SiteConfig:
-    config = write_config(tmp_path / "config", {"good": SITE.format(name="Good", url="http://127.0.0.1/", max_articles=20)})
+    config = write_config(
+        tmp_path / "config", {"good": SITE.format(name="Good", url="http://127.0.0.1/", max_articles=20)}
+    )
     return load_all(config)[1][0]
 
 
@@ -75,7 +80,9 @@ def test_a_listing_comes_back_from_a_worker_equal_to_in_process_extraction(pool:
     assert [item.headline for item in result.items] == ["Story a of the day", "Story b of the day"]
 
 
-def test_an_extract_error_crosses_the_process_boundary_with_its_type_and_fields(pool: PagePool, site: SiteConfig):
+def test_an_extract_error_crosses_the_process_boundary_with_its_type_and_fields(
+    pool: PagePool, site: SiteConfig
+):
     empty = page("http://127.0.0.1/empty.html", b"<html><body><p>nothing listed</p></body></html>")
     with pytest.raises(ExtractError) as raised:
         asyncio.run(pool.listing(empty, site))
@@ -85,10 +92,14 @@ def test_an_extract_error_crosses_the_process_boundary_with_its_type_and_fields(
     assert (raised.value.url, raised.value.selector) == (direct.value.url, direct.value.selector)
 
 
-def test_a_page_over_budget_is_aborted_naming_url_and_budget_and_its_worker_is_replaced(pool: PagePool, site: SiteConfig):
+def test_a_page_over_budget_is_aborted_naming_url_and_budget_and_its_worker_is_replaced(
+    pool: PagePool, site: SiteConfig
+):
     [before] = pool.pids()
     began = time.monotonic()
-    with pytest.raises(ParseAborted, match=r"^page took more than 0\.5 s to parse: http://127\.0\.0\.1/deep\.html$"):
+    with pytest.raises(
+        ParseAborted, match=r"^page took more than 0\.5 s to parse: http://127\.0\.0\.1/deep\.html$"
+    ):
         asyncio.run(pool.listing(page("http://127.0.0.1/deep.html", DEEP), site))
     assert time.monotonic() - began < 3
     [after] = pool.pids()
@@ -99,12 +110,17 @@ def test_a_page_over_budget_is_aborted_naming_url_and_budget_and_its_worker_is_r
     assert [item.url for item in result.items] == ["http://127.0.0.1/c.html"]
 
 
-def test_a_worker_killed_mid_job_is_an_error_for_that_page_and_the_next_job_works(pool: PagePool, site: SiteConfig):
+def test_a_worker_killed_mid_job_is_an_error_for_that_page_and_the_next_job_works(
+    pool: PagePool, site: SiteConfig
+):
     async def go() -> None:
         job = asyncio.ensure_future(pool.run(time.sleep, 0.4, url="http://127.0.0.1/sleepy"))
         await asyncio.sleep(0.2)
         os.kill(pool.pids()[0], signal.SIGKILL)
-        with pytest.raises(ParseAborted, match=r"^page worker died \(exit code -9\) while parsing: http://127\.0\.0\.1/sleepy$"):
+        with pytest.raises(
+            ParseAborted,
+            match=r"^page worker died \(exit code -9\) while parsing: http://127\.0\.0\.1/sleepy$",
+        ):
             await job
 
     asyncio.run(go())
@@ -155,8 +171,15 @@ def serve_sites(article_secs: dict[str, float]) -> Iterator[HostileServer]:
         time.sleep(article_secs["secs"])
         h.reply(200, f"<html><body><h1>Page {h.path} headline</h1></body></html>".encode())
 
-    with serve_routes({"/good/list.html": good_list, "/bad/list.html": deep, "/deep/": deep,
-                       "/slow/list.html": bare_list, "/slow/": slow_article}) as server:
+    with serve_routes(
+        {
+            "/good/list.html": good_list,
+            "/bad/list.html": deep,
+            "/deep/": deep,
+            "/slow/list.html": bare_list,
+            "/slow/": slow_article,
+        }
+    ) as server:
         yield server
 
 
@@ -171,18 +194,31 @@ def load(tmp_path: Path, sites: dict[str, str], limits: str) -> tuple[Settings, 
 
 
 def test_a_listing_over_the_parse_budget_fails_its_site_only(tmp_path: Path, server: HostileServer):
-    settings, sites = load(tmp_path, {
-        "good": SITE.format(name="Good", url=server.url("/good/list.html"), max_articles=20),
-        "bad": SITE.format(name="Bad", url=server.url("/bad/list.html"), max_articles=20),
-    }, "parse_seconds = 0.5")
+    settings, sites = load(
+        tmp_path,
+        {
+            "good": SITE.format(name="Good", url=server.url("/good/list.html"), max_articles=20),
+            "bad": SITE.format(name="Bad", url=server.url("/bad/list.html"), max_articles=20),
+        },
+        "parse_seconds = 0.5",
+    )
     bad_url = server.url("/bad/list.html")
 
     async def go() -> dict[str, list[str]]:
-        with SqliteStore(tmp_path / "state.db") as store, PagePool(workers=1, budget=settings.limits.parse_seconds) as pool:
+        with (
+            SqliteStore(tmp_path / "state.db") as store,
+            PagePool(workers=1, budget=settings.limits.parse_seconds) as pool,
+        ):
             async with Fetcher(settings.fetch) as fetcher:
                 reports = await crawl_all(settings, sites, fetcher=fetcher, store=store, pool=pool)
                 # The pool still works after the bad page: a second run of the good site reads its listing again.
-                again = await crawl_site(next(s for s in sites if s.id == "good"), settings=settings, fetcher=fetcher, store=store, pool=pool)
+                again = await crawl_site(
+                    next(s for s in sites if s.id == "good"),
+                    settings=settings,
+                    fetcher=fetcher,
+                    store=store,
+                    pool=pool,
+                )
             assert again.ok, again.errors
             by_site = {r.site: list(r.errors) for r in reports}
             by_site["stored"] = [e.article.headline for e in store.entries(["good"], 10)]
@@ -196,22 +232,35 @@ def test_a_listing_over_the_parse_budget_fails_its_site_only(tmp_path: Path, ser
 
 def test_an_article_page_over_the_parse_budget_is_that_items_warning(tmp_path: Path, server: HostileServer):
     """The listing gave a headline, so the item is kept from the listing; the warning names the page."""
+
     def one_item(h: HostileHandler) -> None:
         h.reply(200, listing_html(["a"], "/deep/"))
 
     with serve_routes({"/list.html": one_item, "/deep/": lambda h: h.reply(200, DEEP)}) as deep_server:
-        listing = SITE.format(name="Deep", url=deep_server.url("/list.html"), max_articles=20) + '[article]\nauthor = ".byline"\n'
+        listing = (
+            SITE.format(name="Deep", url=deep_server.url("/list.html"), max_articles=20)
+            + '[article]\nauthor = ".byline"\n'
+        )
         settings, [site] = load(tmp_path, {"deep": listing}, "parse_seconds = 0.5")
 
         async def go() -> tuple[list[str], list[str], bool]:
             with SqliteStore(tmp_path / "state.db") as store, PagePool(workers=1, budget=0.5) as pool:
                 async with Fetcher(settings.fetch) as fetcher:
-                    report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store, pool=pool)
-                return list(report.warnings), [e.article.headline for e in store.entries(["deep"], 10)], report.ok
+                    report = await crawl_site(
+                        site, settings=settings, fetcher=fetcher, store=store, pool=pool
+                    )
+                return (
+                    list(report.warnings),
+                    [e.article.headline for e in store.entries(["deep"], 10)],
+                    report.ok,
+                )
 
         warnings, stored, ok = asyncio.run(go())
     assert ok
-    assert f"article page skipped: page took more than 0.5 s to parse: {deep_server.url('/deep/a.html')}" in warnings
+    assert (
+        f"article page skipped: page took more than 0.5 s to parse: {deep_server.url('/deep/a.html')}"
+        in warnings
+    )
     assert stored == ["Story a of the day"]
 
 
@@ -220,8 +269,11 @@ def test_article_pages_not_done_within_the_site_run_budget_wait_for_the_next_run
     left for the next run, unstored (their headline is on the article page only), and the next run gets them."""
     secs = {"secs": 1.0}
     with serve_sites(secs) as server:
-        settings, [site] = load(tmp_path, {"slow": ARTICLE_SITE.format(name="Slow", url=server.url("/slow/list.html"), max_articles=20)},
-                                "site_run_seconds = 2.5")
+        settings, [site] = load(
+            tmp_path,
+            {"slow": ARTICLE_SITE.format(name="Slow", url=server.url("/slow/list.html"), max_articles=20)},
+            "site_run_seconds = 2.5",
+        )
 
         async def go(store: Store) -> tuple[float, SiteReport]:
             async with Fetcher(settings.fetch) as fetcher:
@@ -239,8 +291,10 @@ def test_article_pages_not_done_within_the_site_run_budget_wait_for_the_next_run
     late = 4 - first.new
     assert 1 <= first.new <= 3
     assert first.ok
-    assert (f"{late} new item(s) left for the next run: their article pages were not done within the site run "
-            "budget of 2.5 s ([limits] site_run_seconds)") in first.warnings
+    assert (
+        f"{late} new item(s) left for the next run: their article pages were not done within the site run "
+        "budget of 2.5 s ([limits] site_run_seconds)"
+    ) in first.warnings
     assert len(stored) == first.new
     assert all(h.startswith("Page /slow/") for h in stored)
     assert second.new == late
@@ -250,10 +304,16 @@ def test_article_pages_not_done_within_the_site_run_budget_wait_for_the_next_run
 def test_the_shipped_config_documents_the_default_limits():
     settings = load_settings(Path(__file__).parent.parent / "config" / "feedmaker.toml")
     assert settings.limits == LimitSettings()
-    assert (settings.limits.parse_seconds, settings.limits.site_run_seconds, settings.limits.workers) == (10.0, 300.0, None)
+    assert (settings.limits.parse_seconds, settings.limits.site_run_seconds, settings.limits.workers) == (
+        10.0,
+        300.0,
+        None,
+    )
 
 
-def test_a_workers_log_records_are_logged_again_by_the_parent(caplog: pytest.LogCaptureFixture, site: SiteConfig):
+def test_a_workers_log_records_are_logged_again_by_the_parent(
+    caplog: pytest.LogCaptureFixture, site: SiteConfig
+):
     """An item without a link is logged at DEBUG inside extraction; the record reaches the parent's log."""
     caplog.set_level(logging.DEBUG, logger="feedmaker")
     body = b'<html><body><ul><li class="story">no link here</li><li class="story"><a href="/x.html">Story x of the day</a></li></ul></body></html>'
@@ -262,19 +322,37 @@ def test_a_workers_log_records_are_logged_again_by_the_parent(caplog: pytest.Log
     assert "site=good item without link url=http://127.0.0.1/list.html" in caplog.messages
 
 
-def test_generic_listing_headlines_are_replaced_by_the_article_pages_in_a_worker_too(tmp_path: Path, server: HostileServer):
+def test_generic_listing_headlines_are_replaced_by_the_article_pages_in_a_worker_too(
+    tmp_path: Path, server: HostileServer
+):
     def read_more(h: HostileHandler) -> None:
-        h.reply(200, b"<html><body><ul>" + b"".join(
-            f'<li class="story"><a href="/slow/{s}.html">Read more</a></li>'.encode() for s in "abc") + b"</ul></body></html>")
+        h.reply(
+            200,
+            b"<html><body><ul>"
+            + b"".join(
+                f'<li class="story"><a href="/slow/{s}.html">Read more</a></li>'.encode() for s in "abc"
+            )
+            + b"</ul></body></html>",
+        )
 
-    with serve_routes({"/list.html": read_more, "/slow/": lambda h: h.reply(200, f"<h1>Page {h.path} headline</h1>".encode())}) as site_server:
-        text = SITE.format(name="More", url=site_server.url("/list.html"), max_articles=20) + '[article]\nheadline = "h1"\n'
+    with serve_routes(
+        {
+            "/list.html": read_more,
+            "/slow/": lambda h: h.reply(200, f"<h1>Page {h.path} headline</h1>".encode()),
+        }
+    ) as site_server:
+        text = (
+            SITE.format(name="More", url=site_server.url("/list.html"), max_articles=20)
+            + '[article]\nheadline = "h1"\n'
+        )
         settings, [site] = load(tmp_path, {"more": text}, "parse_seconds = 5")
 
         async def go() -> list[str]:
             with SqliteStore(tmp_path / "state.db") as store, PagePool(workers=1, budget=5) as pool:
                 async with Fetcher(settings.fetch) as fetcher:
-                    report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store, pool=pool)
+                    report = await crawl_site(
+                        site, settings=settings, fetcher=fetcher, store=store, pool=pool
+                    )
                 assert (report.new, report.duplicates) == (3, 0), report
                 return sorted(e.article.headline for e in store.entries(["more"], 10))
 
@@ -287,14 +365,23 @@ def log_a_bug(url: str) -> str:
     try:
         missing["absent"]  # the bug
     except KeyError as exc:
-        logging.getLogger("feedmaker.extract.listing").error("item %s: listing: KeyError: %s", url, exc, exc_info=exc)
+        logging.getLogger("feedmaker.extract.listing").error(
+            "item %s: listing: KeyError: %s", url, exc, exc_info=exc
+        )
     return url
 
 
 def test_a_bug_logged_in_a_worker_reaches_the_parent_with_its_traceback(caplog: pytest.LogCaptureFixture):
     with PagePool(workers=1, budget=5) as one:
-        assert asyncio.run(one.run(log_a_bug, "http://127.0.0.1/a.html", url="http://127.0.0.1/a.html")) == "http://127.0.0.1/a.html"
-    [message] = [m for m in caplog.messages if m.startswith("item http://127.0.0.1/a.html: listing: KeyError: 'absent'")]
+        assert (
+            asyncio.run(one.run(log_a_bug, "http://127.0.0.1/a.html", url="http://127.0.0.1/a.html"))
+            == "http://127.0.0.1/a.html"
+        )
+    [message] = [
+        m
+        for m in caplog.messages
+        if m.startswith("item http://127.0.0.1/a.html: listing: KeyError: 'absent'")
+    ]
     assert "Traceback (most recent call last)" in message
     assert "in log_a_bug" in message
 
@@ -307,21 +394,28 @@ def test_every_shipped_site_config_crosses_the_process_boundary_unchanged():
         assert pickle.loads(pickle.dumps(one)) == one
 
 
-def test_listing_pages_after_the_site_run_budget_are_left_unread_and_the_listing_is_not_cached(tmp_path: Path):
+def test_listing_pages_after_the_site_run_budget_are_left_unread_and_the_listing_is_not_cached(
+    tmp_path: Path,
+):
     """Page 1 takes 1 s of a 0.5 s run budget: page 2 is not read (a warning names it), page 1's items are
     stored, and the next run asks for page 1 without If-None-Match, so page 2 is read once there is time."""
 
     def first_page(h: HostileHandler) -> None:
         time.sleep(1.0)
-        body = listing_html(["a"], "/pages/").replace(b"</ul>", b'</ul><a class="next" href="/pages/2.html">more</a>')
+        body = listing_html(["a"], "/pages/").replace(
+            b"</ul>", b'</ul><a class="next" href="/pages/2.html">more</a>'
+        )
         h.reply(200, body, {"ETag": '"p1"'})
 
     def second_page(h: HostileHandler) -> None:
         h.reply(200, listing_html(["b"], "/pages/"))
 
     with serve_routes({"/pages/1.html": first_page, "/pages/2.html": second_page}) as server:
-        text = SITE.format(name="Paged", url=server.url("/pages/1.html"), max_articles=20).replace(
-            'headline = "a"\n', 'headline = "ul a"\nnext = "a.next"\n').replace("allow_private_network = true", "allow_private_network = true\nmax_pages = 3")
+        text = (
+            SITE.format(name="Paged", url=server.url("/pages/1.html"), max_articles=20)
+            .replace('headline = "a"\n', 'headline = "ul a"\nnext = "a.next"\n')
+            .replace("allow_private_network = true", "allow_private_network = true\nmax_pages = 3")
+        )
         text = text.replace('link = "a"', 'link = "ul a"')
         settings, [site] = load(tmp_path, {"paged": text}, "site_run_seconds = 0.5")
 
@@ -336,7 +430,10 @@ def test_listing_pages_after_the_site_run_budget_are_left_unread_and_the_listing
         asks = [hit for hit in server.hits if hit.path == "/pages/1.html"]
     assert first.ok, first.errors
     assert stored == ["Story a of the day"]
-    assert f"listing page not read: the site run budget of 0.5 s is used up: {server.url('/pages/2.html')}" in first.warnings
+    assert (
+        f"listing page not read: the site run budget of 0.5 s is used up: {server.url('/pages/2.html')}"
+        in first.warnings
+    )
     assert len(asks) == 2
     assert "If-None-Match" not in asks[1].headers
 
@@ -348,10 +445,16 @@ def test_workers_of_a_killed_run_stop_on_their_own_cpu_limit(tmp_path: Path):
     (www / "deep").mkdir(parents=True)
     (www / "deep" / "index.html").write_bytes(b"<html><body>" + b"<div>" * 200_000 + b"</body></html>")
     with serve_dir(www) as (base, requests):
-        config = write_config(tmp_path / "config", {"deep": SITE.format(name="Deep", url=f"{base}/deep/index.html", max_articles=20)},
-                              extra="[limits]\nparse_seconds = 1\n")
-        proc = subprocess.Popen([sys.executable, "-m", "feedmaker", "--config", str(config), "run", "--once"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        config = write_config(
+            tmp_path / "config",
+            {"deep": SITE.format(name="Deep", url=f"{base}/deep/index.html", max_articles=20)},
+            extra="[limits]\nparse_seconds = 1\n",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "feedmaker", "--config", str(config), "run", "--once"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_for(lambda: "/deep/index.html" in requests, 15, "the pathological listing to be fetched")
             time.sleep(0.3)

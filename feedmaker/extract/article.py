@@ -108,7 +108,11 @@ def extract_article(page: Page, site: SiteConfig, item: Article, generic_headlin
     a `generic_headline` ("Read more") gives way to the page's headline when the page has one."""
     doc = Document(page, site)
     # What the listing already gave is not read again: it would lose the merge anyway.
-    open_ = [name for name in _MERGED if getattr(item, name) in (None, "") or (generic_headline and name == "headline")]
+    open_ = [
+        name
+        for name in _MERGED
+        if getattr(item, name) in (None, "") or (generic_headline and name == "headline")
+    ]
     known = frozenset(_ORIGIN_NAME.get(name, name) for name in _MERGED if name not in open_)
     values = article_values(doc, known=known | {"url"})
     values["url"] = (item.url, "listing")

@@ -195,7 +195,9 @@ _PRINTED_NODES = (
 _PUBLISHED_LABEL = re.compile(
     r"publi|posted|pubdate|released|erschienen|ver(?:ö|oe)ffentlicht|公開|公表|投稿|掲載|发布", re.IGNORECASE
 )
-_UPDATED_LABEL = re.compile(r"updat|modif|edited|revised|aktualisiert|mis à jour|actualiz|更新", re.IGNORECASE)
+_UPDATED_LABEL = re.compile(
+    r"updat|modif|edited|revised|aktualisiert|mis à jour|actualiz|更新", re.IGNORECASE
+)
 _ELSEWHERE = frozenset({"aside", "nav", "footer"})
 _CLOCK_SEP = ":\uff1a\u6642"  # ":", fullwidth ":", 時
 _RANGE_SEP = "-~\uff0d\u2013\u2014\u301c\uff5e"  # "-", "~", fullwidth "-", en/em dash, wave dashes
@@ -241,7 +243,9 @@ def _on_day(doc: Document, day: datetime) -> Iterator[tuple[datetime, str]]:
                 break
 
 
-def _printed_dates(doc: Document, *, standalone: bool = True) -> Iterator[tuple[int, int, datetime, str, str]]:
+def _printed_dates(
+    doc: Document, *, standalone: bool = True
+) -> Iterator[tuple[int, int, datetime, str, str]]:
     """(group, rank, value, origin, raw text) of each date the page prints, in the order of the groups
     (_PRINTED_NODES, the text after the headline, then with standalone=True the dates standing alone in
     the body) and then of the page. Rank 0: labelled published; 1: no label; 2: labelled updated, or in
@@ -282,7 +286,9 @@ def _rank(label: str, node: LexborNode) -> int:
     return 1
 
 
-def _near_headline(doc: Document, group: int, *, standalone: bool = True) -> Iterator[tuple[int, int, datetime, str, str]]:
+def _near_headline(
+    doc: Document, group: int, *, standalone: bool = True
+) -> Iterator[tuple[int, int, datetime, str, str]]:
     """The first full date printed in the text that follows the headline (<h1>): bylines are printed
     beside the headline, in markup that names no date. Then (standalone=True), as the last group, the
     dates that stand alone anywhere in the body."""
@@ -319,7 +325,9 @@ def _text_after(node: LexborNode, limit: int) -> str:
     return " ".join(parts)[:limit]
 
 
-def _standalone_dates(doc: Document, body: LexborNode, group: int) -> Iterator[tuple[int, int, datetime, str, str]]:
+def _standalone_dates(
+    doc: Document, body: LexborNode, group: int
+) -> Iterator[tuple[int, int, datetime, str, str]]:
     """Dates that stand alone in a short text of their own (a table cell, a <span>), in page order: a
     date inside running prose is one the story mentions (an event), not when it was published."""
     found = 0
@@ -327,7 +335,11 @@ def _standalone_dates(doc: Document, body: LexborNode, group: int) -> Iterator[t
         if node.tag != "-text":
             continue
         text = node.text_content or ""
-        if not 8 <= len(text) <= 200 or not _YEAR.search(text) or len(stripped := " ".join(text.split())) > _STANDALONE:
+        if (
+            not 8 <= len(text) <= 200
+            or not _YEAR.search(text)
+            or len(stripped := " ".join(text.split())) > _STANDALONE
+        ):
             continue
         parent = node.parent
         if parent is not None and parent.tag in _HIDDEN:

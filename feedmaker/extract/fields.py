@@ -96,7 +96,9 @@ def finish(doc: Document, kind: Kind, raw: str, fmt: str | None = None) -> Value
         key = (text, fmt)  # listings repeat dates ("24 Mar 2026" on many rows): parse each once
         if key in doc.dates:
             return doc.dates[key]
-        dayfirst = doc.dayfirst if is_ambiguous(text) else None  # the page's locale, looked up only when needed
+        dayfirst = (
+            doc.dayfirst if is_ambiguous(text) else None
+        )  # the page's locale, looked up only when needed
         found = doc.dates[key] = parse_date(text, tz=doc.zone, fmt=fmt, now=doc.now, dayfirst=dayfirst)
         return found
     sanitized = sanitize_html(raw, doc.base)

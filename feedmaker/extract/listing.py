@@ -86,7 +86,9 @@ class ItemFirsts(dict[str, "Node | None"]):
 _BATCHED_ITEMS = 8
 
 
-def read_item(doc: Document, node: Node, selectors: ListSelectors, firsts: Firsts | None = None) -> Article | None:
+def read_item(
+    doc: Document, node: Node, selectors: ListSelectors, firsts: Firsts | None = None
+) -> Article | None:
     """One listing item as `selectors` read it (None without a link): what `check` and `suggest` show.
     `firsts`: the item's css_first memo (ItemFirsts when the listing batches its queries)."""
     if firsts is None:

@@ -59,7 +59,12 @@ class Gates:
     request also takes the host's turn there, so the gap holds across processes too."""
 
     def __init__(
-        self, clock: Callable[[], float], concurrency: int, *, turns: HostTurns | None = None, hold: float = 60.0
+        self,
+        clock: Callable[[], float],
+        concurrency: int,
+        *,
+        turns: HostTurns | None = None,
+        hold: float = 60.0,
     ) -> None:
         self._clock = clock
         self._hosts: dict[str, HostGate] = {}

@@ -32,7 +32,9 @@ def store_url(configured: str | None, environ: Mapping[str, str]) -> str:
     return environ.get(ENV_VAR) or configured or f"sqlite:///{DB_NAME}"
 
 
-def open_store(url: str, *, state_dir: Path, now: Callable[[], datetime] = utcnow, worker: str | None = None) -> Store:
+def open_store(
+    url: str, *, state_dir: Path, now: Callable[[], datetime] = utcnow, worker: str | None = None
+) -> Store:
     """Open (and migrate) the store a URL names. Raises StoreError for an unknown scheme, a missing
     driver or a database that cannot be opened."""
     if url.startswith("sqlite://"):
@@ -44,6 +46,10 @@ def open_store(url: str, *, state_dir: Path, now: Callable[[], datetime] = utcno
         try:
             from feedmaker.store.postgres import PostgresStore
         except ImportError as exc:
-            raise StoreError(f"{url.split('@')[-1]}: PostgreSQL needs psycopg: pip install 'feedmaker[postgres]'") from exc
+            raise StoreError(
+                f"{url.split('@')[-1]}: PostgreSQL needs psycopg: pip install 'feedmaker[postgres]'"
+            ) from exc
         return PostgresStore(url, now=now, worker=worker)
-    raise StoreError(f"store = {url.split('://')[0]!r}://...: use sqlite:///path or postgresql://user@host/db")
+    raise StoreError(
+        f"store = {url.split('://')[0]!r}://...: use sqlite:///path or postgresql://user@host/db"
+    )

@@ -46,8 +46,18 @@ from feedmaker.models import (
 )
 
 __all__ = [
-    "AUTHOR_MAX", "HEADLINE_MAX", "RUNS_KEPT", "SUMMARY_MAX", "Claim", "Cursor", "Db", "RunRecord", "Store",
-    "cap_text", "default_worker", "is_generic_key",
+    "AUTHOR_MAX",
+    "HEADLINE_MAX",
+    "RUNS_KEPT",
+    "SUMMARY_MAX",
+    "Claim",
+    "Cursor",
+    "Db",
+    "RunRecord",
+    "Store",
+    "cap_text",
+    "default_worker",
+    "is_generic_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,9 +88,7 @@ WRITE_ATTEMPTS = 5
 
 # The stored article fields, in column order (see `_merge` for how a re-sighting changes them).
 _MERGED = ("url", "headline", "published", "author", "summary", "image", "content", "origins")
-_ENTRY_COLUMNS = (
-    "id, site, key, url_key, url, headline, published, author, summary, image, content, origins, first_seen, updated"
-)
+_ENTRY_COLUMNS = "id, site, key, url_key, url, headline, published, author, summary, image, content, origins, first_seen, updated"
 _SURROGATE = re.compile("[\x00\ud800-\udfff]")
 _T = TypeVar("_T")
 
@@ -274,7 +282,11 @@ class Store(abc.ABC):
         now = _iso(self._now())
         what = f"add {sightings[0][0].url!r}" if len(sightings) == 1 else f"add {len(sightings)} articles"
         return self._write_retrying(
-            what, lambda db: [self._add(db, a, key=_text(key), url_key=_text(url_key), now=now) for a, key, url_key in sightings]
+            what,
+            lambda db: [
+                self._add(db, a, key=_text(key), url_key=_text(url_key), now=now)
+                for a, key, url_key in sightings
+            ],
         )
 
     def _add(self, db: Db, article: Article, *, key: str, url_key: str, now: str) -> AddResult:
@@ -326,7 +338,8 @@ class Store(abc.ABC):
         if is_generic_key(key):
             return None
         rows: list[tuple[Any, ...]] = db.execute(
-            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, {self.ROW_ORDER}", (key,)
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ? ORDER BY first_seen, {self.ROW_ORDER}",
+            (key,),
         ).fetchall()
         if not rows:
             return None
@@ -414,7 +427,11 @@ class Store(abc.ABC):
         )
 
     def _present(
-        self, action: str, query: str, url_keys: Iterable[str], params: Callable[[Sequence[str]], tuple[str, ...]]
+        self,
+        action: str,
+        query: str,
+        url_keys: Iterable[str],
+        params: Callable[[Sequence[str]], tuple[str, ...]],
     ) -> set[str]:
         """The url_keys a query finds, asked in chunks that stay under SQLite's parameter limit."""
         keys = sorted({_text(k) for k in url_keys})
@@ -462,7 +479,9 @@ class Store(abc.ABC):
 
     def validators(self, url: str) -> Validators:
         with self._read(f"read validators of {url!r}") as db:
-            row = db.execute("SELECT etag, last_modified FROM validators WHERE url = ?", (_text(url),)).fetchone()
+            row = db.execute(
+                "SELECT etag, last_modified FROM validators WHERE url = ?", (_text(url),)
+            ).fetchone()
         return Validators() if row is None else Validators(etag=row[0], last_modified=row[1])
 
     def save_validators(self, url: str, v: Validators) -> None:
@@ -483,7 +502,10 @@ class Store(abc.ABC):
         """Hosts paused by Retry-After that have not resumed yet."""
         now = _iso(self._now())
         with self._read("read host pauses") as db:
-            return {host: _time(until) for host, until in db.execute("SELECT host, until FROM host_pauses WHERE until > ?", (now,))}
+            return {
+                host: _time(until)
+                for host, until in db.execute("SELECT host, until FROM host_pauses WHERE until > ?", (now,))
+            }
 
     def save_host_pauses(self, pauses: Mapping[str, datetime]) -> None:
         """Keep these pauses, the later one where a host has two (other workers save theirs too), and
@@ -515,7 +537,9 @@ class Store(abc.ABC):
 
     def record_run(self, report: SiteReport, *, fill: Mapping[str, float] = MappingProxyType({})) -> None:
         """Append one run of one site; keeps the newest RUNS_KEPT runs per site."""
-        self._write_retrying(f"record run of site {report.site}", lambda db: self._record_run(db, report, fill))
+        self._write_retrying(
+            f"record run of site {report.site}", lambda db: self._record_run(db, report, fill)
+        )
 
     def _record_run(self, db: Db, report: SiteReport, fill: Mapping[str, float]) -> None:
         db.execute(
@@ -587,7 +611,6 @@ class Store(abc.ABC):
             ).fetchone()
         return int(row[0])
 
-
     # -- site-run leases: one worker per (site, schedule slot) -----------------------------------------
 
     def claim_run(self, site: str, slot: datetime, *, lease: timedelta) -> Claim:
@@ -603,7 +626,9 @@ class Store(abc.ABC):
                 "RETURNING worker",
                 (site, _iso(slot), self.worker, _iso(now), _iso(now + lease)),
             ).fetchone()
-            row = db.execute("SELECT worker, expires, done FROM leases WHERE site = ? AND slot = ?", (site, _iso(slot))).fetchone()
+            row = db.execute(
+                "SELECT worker, expires, done FROM leases WHERE site = ? AND slot = ?", (site, _iso(slot))
+            ).fetchone()
         return Claim(won=won is not None, worker=row[0], expires=_time(row[1]), done=bool(row[2]))
 
     def renew_run(self, site: str, slot: datetime, *, lease: timedelta) -> bool:
@@ -631,7 +656,6 @@ class Store(abc.ABC):
                     (site, _iso(slot), self.worker),
                 )
             db.execute("DELETE FROM leases WHERE site = ? AND slot < ?", (site, _iso(now - LEASES_KEPT)))
-
 
     # -- per-host turns across workers (the fetcher's HostGate asks these on a shared store) -----------
 
@@ -695,5 +719,10 @@ def _entry(row: tuple[Any, ...], sources: tuple[str, ...]) -> Entry:
         origins=tuple((str(name), str(where)) for name, where in json.loads(origins)),
     )
     return Entry(
-        id=entry_id, key=key, article=article, first_seen=_time(first_seen), updated=_time(updated), sources=sources
+        id=entry_id,
+        key=key,
+        article=article,
+        first_seen=_time(first_seen),
+        updated=_time(updated),
+        sources=sources,
     )

@@ -179,7 +179,12 @@ class PostgresStore(Store):
     SHARED = True
 
     def __init__(
-        self, conninfo: str, *, now: Callable[[], datetime] = utcnow, worker: str | None = None, pool_size: int = POOL_SIZE
+        self,
+        conninfo: str,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        worker: str | None = None,
+        pool_size: int = POOL_SIZE,
     ) -> None:
         super().__init__(display_url(conninfo), now=now, worker=worker)
         self._connections = psycopg_pool.ConnectionPool(
@@ -210,7 +215,9 @@ class PostgresStore(Store):
         for version, statements in enumerate(MIGRATIONS, start=1):
             with self._write(f"migrate to schema version {version}") as db:
                 db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
-                db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
                 current = db.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
                 if current > SCHEMA_VERSION:
                     raise StoreError(

@@ -169,7 +169,9 @@ class SqliteStore(Store):
     """A Store in one sqlite file. A lock serialises the calls of several threads; other processes may
     use the same file concurrently (the busy timeout waits for their write lock)."""
 
-    def __init__(self, path: str | Path, *, now: Callable[[], datetime] = utcnow, worker: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, now: Callable[[], datetime] = utcnow, worker: str | None = None
+    ) -> None:
         super().__init__(str(path), now=now, worker=worker)
         self._lock = threading.RLock()
         try:

@@ -26,7 +26,9 @@ _DATE_SOURCES = "[datetime], meta[content], script[type*='ld+json' i]"
 # A headline's prefix ends, and its suffix starts, at one of these separators (":", "-", "|", dashes).
 _DASHES = "\u2013\u2014"  # en and em dash
 _PREFIX = re.compile(rf"^(\S.{{1,58}}?)\s*(?::|\s[-|{_DASHES}]|[-|{_DASHES}]\s)\s*\S")
-_SUFFIX = re.compile(rf"\S\s*(?:\s[-|{_DASHES}:]|[-|{_DASHES}]\s|\s?[-|{_DASHES}](?=[A-Z]))\s*([^-|{_DASHES}:]{{2,60}}?)\s*$")
+_SUFFIX = re.compile(
+    rf"\S\s*(?:\s[-|{_DASHES}:]|[-|{_DASHES}]\s|\s?[-|{_DASHES}](?=[A-Z]))\s*([^-|{_DASHES}:]{{2,60}}?)\s*$"
+)
 _SHARE = 0.6  # the share of headlines an affix must start or end for a pattern to be proposed
 _MIN_HEADLINES = 3
 # Countries with several zones: an offset on the page's dates picks one (-05:00 in January is New York's,
@@ -127,7 +129,9 @@ def strip_hint(headlines: Sequence[str]) -> Hint | None:
         affix, count = counts.most_common(1)[0]
         if count < need:
             continue
-        original = next(m.group(1) for t in texts if (m := regex.search(t)) and m.group(1).casefold() == affix)
+        original = next(
+            m.group(1) for t in texts if (m := regex.search(t)) and m.group(1).casefold() == affix
+        )
         pattern = build(original)
         try:
             patterns.check_any_case(pattern)
