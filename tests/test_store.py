@@ -373,6 +373,8 @@ from feedmaker.store import SqliteStore
 from datetime import UTC, datetime
 
 path, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sys.stdout.write("ready\\n")  # imports done: the parent times its kill from here, not from the spawn
+sys.stdout.flush()
 store = SqliteStore(path)
 n = 0
 while count == 0 or n < count:
@@ -409,7 +411,11 @@ def test_sigkill_at_random_moments_loses_no_committed_entry(tmp_path: Path):
     committed: set[str] = set()
     for round_ in range(20):
         child = spawn(path, f"k{round_}", 0)
-        time.sleep(chance.uniform(0.05, 0.45))
+        # Timed from the child's first line, so a loaded machine's slow interpreter start-up does not eat
+        # the whole window (the kill still lands before, during or after the migration and the adds).
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        time.sleep(chance.uniform(0.0, 0.4))
         child.kill()
         out, err = child.communicate()
         assert child.returncode == -9, err
