@@ -148,6 +148,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (url_key, site)
         )""",
     ),
+    (
+        # A change counter per site, bumped in the transaction that changes anything a feed of that site shows
+        # (`_touch`): publish compares counters, not rendered bytes, to skip unchanged feeds.
+        """CREATE TABLE site_versions (
+            site TEXT PRIMARY KEY,
+            version INTEGER NOT NULL
+        )""",
+        # Each source carries its entry's sort key (coalesce(published, first_seen)), so that the sightings of
+        # one site are walked newest first through an index and stop at the feed's limit (`entries`).
+        "ALTER TABLE sources ADD COLUMN sort TEXT NOT NULL DEFAULT ''",
+        "UPDATE sources SET sort = coalesce("
+        "(SELECT coalesce(e.published, e.first_seen) FROM entries e WHERE e.id = sources.entry_id), '')",
+        "CREATE INDEX sources_site_newest ON sources (site, sort DESC, entry_id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -174,6 +188,16 @@ _ENTRY_COLUMNS = (
     "id, site, key, url_key, url, headline, published, author, summary, image, content, origins, first_seen, updated"
 )
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# The two index walks of `entries`, each newest first: a site's own entries (entries_site_newest) and the
+# entries it sighted later (sources_site_newest, then the entry by primary key). The last column is the sort key.
+ENTRIES_OF_SITE = (
+    f"SELECT {_ENTRY_COLUMNS}, coalesce(published, first_seen) FROM entries WHERE site = ? "
+    "ORDER BY coalesce(published, first_seen) DESC, id"
+)
+SOURCES_OF_SITE = (
+    f"SELECT {', '.join('e.' + c.strip() for c in _ENTRY_COLUMNS.split(','))}, coalesce(e.published, e.first_seen) "
+    "FROM sources s CROSS JOIN entries e ON e.id = s.entry_id WHERE s.site = ? ORDER BY s.sort DESC, s.entry_id"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -378,14 +402,39 @@ class Store:
             f"INSERT INTO entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (entry_id, _text(article.site), key, url_key, *_article_values(article), now, now),
         )
+        self._touch(db, entry_id)
         log.debug("site=%s added entry=%s url=%s", article.site, entry_id, article.url)
         return Added(self._entry_by_id(db, entry_id))
 
     def _record_source(self, db: sqlite3.Connection, entry_id: str, article: Article, *, url_key: str, now: str) -> None:
-        db.execute(
-            "INSERT OR IGNORE INTO sources (url_key, site, entry_id, url, first_seen) VALUES (?, ?, ?, ?, ?)",
-            (url_key, _text(article.site), entry_id, _text(article.url), now),
+        inserted = db.execute(
+            "INSERT OR IGNORE INTO sources (url_key, site, entry_id, url, first_seen, sort) "
+            "SELECT ?, ?, id, ?, ?, coalesce(published, first_seen) FROM entries WHERE id = ?",
+            (url_key, _text(article.site), _text(article.url), now, entry_id),
         )
+        if inserted.rowcount:
+            # The entry joins this site's feed and gains a link in every feed holding it.
+            self._touch(db, entry_id)
+
+    def _touch(self, db: sqlite3.Connection, entry_id: str) -> None:
+        """Bump the change counter of every site whose feed shows this entry: its own site and the sites
+        that sighted it (sources)."""
+        db.execute(
+            "INSERT INTO site_versions (site, version) "
+            "SELECT site, 1 FROM (SELECT site FROM entries WHERE id = ? UNION SELECT site FROM sources WHERE entry_id = ?) "
+            "WHERE true ON CONFLICT (site) DO UPDATE SET version = version + 1",
+            (entry_id, entry_id),
+        )
+
+    def site_versions(self, sites: Iterable[str]) -> dict[str, int]:
+        """Each site's change counter (0 for a site never changed): equal counters, equal feed entries."""
+        keys = sorted(set(sites))
+        found = dict.fromkeys(keys, 0)
+        with self._read("read site versions") as db:
+            for chunk in _chunks(keys):
+                marks = ", ".join("?" * len(chunk))
+                found.update(db.execute(f"SELECT site, version FROM site_versions WHERE site IN ({marks})", chunk))
+        return found
 
     def _copied_from(self, db: sqlite3.Connection, article: Article, *, key: str, now: str) -> tuple[Any, ...] | None:
         """The stored entry that a sighting at a new URL repeats, by canonical key; None for a new story.
@@ -442,6 +491,13 @@ class Store:
                 f"UPDATE entries SET {assignments}, key = ?, updated = ? WHERE id = ?",
                 (*changes.values(), key, now, entry_id),
             )
+            if "published" in changes:
+                db.execute(
+                    "UPDATE sources SET sort = (SELECT coalesce(published, first_seen) FROM entries WHERE id = ?) "
+                    "WHERE entry_id = ?",
+                    (entry_id, entry_id),
+                )
+            self._touch(db, entry_id)
             log.debug("site=%s updated entry=%s fields=%s", article.site, entry_id, ",".join(changes))
             return Updated(self._entry_by_id(db, entry_id))
         if key != row[2]:
@@ -508,19 +564,30 @@ class Store:
     def entries(self, sites: Sequence[str], limit: int) -> list[Entry]:
         """The newest `limit` entries first seen on these sites or seen there later as a source (so a
         site's own feed never misses a story another site had first), by coalesce(published, first_seen)
-        desc, then id. Each story appears once, with the id it got at first sight."""
+        desc, then id. Each story appears once, with the id it got at first sight.
+
+        Cost is flat in history size: per site, two index walks newest first (its entries, its sources) that
+        stop after `limit` distinct entries, then a merge of at most 2 x sites x limit rows."""
         if not sites or limit <= 0:
             return []
-        marks = ", ".join("?" * len(sites))
+        found: dict[str, tuple[Any, ...]] = {}
         with self._read(f"read entries of {', '.join(sites)}") as db:
-            rows = db.execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE site IN ({marks}) "
-                f"OR id IN (SELECT entry_id FROM sources WHERE site IN ({marks})) "
-                "ORDER BY coalesce(published, first_seen) DESC, id LIMIT ?",
-                (*sites, *sites, limit),
-            ).fetchall()
+            for site in dict.fromkeys(sites):
+                for query in (ENTRIES_OF_SITE, SOURCES_OF_SITE):
+                    seen: set[str] = set()
+                    # Rows arrive lazily from the index walk; a site with two sightings of one entry repeats
+                    # it, so the walk stops at `limit` distinct entries rather than at a row count.
+                    with contextlib.closing(db.execute(query, (site,))) as walk:
+                        for row in walk:
+                            if row[0] not in seen:
+                                seen.add(row[0])
+                                found.setdefault(row[0], row)
+                                if len(seen) >= limit:
+                                    break
+            # Newest first, ties by id: sort by the tie-break, then (stable) by the key.
+            rows = sorted(sorted(found.values(), key=lambda r: str(r[0])), key=lambda r: str(r[-1]), reverse=True)[:limit]
             sources = self._sources(db, [r[0] for r in rows])
-        return [_entry(r, sources.get(r[0], ())) for r in rows]
+        return [_entry(r[:-1], sources.get(r[0], ())) for r in rows]
 
     def entry_count(self, site: str | None = None) -> int:
         with self._read("count entries") as db:
