@@ -265,6 +265,8 @@ def child(config: Path, stats_path: Path) -> int:
     fires: list[tuple[str, float]] = []  # (site, fire time) of every slot the scheduler saw
     missed: list[tuple[float, str]] = []  # (when, why)
     runs: list[tuple[float, float, float]] = []  # (start, lateness, duration)
+    done: set[str] = set()  # sites with a finished run: the parent's warm-up waits for all of them
+    progress = stats_path.with_suffix(".progress")
     active = [0]
     samples: list[tuple[float, int]] = []
     real_make, real_run = schedule.make_scheduler, schedule.SiteRunner.run
@@ -295,10 +297,12 @@ def child(config: Path, stats_path: Path) -> int:
         finally:
             active[0] -= 1
             runs.append((start, lateness, time.time() - start))
+            done.add(site_id)
 
     def sample() -> None:
         while True:
             samples.append((time.time(), active[0]))
+            progress.write_text(str(len(done)))
             time.sleep(1.0)
 
     schedule.make_scheduler = make_scheduler
@@ -323,13 +327,32 @@ def coalesced(fires: Sequence[tuple[str, float]], t0: float, t1: float) -> int:
     return dropped
 
 
+def warm_up(daemon: subprocess.Popen[bytes], progress: Path, sites: int, warmup: float, cap: float) -> float:
+    """Wait until every site has finished its first run (which stores all its items) and at least `warmup`
+    seconds have passed, at most `cap` seconds; returns how long it waited."""
+    began = time.time()
+    while True:
+        time.sleep(2.0)
+        waited = time.time() - began
+        if daemon.poll() is not None:
+            raise RuntimeError(f"daemon exited early (code {daemon.returncode}); see {progress.parent / 'daemon.log'}")
+        try:
+            finished = int(progress.read_text() or 0)
+        except (OSError, ValueError):
+            finished = 0
+        if (finished >= sites and waited >= warmup) or waited >= cap:
+            return waited
+
+
 def daemon_size(work: Path, sites: int, warmup: float, window: float) -> dict[str, Any]:
     root = work / f"daemon-{sites}"
     root.mkdir()
-    lifetime = warmup + window + 300
+    cap = warmup * 4
+    lifetime = cap + window + 300
     fixture_cmd = [sys.executable, str(FIXTURE_PY), "--sites", str(sites), "--articles", "25", "--hosts", "250",
                    "--listings-only", "--lifetime", str(lifetime)]  # fmt: skip
-    server = subprocess.Popen(fixture_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=clean_env())
+    server = subprocess.Popen(fixture_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=clean_env(),
+                              stderr=(root / "fixture.log").open("wb"))  # fmt: skip
     try:
         assert server.stdout is not None
         ready = server.stdout.readline().split()
@@ -339,13 +362,11 @@ def daemon_size(work: Path, sites: int, warmup: float, window: float) -> dict[st
         config = write_config(root, Fixture(sites, 25, hosts=len(hosts), port=port))
         stats_path = root / "stats.json"
         log = (root / "daemon.log").open("wb")
-        began = time.time()
         daemon = subprocess.Popen([sys.executable, __file__, "--child", str(config), str(stats_path)],
                                   stdout=log, stderr=log, env=clean_env(), cwd=root)  # fmt: skip
         try:
-            time.sleep(warmup)
-            if daemon.poll() is not None:
-                raise RuntimeError(f"daemon exited early (code {daemon.returncode}); see {root / 'daemon.log'}")
+            waited = warm_up(daemon, stats_path.with_suffix(".progress"), sites, warmup, cap)
+            warm = int(stats_path.with_suffix(".progress").read_text() or 0)
             tree = proc_tree(daemon.pid)
             cpu0 = {pid: cpu_seconds(pid) for pid in tree}
             t0 = time.time()
@@ -385,12 +406,13 @@ def daemon_size(work: Path, sites: int, warmup: float, window: float) -> dict[st
         "main_share": main_cpu / window, "tree_share": tree_cpu / window, "rss_daemon": rss_daemon,
         "rss_workers": rss_workers, "late_p50": pct(late, 0.5), "late_p99": pct(late, 0.99), "missed": missed,
         "slots": slots, "in_flight": in_flight, "wall_p50": pct([r[2] for r in finished], 0.5),
-        "needed": sites / INTERVAL, "rate": len(finished) / window, "startup": t0 - began - warmup,
+        "needed": sites / INTERVAL, "rate": len(finished) / window, "waited": waited, "warm": warm,
     }  # fmt: skip
 
 
 def daemon_part(work: Path, sizes: Sequence[int], warmup: float, window: float) -> None:
-    say(f"3. daemon, every site `every 1m`, listing-only; warm-up {warmup:.0f} s, then a {window:.0f} s window")
+    say(f"3. daemon, every site `every 1m`, listing-only; warm-up until every site ran once (at least {warmup:.0f} s,")
+    say(f"   at most {warmup * 4:.0f} s), then a {window:.0f} s window")
     say(f"   {'sites':>5} | {'runs':>5} | {'runs/s (need)':>13} | {'CPU ms/run':>10} | {'CPU/s main, all':>15} | "
         f"{'peak RSS MiB daemon+workers':>27} | {'lateness p50/p99 s':>18} | {'missed/slots':>12} | "
         f"{'in flight':>9} | {'run wall p50':>12}")
@@ -401,7 +423,7 @@ def daemon_part(work: Path, sizes: Sequence[int], warmup: float, window: float) 
         say(f"   {sites:>5} | {r['runs']:>5} | {r['rate']:>6.1f} ({r['needed']:>4.1f}) | {r['cpu_ms']:>10.2f} | "
             f"{r['main_share']:>6.2f}, {r['tree_share']:>6.2f} | {r['rss_daemon']:>14.0f} + {r['rss_workers']:>10.0f} | "
             f"{r['late_p50']:>8.3f} / {r['late_p99']:>7.3f} | {r['missed']:>5} / {r['slots']:>4} | "
-            f"{r['in_flight']:>9} | {r['wall_p50']:>10.3f} s")
+            f"{r['in_flight']:>9} | {r['wall_p50']:>10.3f} s   (warm-up {r['waited']:.0f} s, {r['warm']} sites had run)")
     say("   CPU/s: CPU seconds per second of the window, daemon process alone (one core at most: the event loop")
     say("   and the GIL) and with its page workers; lateness: run start - its scheduled (jittered) fire time")
     base = next((r for r in rows if r["sites"] == 1000), rows[0])
