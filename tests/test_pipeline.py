@@ -19,7 +19,7 @@ from feedmaker.config import CombinedFeed, Filters, Settings, SiteConfig
 from feedmaker.feed import render_atom
 from feedmaker.models import Article, Entry, FeedMeta
 from feedmaker.publish import Publisher
-from feedmaker.store import SqliteStore
+from feedmaker.store import SqliteStore, Store
 from tests.atom import assert_valid_atom
 from tests.sites import ARRIVALS, PAGES, serve_dir, write_config
 

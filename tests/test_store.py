@@ -988,3 +988,39 @@ def test_a_database_before_change_counters_gets_sort_keys_for_its_sources(tmp_pa
     with raw(path) as db:
         sorts = dict(db.execute("SELECT entry_id, sort FROM sources"))
     assert sorts == {"urn:uuid:1": "2024-01-02T00:00:00.000000+00:00", "urn:uuid:2": stamp}
+
+
+def test_a_postgres_database_before_change_counters_gets_sort_keys_for_its_sources(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import psycopg
+
+    from feedmaker.store import postgres
+
+    with monkeypatch.context() as patch:
+        patch.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:-1])
+        patch.setattr(postgres, "SCHEMA_VERSION", postgres.SCHEMA_VERSION - 1)
+        open_store(postgres_url, state_dir=tmp_path).close()
+    stamp = T0.isoformat(timespec="microseconds")
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT to_regclass('site_versions')").fetchone() == (None,)
+        for n, published in ((1, "2024-01-02T00:00:00.000000+00:00"), (2, None)):
+            db.execute(
+                "INSERT INTO entries (id, site, key, url_key, url, headline, published, first_seen, updated) "
+                "VALUES (%s, 'wire', %s, %s, %s, 'h', %s, %s, %s)",
+                (f"urn:uuid:{n}", f"key {n}", f"u{n}", f"https://wire.example/{n}", published, stamp, stamp),
+            )
+            db.execute(
+                "INSERT INTO sources (url_key, site, entry_id, url, first_seen) VALUES (%s, 'farm', %s, %s, %s)",
+                (f"f{n}", f"urn:uuid:{n}", f"https://farm.example/{n}", stamp),
+            )
+    with open_store(postgres_url, state_dir=tmp_path) as new:
+        assert [e.id for e in new.entries(["farm"], 10)] == ["urn:uuid:2", "urn:uuid:1"]  # T0 is after Jan 2
+        assert new.site_versions(["wire", "farm"]) == {"wire": 0, "farm": 0}
+        added = add(new, article(3, published=T0 + timedelta(days=1)))
+        assert isinstance(added, Added)
+        assert new.site_versions(["wire", "farm"]) == {"wire": 1, "farm": 0}
+        assert [e.id for e in new.entries(["wire", "farm"], 1)] == [added.entry.id]
+    with psycopg.connect(postgres_url) as db:
+        sorts = dict(db.execute("SELECT entry_id, sort FROM sources").fetchall())
+    assert sorts == {"urn:uuid:1": "2024-01-02T00:00:00.000000+00:00", "urn:uuid:2": stamp}
