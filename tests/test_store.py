@@ -1022,5 +1022,5 @@ def test_a_postgres_database_before_change_counters_gets_sort_keys_for_its_sourc
         assert new.site_versions(["wire", "farm"]) == {"wire": 1, "farm": 0}
         assert [e.id for e in new.entries(["wire", "farm"], 1)] == [added.entry.id]
     with psycopg.connect(postgres_url) as db:
-        sorts = dict(db.execute("SELECT entry_id, sort FROM sources").fetchall())
+        sorts: dict[str, str] = dict(db.execute("SELECT entry_id, sort FROM sources").fetchall())
     assert sorts == {"urn:uuid:1": "2024-01-02T00:00:00.000000+00:00", "urn:uuid:2": stamp}
