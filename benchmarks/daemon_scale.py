@@ -457,6 +457,8 @@ def daemon_part(work: Path, sizes: Sequence[int], warmup: float, window: float) 
     say("   CPU/s: CPU seconds per second of the window, daemon process alone (one core at most: the event loop")
     say("   and the GIL) and with its page workers; lateness: run start - its scheduled (jittered) fire time;")
     say("   store busy: share of the window the store's lock was held (every store call, fsyncs included, runs under it)")
+    say("   CPU ms/run = the window's CPU over the runs finished in it: with a backlog (runs in flight) it also")
+    say("   charges the work of runs still unfinished, so it is only a per-run cost where every slot is kept")
     base = next((r for r in rows if r["sites"] == 1000), rows[0])
     for r in rows:
         if r is not base:
