@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/daemon.py
 	$(BIN)/python -m benchmarks.isolation
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/daemon_scale.py  # ~12 min: the daemon at 1,000 / 2,000 / 5,000 sites
 
 # Peers need Debian packages (rss-bridge, php-cli); each is skipped with a message when it cannot run.
 bench-peers: $(STAMP)

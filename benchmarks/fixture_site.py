@@ -356,12 +356,15 @@ class Fixture:
         )
         return self._chrome(item.site, f"{item.headline} - Fixture Site {item.site}", body)
 
-    def pages(self) -> dict[tuple[str, str], bytes]:
-        """Every page, keyed by (host, path)."""
+    def pages(self, *, listings_only: bool = False) -> dict[tuple[str, str], bytes]:
+        """Every page, keyed by (host, path); with listings_only just the listings and robots.txt (a daemon
+        benchmark of thousands of listing-only sites needs no article pages in memory)."""
         out: dict[tuple[str, str], bytes] = {}
         for n in range(self.sites):
             host = host_of(n, self.hosts)
             out[host, f"/site-{n}/"] = self._render_listing(n, self.expected(n))
+            if listings_only:
+                continue
             out[host, f"/site-{n}/all.html"] = self._render_listing(n, self._items[n])
             for item in self._items[n]:
                 out[host, f"/site-{n}/a/{item.number}.html"] = self._render_article(item)
@@ -493,7 +496,9 @@ async def _serve(args: argparse.Namespace) -> None:
     # Pages hold absolute links (family "card"), so the port must be known before they are rendered.
     server = Server({}, hosts)
     port = await server.start(args.port)
-    server.pages = Fixture(args.sites, args.articles, hosts=count, port=port).pages()
+    server.pages = Fixture(args.sites, args.articles, hosts=count, port=port).pages(
+        listings_only=args.listings_only
+    )
     print("READY", port, *hosts, flush=True)
 
     loop = asyncio.get_running_loop()
@@ -525,6 +530,9 @@ def main(argv: list[str] | None = None) -> int:
         "--hosts", type=int, default=0, help="loopback addresses 127.0.0.2.. (0: one per site, max 250)"
     )
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--listings-only", action="store_true", help="serve only the listing pages and robots.txt"
+    )
     parser.add_argument(
         "--lifetime", type=float, default=900.0, help="stop after this many seconds at the latest"
     )

@@ -1,22 +1,31 @@
 """Publishing: store -> Atom files in output_dir, one per site and one per combined feed.
 
-`publish(settings, sites, store, only=...) -> Published` renders every feed touching the sites in `only`
-and replaces the files whose bytes changed (feed.write_feed: temp file, fsync, rename). It blocks on disk
-syncs, so async callers run it in a worker thread (`asyncio.to_thread`); the store serialises its own calls.
+`Publisher(settings, sites)` is built once per config load: the feed plans and a site -> feeds map.
+`Publisher.publish(store, only=...) -> Published` considers only the feeds touching the sites in `only`, and
+renders a feed only when its version moved since it was last written: the change counters of its sites
+(`Store.site_versions`, bumped with every change a feed shows) plus its config (meta, sites, filters, size).
+So a site run costs the same with 10 sites configured or 5,000, and an unchanged feed is not even rendered.
+A rendered feed still replaces its file only when the bytes changed (feed.write_feed: temp file, fsync,
+rename). `publish(settings, sites, store, only=...)` is the one-shot form (`run --once`, tests).
+
+It blocks on disk syncs, so async callers run it in a worker thread (`asyncio.to_thread`); the store
+serialises its own calls and a lock here serialises publishes, so a slower render of older entries never
+lands after a newer one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from feedmaker.config import Filters, Settings, SiteConfig
 from feedmaker.feed import render_atom, write_feed
-from feedmaker.models import FeedMeta
+from feedmaker.models import Entry, FeedMeta
 from feedmaker.store import Store
 
-__all__ = ["FILTER_LOOKBACK", "Published", "feed_ids", "feed_path", "publish"]
+__all__ = ["FILTER_LOOKBACK", "Published", "Publisher", "feed_ids", "feed_path", "publish"]
 
 # A filtered combined feed picks its entries from this many times feed_size of the newest ones.
 FILTER_LOOKBACK = 10
@@ -24,10 +33,10 @@ FILTER_LOOKBACK = 10
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Published:
-    """publish -> daemon: the files replaced, and how many entries each rendered feed holds."""
+    """publish -> daemon: the files replaced, and how many entries each considered feed holds."""
 
     written: tuple[Path, ...] = ()
-    entries: tuple[tuple[str, int], ...] = ()  # (feed id, entries in the file), for every feed rendered
+    entries: tuple[tuple[str, int], ...] = ()  # (feed id, entries in the file), for every feed considered
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +44,20 @@ class _Plan:
     meta: FeedMeta
     sites: tuple[str, ...]
     filters: Filters
+    size: int  # feed_size
+
+    @property
+    def config(self) -> tuple[object, ...]:
+        """Everything besides the entries that shapes the file: a change here re-renders the feed."""
+        return (self.meta, self.sites, self.filters.include, self.filters.exclude, self.size)
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A feed file as last written (or found unchanged): the version it shows and its entry count."""
+
+    version: tuple[object, ...]
+    entries: int
 
 
 def feed_ids(settings: Settings, sites: Sequence[SiteConfig]) -> list[tuple[str, str]]:
@@ -53,45 +76,88 @@ def _self_url(settings: Settings, feed_id: str) -> str | None:
 
 def _plans(settings: Settings, sites: Sequence[SiteConfig]) -> list[_Plan]:
     by_id = {s.id: s for s in sites}
+    size = settings.feed_size
     plans = [
-        _Plan(
-            meta=FeedMeta(id=s.id, title=s.name, link=s.home_url, self_url=_self_url(settings, s.id)),
-            sites=(s.id,),
-            filters=Filters(),
-        )
+        _Plan(meta=FeedMeta(id=s.id, title=s.name, link=s.home_url, self_url=_self_url(settings, s.id)), sites=(s.id,),
+              filters=Filters(), size=size)
         for s in sites
-    ]
+    ]  # fmt: skip
     for combined in settings.feed:
         first = by_id.get(combined.sites[0])
         link = first.home_url if first else "about:blank"
         meta = FeedMeta(
             id=combined.id, title=combined.title, link=link, self_url=_self_url(settings, combined.id)
         )
-        plans.append(_Plan(meta=meta, sites=combined.sites, filters=combined.filters))
+        plans.append(_Plan(meta=meta, sites=combined.sites, filters=combined.filters, size=size))
     return plans
+
+
+class Publisher:
+    """The feeds of one config, and the version each feed file was last written at."""
+
+    def __init__(
+        self, settings: Settings, sites: Sequence[SiteConfig], *, previous: Publisher | None = None
+    ) -> None:
+        self.settings = settings
+        self._plans = _plans(settings, sites)
+        self._order = {plan.meta.id: n for n, plan in enumerate(self._plans)}
+        self._by_site: dict[str, list[_Plan]] = {}
+        for plan in self._plans:
+            for site in dict.fromkeys(plan.sites):
+                self._by_site.setdefault(site, []).append(plan)
+        # Kept across a reload: a version holds the feed's config, so an edited feed never matches its old one.
+        self._written: dict[str, _Written] = dict(previous._written) if previous else {}
+        self._lock: threading.Lock = previous._lock if previous else threading.Lock()
+
+    def plans_for(self, only: Iterable[str] | None) -> list[_Plan]:
+        """The feeds touching these sites (None = all), each once, in config order."""
+        if only is None:
+            return list(self._plans)
+        chosen = {p.meta.id: p for site in only for p in self._by_site.get(site, ())}
+        return sorted(chosen.values(), key=lambda p: self._order[p.meta.id])
+
+    def publish(self, store: Store, *, only: set[str] | None = None) -> Published:
+        """Render the feeds touching `only` (site ids; None = all) whose version moved; write those whose
+        bytes changed."""
+        plans = self.plans_for(only)
+        if not plans:
+            return Published()
+        with self._lock:
+            self.settings.output_dir.mkdir(parents=True, exist_ok=True)
+            # Counters are read before the entries: a change between the two leaves an older version beside
+            # newer bytes, which costs one extra render later, never a missed change.
+            counters = store.site_versions({site for plan in plans for site in plan.sites})
+            written: list[Path] = []
+            counts: list[tuple[str, int]] = []
+            for plan in plans:
+                version = (plan.config, tuple(counters[s] for s in plan.sites))
+                path = feed_path(self.settings, plan.meta.id)
+                last = self._written.get(plan.meta.id)
+                if last is not None and last.version == version and path.exists():
+                    counts.append((plan.meta.id, last.entries))
+                    continue
+                entries = _entries(store, plan)
+                if write_feed(path, render_atom(plan.meta, entries)):
+                    written.append(path)
+                self._written[plan.meta.id] = _Written(version, len(entries))
+                counts.append((plan.meta.id, len(entries)))
+            return Published(written=tuple(written), entries=tuple(counts))
+
+
+def _entries(store: Store, plan: _Plan) -> list[Entry]:
+    if plan.filters.include or plan.filters.exclude:
+        # Filtered at write time, so a changed filter applies to stored entries too. Look further back
+        # than feed_size so that a strict filter still fills the feed.
+        candidates = store.entries(plan.sites, plan.size * FILTER_LOOKBACK)
+        return [e for e in candidates if plan.filters.keeps(e.article.headline, e.article.summary)][
+            : plan.size
+        ]
+    return store.entries(plan.sites, plan.size)
 
 
 def publish(
     settings: Settings, sites: Sequence[SiteConfig], store: Store, *, only: set[str] | None = None
 ) -> Published:
-    """Render every feed touching `only` (site ids; None = all) and write those whose bytes changed."""
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    counts: list[tuple[str, int]] = []
-    for plan in _plans(settings, sites):
-        if only is not None and not only.intersection(plan.sites):
-            continue
-        if plan.filters.include or plan.filters.exclude:
-            # Filtered at write time, so a changed filter applies to stored entries too. Look further back
-            # than feed_size so that a strict filter still fills the feed.
-            candidates = store.entries(plan.sites, settings.feed_size * FILTER_LOOKBACK)
-            entries = [e for e in candidates if plan.filters.keeps(e.article.headline, e.article.summary)][
-                : settings.feed_size
-            ]
-        else:
-            entries = store.entries(plan.sites, settings.feed_size)
-        path = feed_path(settings, plan.meta.id)
-        if write_feed(path, render_atom(plan.meta, entries)):
-            written.append(path)
-        counts.append((plan.meta.id, len(entries)))
-    return Published(written=tuple(written), entries=tuple(counts))
+    """One-shot publish: render every feed touching `only` (site ids; None = all), write those whose bytes
+    changed. Long-running callers keep a `Publisher`, which also skips feeds whose version did not move."""
+    return Publisher(settings, sites).publish(store, only=only)

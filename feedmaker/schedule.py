@@ -1,7 +1,8 @@
 """Scheduling stage: SiteConfig.schedule -> one APScheduler 3 job per site on the asyncio loop.
 
-Each job calls `crawl.crawl_site` and then `publish.publish` (in a worker thread) for the feeds touching that
-site; there is no crawl logic here. `apply_config` swaps in a reloaded config: jobs of added sites are added,
+Each job calls `crawl.crawl_site` and then `Publisher.publish` (in a worker thread) for the feeds touching that
+site; there is no crawl logic here. The Publisher (site -> feeds map) is built once per config load, so a
+run's cost does not grow with the number of sites configured. `apply_config` swaps in a reloaded config: jobs of added sites are added,
 of removed sites removed, of sites with a new schedule replaced. A site that keeps failing backs off by itself: with N consecutive failures (from the store) a run is
 skipped until interval x 2^N (cap 24 h) has passed since the last run started, and the first good run resets N.
 
@@ -35,7 +36,7 @@ from feedmaker.crawl import crawl_site
 from feedmaker.errors import FeedmakerError
 from feedmaker.fetch import Fetcher
 from feedmaker.models import SiteReport, utcnow
-from feedmaker.publish import Published, publish
+from feedmaker.publish import Published, Publisher
 from feedmaker.store import Store
 
 __all__ = [
@@ -116,14 +117,16 @@ class SiteRunner:
         store: Store,
         now: Callable[[], datetime] = utcnow,
         crawl: Crawl = crawl_site,
-        publish: Publish = publish,
+        publish: Publish | None = None,
         lease: timedelta | None = None,
     ) -> None:
         self.settings = settings
         # Runs are claimed only where other processes share the store; alone, the state lock suffices.
         self.lease = lease or (LEASE if getattr(store, "SHARED", False) else None)  # tests pass stand-ins
         self.sites = {s.id: s for s in sites}
+        self.publisher = Publisher(settings, sites)
         self.fetcher, self.store, self.now = fetcher, store, now
+        # `publish` replaces the Publisher (tests): called as publish.publish(settings, sites, store, only=...).
         self.crawl, self.publish = crawl, publish
         self._running: set[asyncio.Task[object]] = set()
         self.feed_entries: dict[str, int] = {}  # feed id -> entries in its file, from the last publish of it
@@ -132,13 +135,17 @@ class SiteRunner:
     def configure(self, settings: Settings, sites: Sequence[SiteConfig]) -> None:
         """Use this config from the next run on; runs in flight finish with the one they started with."""
         self.settings, self.sites = settings, {s.id: s for s in sites}
+        self.publisher = Publisher(settings, sites, previous=self.publisher)
 
     async def publish_feeds(self, only: set[str] | None = None) -> Published:
         """Publish in a worker thread: its fsyncs must not stall the loop that serves HTTP."""
         try:
-            published = await asyncio.to_thread(
-                self.publish, self.settings, list(self.sites.values()), self.store, only=only
-            )
+            if self.publish is None:
+                published = await asyncio.to_thread(self.publisher.publish, self.store, only=only)
+            else:
+                published = await asyncio.to_thread(
+                    self.publish, self.settings, list(self.sites.values()), self.store, only=only
+                )
         except FeedmakerError as exc:
             self.publish_error = str(exc)
             raise

@@ -6,14 +6,20 @@ import itertools
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import feedparser
 import pytest
 
+from feedmaker import publish as publish_module
 from feedmaker.cli import main
+from feedmaker.config import CombinedFeed, Filters, Settings, SiteConfig
+from feedmaker.feed import render_atom
+from feedmaker.models import Article, Entry, FeedMeta
+from feedmaker.publish import Publisher
+from feedmaker.store import SqliteStore, Store
 from tests.atom import assert_valid_atom
 from tests.sites import ARRIVALS, PAGES, serve_dir, write_config
 
@@ -270,3 +276,112 @@ def test_running_one_site_leaves_combined_feeds_whole(config: Path) -> None:
     before = feed_files(config)["all"]
     assert main(["--config", str(config), "run", "--once", "--site", "wire"]) == 0
     assert feed_files(config)["all"] == before
+
+
+# -- publish only what changed (issue 12) ----------------------------------------------------------------
+
+
+def _publisher_world(tmp_path: Path, sites: int = 300) -> tuple[Settings, list[SiteConfig], Store]:
+    site_configs = [
+        SiteConfig.model_validate(
+            {
+                "id": f"s{n}",
+                "name": f"Site {n}",
+                "start_urls": [f"https://s{n}.example/"],
+                "list": {"item": "article"},
+            }
+        )
+        for n in range(sites)
+    ]
+    settings = Settings(
+        output_dir=tmp_path / "output",
+        feed_size=5,
+        feed=(
+            CombinedFeed(id="pair", title="Pair", sites=("s0", "s1")),
+            CombinedFeed(id="picky", title="Picky", sites=("s1", "s2"), filters=Filters(include=("keep",))),
+        ),
+    )
+    return settings, site_configs, SqliteStore(tmp_path / "state.db")
+
+
+def _add(store: Store, site: str, n: int, headline: str | None = None) -> None:
+    text = headline or f"Story {n} from {site} told at length"
+    store.add(
+        Article(site=site, url=f"https://{site}.example/{n}", headline=text),
+        key=text.lower(),
+        url_key=f"{site}/{n}",
+    )
+
+
+def test_a_site_run_considers_only_its_feeds_and_renders_only_changed_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feeds of other sites are not looked at; a feed whose sites' counters and config did not move is not
+    rendered, and its bytes and mtime stay; a changed entry re-renders exactly the feeds that show it."""
+    settings, sites, store = _publisher_world(tmp_path)
+    rendered: list[str] = []
+    real_render = render_atom
+
+    def counting_render(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+        rendered.append(meta.id)
+        return real_render(meta, entries)
+
+    monkeypatch.setattr(publish_module, "render_atom", counting_render)
+    with store:
+        for n in range(3):
+            _add(store, "s0", n)
+            _add(store, "s1", n, f"Story {n} to keep from s1 told")
+        publisher = Publisher(settings, sites)
+        first = publisher.publish(store)
+        assert len(rendered) == len(sites) + 2  # start-up: every feed once
+        mtimes = {p: p.stat().st_mtime_ns for p in settings.output_dir.glob("*.atom")}
+        before = {p: p.read_bytes() for p in mtimes}
+        assert dict(first.entries)["picky"] == 3
+
+        rendered.clear()
+        again = publisher.publish(store, only={"s1"})
+        assert rendered == []  # nothing changed: nothing rendered, nothing written
+        assert again.written == ()
+        assert [feed for feed, _ in again.entries] == ["s1", "pair", "picky"]  # only the feeds holding s1
+        assert dict(again.entries) == {"s1": 3, "pair": 5, "picky": 3}
+
+        _add(store, "s1", 9, "Story 9 to keep from s1 told")
+        changed = publisher.publish(store, only={"s1"})
+        assert rendered == ["s1", "pair", "picky"]
+        assert {p.name for p in changed.written} == {"s1.atom", "pair.atom", "picky.atom"}
+        assert "Story 9 to keep" in (settings.output_dir / "pair.atom").read_text(encoding="utf-8")
+        untouched = [p for p in mtimes if p.name not in {"s1.atom", "pair.atom", "picky.atom"}]
+        assert {p: p.stat().st_mtime_ns for p in untouched} == {p: mtimes[p] for p in untouched}
+        assert {p: p.read_bytes() for p in untouched} == {p: before[p] for p in untouched}
+
+        rendered.clear()
+        (settings.output_dir / "s0.atom").unlink()  # a lost file is written again even though nothing changed
+        publisher.publish(store, only={"s0"})
+        assert rendered == ["s0"]
+        assert (settings.output_dir / "s0.atom").exists()
+
+        # A reload that edits a feed's config re-renders that feed only; the versions carry over.
+        rendered.clear()
+        edited = settings.model_copy(
+            update={"feed": (settings.feed[0].model_copy(update={"title": "Pair!"}), settings.feed[1])}
+        )
+        reloaded = Publisher(edited, sites, previous=publisher)
+        reloaded.publish(store)
+        assert rendered == ["pair"]
+
+
+def test_a_sighting_by_another_site_re_renders_both_sites_feeds(tmp_path: Path) -> None:
+    settings, sites, store = _publisher_world(tmp_path, sites=4)
+    with store:
+        _add(store, "s3", 1, "A wire story everyone copies today")
+        publisher = Publisher(settings, sites)
+        publisher.publish(store)
+        # s2 lists the same story under another URL: a source of s3's entry, now part of s2's feed too.
+        _add(store, "s2", 7, "A wire story everyone copies today")
+        published = publisher.publish(store, only={"s2"})
+        assert {p.name for p in published.written} == {
+            "s2.atom"
+        }  # picky filters it out: rendered, same bytes
+        assert "A wire story everyone copies" in (settings.output_dir / "s2.atom").read_text(encoding="utf-8")
+        # s3's own feed shows the new sighting as a link: its next publish renders it, though s3 did not run.
+        assert {p.name for p in publisher.publish(store, only={"s3"}).written} == {"s3.atom"}

@@ -15,7 +15,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from feedmaker.config import Settings, SiteConfig
 from feedmaker.errors import FeedError
 from feedmaker.fetch import Fetcher
-from feedmaker.models import SiteReport
+from feedmaker.models import Article, SiteReport
 from feedmaker.publish import Published
 from feedmaker.schedule import (
     SiteRunner,
@@ -372,3 +372,30 @@ async def test_a_failed_feed_write_is_remembered_until_a_file_is_written_again(s
     assert runner.feed_entries == {"news": 3}
     await runner.run("news")
     assert runner.publish_error is None
+
+
+@pytest.mark.anyio
+async def test_a_run_publishes_only_its_own_feeds_and_a_reload_keeps_what_was_written(tmp_path: Path):
+    """The runner's Publisher is built per config: a run of one site of many considers that site's feed
+    only; after a reload an unchanged feed is still not rendered again."""
+    clock = Clock(T0)
+    sites = [make_site(f"s{n}", "every 10m") for n in range(50)]
+    settings = Settings(output_dir=tmp_path / "output")
+    with SqliteStore(tmp_path / "state.db") as db:
+        runner = SiteRunner(settings, sites, fetcher=NO_FETCHER, store=db, now=clock, crawl=FakeCrawl(clock))
+        await runner.publish_feeds()
+        assert len(runner.feed_entries) == 50
+        runner.feed_entries.clear()
+        db.add(
+            Article(site="s7", url="https://news.example/7", headline="Seven is new today"),
+            key="seven is new today",
+            url_key="news.example/7",
+        )
+        assert await runner.run("s7") is not None
+        assert runner.feed_entries == {"s7": 1}
+        assert (tmp_path / "output" / "s7.atom").read_text(encoding="utf-8").count("Seven is new today") == 1
+        mtime = (tmp_path / "output" / "s7.atom").stat().st_mtime_ns
+        runner.configure(settings, [*sites, make_site("s50", "every 10m")])
+        published = await runner.publish_feeds()
+        assert [p.name for p in published.written] == ["s50.atom"]  # the new site's feed only
+        assert (tmp_path / "output" / "s7.atom").stat().st_mtime_ns == mtime

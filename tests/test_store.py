@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -503,14 +504,17 @@ def test_a_version_1_database_upgrades_keeping_its_entries(tmp_path: Path, monke
     with monkeypatch.context() as patch:
         patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
         patch.setattr(store_module, "SCHEMA_VERSION", 1)
-        with SqliteStore(path) as old:
-            added = old.add(
-                Article(site="a", url="https://a.example/1", headline="Kept"),
-                key="kept",
-                url_key="https://a.example/1",
-            )
+        with SqliteStore(path):
+            pass
+    # The row as version 1 wrote it (today's add also bumps a change counter that version 1 has no table for).
+    with raw(path) as db, db:
+        db.execute(
+            "INSERT INTO entries (id, site, key, url_key, url, headline, first_seen, updated) "
+            "VALUES ('urn:uuid:kept', 'a', 'kept', 'https://a.example/1', 'https://a.example/1', 'Kept', ?, ?)",
+            (T0.isoformat(), T0.isoformat()),
+        )
     with SqliteStore(path) as new:
-        assert [e.id for e in new.entries(["a"], 10)] == [added.entry.id]
+        assert [e.id for e in new.entries(["a"], 10)] == ["urn:uuid:kept"]
         later = datetime.now(UTC) + timedelta(hours=1)
         new.save_host_pauses({"a.example": later, "gone.example": datetime(2000, 1, 1, tzinfo=UTC)})
         assert set(new.host_pauses()) == {"a.example"}
@@ -962,3 +966,171 @@ def test_a_dead_workers_host_turn_lapses_after_its_hold(store: Store):
     assert store.take_host_turn("news.example", hold=90) == 0.0
     store.worker = "b"
     assert [store.take_host_turn("news.example", hold=90) for _ in range(2)] == [30.0, 0.0]
+
+
+# -- change counters and flat queries (issue 12) ---------------------------------------------------------
+
+
+def test_site_versions_move_with_every_change_a_feed_shows_and_only_then(store: Store):
+    """Added and Updated bump the entry's site; a new sighting bumps the sighting site and the entry's own
+    site (the entry gains a link); a Duplicate with nothing new bumps nothing."""
+    assert store.site_versions(["wire", "farm"]) == {"wire": 0, "farm": 0}
+    first = add(store, article(1))
+    assert isinstance(first, Added)
+    after_add = store.site_versions(["wire", "farm"])
+    assert after_add["wire"] > 0
+    assert after_add["farm"] == 0
+    assert isinstance(add(store, article(1)), Duplicate)  # the same sighting again: nothing changed
+    assert store.site_versions(["wire", "farm"]) == after_add
+    assert isinstance(add(store, article(1, summary="Now with a summary")), Updated)
+    after_update = store.site_versions(["wire", "farm"])
+    assert after_update["wire"] > after_add["wire"]
+    assert after_update["farm"] == 0
+    copy = article(7, site="farm", headline=first.entry.article.headline)
+    assert isinstance(add(store, copy, key=first.entry.key), Duplicate)  # a copy: a source of farm
+    after_source = store.site_versions(["wire", "farm"])
+    assert after_source["farm"] > 0
+    assert after_source["wire"] > after_update["wire"]
+    assert isinstance(add(store, copy, key=first.entry.key), Duplicate)  # the same copy again
+    assert store.site_versions(["wire", "farm"]) == after_source
+    assert isinstance(add(store, article(1, summary="Edited again")), Updated)  # the entry farm shows changed
+    assert store.site_versions(["farm"])["farm"] > after_source["farm"]
+
+
+def test_entries_merge_own_and_sighted_entries_newest_first_and_once(store: Store):
+    """The walk per site (own entries, sighted entries) and the merge give the order of one global sort."""
+    rng = random.Random(12)
+    sites = ["a", "b", "c"]
+    expected: dict[str, str] = {}
+    for n in range(60):
+        site = rng.choice(sites)
+        published = T0 - timedelta(hours=rng.randrange(48)) if rng.random() < 0.8 else None
+        added = add(store, article(n, site=site, headline=f"Story {n} of the day told", published=published))
+        assert isinstance(added, Added)
+        expected[added.entry.id] = _sort_key(added.entry)
+        if rng.random() < 0.3:  # sighted by another site at two URLs: one entry, listed once
+            other = rng.choice([s for s in sites if s != site])
+            for copy in range(2):
+                dup = add(
+                    store,
+                    article(1000 + 2 * n + copy, site=other, headline=f"copy {n} {copy}"),
+                    key=added.entry.key,
+                )
+                assert isinstance(dup, Duplicate)
+    for feed_sites, limit in ((["a"], 5), (["b"], 100), (["a", "c"], 7), (sites, 25), (sites, 1)):
+        members = set()
+        for site in feed_sites:
+            members |= {e.id for e in store.entries([site], 1000)}
+        everything = store.entries(feed_sites, 1000)
+        assert {e.id for e in everything} == members
+        ids = [e.id for e in store.entries(feed_sites, limit)]
+        assert len(ids) == len(set(ids)) == min(limit, len(members))
+        assert ids == sorted(members, key=lambda i: (_neg(expected[i]), i))[:limit]
+
+
+def _sort_key(entry: object) -> str:
+    from feedmaker.models import Entry
+
+    assert isinstance(entry, Entry)
+    moment = entry.article.published or entry.first_seen
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _neg(text: str) -> tuple[int, ...]:
+    return tuple(-ord(c) for c in text)
+
+
+def test_a_date_found_later_moves_the_entry_in_its_sighting_sites_walk(store: Store):
+    """The sources' copy of the sort key follows the entry when an update gives it a date."""
+    old = add(store, article(1, site="wire", headline="An undated story told here"))
+    assert isinstance(old, Added)
+    assert isinstance(add(store, article(9, site="farm", headline="x"), key=old.entry.key), Duplicate)
+    newer = add(store, article(2, site="farm", headline="A farm story of its own"))
+    assert isinstance(newer, Added)
+    assert [e.id for e in store.entries(["farm"], 1)] == [newer.entry.id]
+    later = newer.entry.first_seen + timedelta(days=1)
+    assert isinstance(
+        add(store, article(1, site="wire", headline="An undated story told here", published=later)), Updated
+    )
+    assert [e.id for e in store.entries(["farm"], 1)] == [old.entry.id]
+
+
+@pytest.mark.parametrize("query", ["ENTRIES_OF_SITE", "SOURCES_OF_SITE"])
+def test_the_entries_walks_use_an_index_and_never_sort_the_history(tmp_path: Path, query: str):
+    """EXPLAIN QUERY PLAN of each walk: an index in sort order, no temp b-tree, on a store with history."""
+    with SqliteStore(tmp_path / "state.db") as db:
+        for n in range(200):
+            added = add(db, article(n, site=f"s{n % 4}", headline=f"Story {n} of the day told"))
+            assert isinstance(added, Added)
+            add(db, article(5000 + n, site=f"s{(n + 1) % 4}", headline="x"), key=added.entry.key)
+    with raw(tmp_path / "state.db") as conn:
+        conn.execute("ANALYZE")
+        sql = getattr(store_base, query).format(join=SqliteStore.JOIN_IN_ORDER)
+        plan = " | ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("s1", 50)))
+    assert "TEMP B-TREE" not in plan, plan
+    index = "entries_site_newest" if query == "ENTRIES_OF_SITE" else "sources_site_newest"
+    assert re.search(rf"SEARCH \w+ USING (COVERING )?INDEX {index} \(site=\?\)", plan), plan
+
+
+def test_a_database_before_change_counters_gets_sort_keys_for_its_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "state.db"
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:-1])
+        patch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION - 1)
+        with SqliteStore(path):
+            pass
+    stamp = T0.isoformat(timespec="microseconds")
+    with raw(path) as db, db:
+        for n, published in ((1, "2024-01-02T00:00:00.000000+00:00"), (2, None)):
+            db.execute(
+                "INSERT INTO entries (id, site, key, url_key, url, headline, published, first_seen, updated) "
+                "VALUES (?, 'wire', ?, ?, ?, 'h', ?, ?, ?)",
+                (f"urn:uuid:{n}", f"key {n}", f"u{n}", f"https://wire.example/{n}", published, stamp, stamp),
+            )
+            db.execute(
+                "INSERT INTO sources (url_key, site, entry_id, url, first_seen) VALUES (?, 'farm', ?, ?, ?)",
+                (f"f{n}", f"urn:uuid:{n}", f"https://farm.example/{n}", stamp),
+            )
+    with SqliteStore(path) as new:
+        assert [e.id for e in new.entries(["farm"], 10)] == ["urn:uuid:2", "urn:uuid:1"]  # T0 is after Jan 2
+    with raw(path) as db:
+        sorts = dict(db.execute("SELECT entry_id, sort FROM sources"))
+    assert sorts == {"urn:uuid:1": "2024-01-02T00:00:00.000000+00:00", "urn:uuid:2": stamp}
+
+
+def test_a_postgres_database_before_change_counters_gets_sort_keys_for_its_sources(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import psycopg
+
+    from feedmaker.store import postgres
+
+    with monkeypatch.context() as patch:
+        patch.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:-1])
+        patch.setattr(postgres, "SCHEMA_VERSION", postgres.SCHEMA_VERSION - 1)
+        open_store(postgres_url, state_dir=tmp_path).close()
+    stamp = T0.isoformat(timespec="microseconds")
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT to_regclass('site_versions')").fetchone() == (None,)
+        for n, published in ((1, "2024-01-02T00:00:00.000000+00:00"), (2, None)):
+            db.execute(
+                "INSERT INTO entries (id, site, key, url_key, url, headline, published, first_seen, updated) "
+                "VALUES (%s, 'wire', %s, %s, %s, 'h', %s, %s, %s)",
+                (f"urn:uuid:{n}", f"key {n}", f"u{n}", f"https://wire.example/{n}", published, stamp, stamp),
+            )
+            db.execute(
+                "INSERT INTO sources (url_key, site, entry_id, url, first_seen) VALUES (%s, 'farm', %s, %s, %s)",
+                (f"f{n}", f"urn:uuid:{n}", f"https://farm.example/{n}", stamp),
+            )
+    with open_store(postgres_url, state_dir=tmp_path) as new:
+        assert [e.id for e in new.entries(["farm"], 10)] == ["urn:uuid:2", "urn:uuid:1"]  # T0 is after Jan 2
+        assert new.site_versions(["wire", "farm"]) == {"wire": 0, "farm": 0}
+        added = add(new, article(3, published=T0 + timedelta(days=1)))
+        assert isinstance(added, Added)
+        assert new.site_versions(["wire", "farm"]) == {"wire": 1, "farm": 0}
+        assert [e.id for e in new.entries(["wire", "farm"], 1)] == [added.entry.id]
+    with psycopg.connect(postgres_url) as db:
+        sorts: dict[str, str] = dict(db.execute("SELECT entry_id, sort FROM sources").fetchall())
+    assert sorts == {"urn:uuid:1": "2024-01-02T00:00:00.000000+00:00", "urn:uuid:2": stamp}

@@ -91,6 +91,17 @@ _MERGED = ("url", "headline", "published", "author", "summary", "image", "conten
 _ENTRY_COLUMNS = "id, site, key, url_key, url, headline, published, author, summary, image, content, origins, first_seen, updated"
 _SURROGATE = re.compile("[\x00\ud800-\udfff]")
 _T = TypeVar("_T")
+# The two index walks of `entries`, each newest first: a site's own entries (entries_site_newest) and the
+# entries it sighted later (sources_site_newest, then the entry by primary key). The last column is the
+# sort key; {join} is the engine's JOIN_IN_ORDER, {limit} a row count.
+ENTRIES_OF_SITE = (
+    f"SELECT {_ENTRY_COLUMNS}, coalesce(published, first_seen) FROM entries WHERE site = ? "
+    "ORDER BY coalesce(published, first_seen) DESC, id LIMIT ?"
+)
+SOURCES_OF_SITE = (
+    f"SELECT {', '.join('e.' + c.strip() for c in _ENTRY_COLUMNS.split(','))}, coalesce(e.published, e.first_seen) "
+    "FROM sources s {join} entries e ON e.id = s.entry_id WHERE s.site = ? ORDER BY s.sort DESC, s.entry_id LIMIT ?"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,6 +201,8 @@ class Store(abc.ABC):
 
     # The column that orders rows by insertion (sqlite's rowid; an identity column in PostgreSQL).
     ROW_ORDER = "rowid"
+    # The join that walks sources before entries in `entries` (sqlite plans CROSS JOIN in the written order).
+    JOIN_IN_ORDER = "JOIN"
     # Whether other machines' workers use this database too, so site runs are claimed by lease (schedule.py).
     SHARED = False
 
@@ -317,14 +330,43 @@ class Store(abc.ABC):
         if not inserted:
             # Another worker stored this URL since the look-up above; it is visible now, so rule 1 applies.
             return self._add(db, article, key=key, url_key=url_key, now=now)
+        self._touch(db, entry_id)
         log.debug("site=%s added entry=%s url=%s", article.site, entry_id, article.url)
         return Added(self._entry_by_id(db, entry_id))
 
     def _record_source(self, db: Db, entry_id: str, article: Article, *, url_key: str, now: str) -> None:
-        db.execute(
-            "INSERT INTO sources (url_key, site, entry_id, url, first_seen) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (url_key, _text(article.site), entry_id, _text(article.url), now),
+        inserted = db.execute(
+            "INSERT INTO sources (url_key, site, entry_id, url, first_seen, sort) "
+            "SELECT ?, ?, id, ?, ?, coalesce(published, first_seen) FROM entries WHERE id = ? ON CONFLICT DO NOTHING",
+            (url_key, _text(article.site), _text(article.url), now, entry_id),
         )
+        if inserted.rowcount:
+            # The entry joins this site's feed and gains a link in every feed holding it.
+            self._touch(db, entry_id)
+
+    def _touch(self, db: Db, entry_id: str) -> None:
+        """Bump the change counter of every site whose feed shows this entry: its own site and the sites
+        that sighted it (sources). PostgreSQL needs the subquery named and the counter qualified; sqlite
+        needs the WHERE to tell the upsert's ON from a join's. The sites are locked in name order, so two
+        workers touching overlapping sites never deadlock on the counters."""
+        db.execute(
+            "INSERT INTO site_versions (site, version) "
+            "SELECT site, 1 FROM (SELECT site FROM entries WHERE id = ? UNION SELECT site FROM sources WHERE entry_id = ?) "
+            "AS touched WHERE true ORDER BY site ON CONFLICT (site) DO UPDATE SET version = site_versions.version + 1",
+            (entry_id, entry_id),
+        )
+
+    def site_versions(self, sites: Iterable[str]) -> dict[str, int]:
+        """Each site's change counter (0 for a site never changed): equal counters, equal feed entries."""
+        keys = sorted(set(sites))
+        found = dict.fromkeys(keys, 0)
+        with self._read("read site versions") as db:
+            for chunk in _chunks(keys):
+                marks = ", ".join("?" * len(chunk))
+                found.update(
+                    db.execute(f"SELECT site, version FROM site_versions WHERE site IN ({marks})", chunk)
+                )
+        return found
 
     def _copied_from(self, db: Db, article: Article, *, key: str, now: str) -> tuple[Any, ...] | None:
         """The stored entry that a sighting at a new URL repeats, by canonical key; None for a new story.
@@ -382,6 +424,13 @@ class Store(abc.ABC):
                 f"UPDATE entries SET {assignments}, key = ?, updated = ? WHERE id = ?",
                 (*changes.values(), key, now, entry_id),
             )
+            if "published" in changes:
+                db.execute(
+                    "UPDATE sources SET sort = (SELECT coalesce(published, first_seen) FROM entries WHERE id = ?) "
+                    "WHERE entry_id = ?",
+                    (entry_id, entry_id),
+                )
+            self._touch(db, entry_id)
             log.debug("site=%s updated entry=%s fields=%s", article.site, entry_id, ",".join(changes))
             return Updated(self._entry_by_id(db, entry_id))
         if key != row[2]:
@@ -453,19 +502,38 @@ class Store(abc.ABC):
     def entries(self, sites: Sequence[str], limit: int) -> list[Entry]:
         """The newest `limit` entries first seen on these sites or seen there later as a source (so a
         site's own feed never misses a story another site had first), by coalesce(published, first_seen)
-        desc, then id. Each story appears once, with the id it got at first sight."""
+        desc, then id. Each story appears once, with the id it got at first sight.
+
+        Cost is flat in history size: per site, two index walks newest first (its entries, its sources) that
+        stop after `limit` distinct entries, then a merge of at most 2 x sites x limit rows."""
         if not sites or limit <= 0:
             return []
-        marks = ", ".join("?" * len(sites))
+        found: dict[str, tuple[Any, ...]] = {}
         with self._read(f"read entries of {', '.join(sites)}") as db:
-            rows = db.execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE site IN ({marks}) "
-                f"OR id IN (SELECT entry_id FROM sources WHERE site IN ({marks})) "
-                "ORDER BY coalesce(published, first_seen) DESC, id LIMIT ?",
-                (*sites, *sites, limit),
-            ).fetchall()
+            for site in dict.fromkeys(sites):
+                for query in (ENTRIES_OF_SITE, SOURCES_OF_SITE.format(join=self.JOIN_IN_ORDER)):
+                    for row in self._newest(db, query, site, limit):
+                        found.setdefault(row[0], row)
+            # Newest first, ties by id: sort by the tie-break, then (stable) by the key.
+            rows = sorted(
+                sorted(found.values(), key=lambda r: str(r[0])), key=lambda r: str(r[-1]), reverse=True
+            )[:limit]
             sources = self._sources(db, [r[0] for r in rows])
-        return [_entry(r, sources.get(r[0], ())) for r in rows]
+        return [_entry(r[:-1], sources.get(r[0], ())) for r in rows]
+
+    def _newest(self, db: Db, query: str, site: str, limit: int) -> list[tuple[Any, ...]]:
+        """The first `limit` distinct entries of one index walk. A site with two sightings of one entry
+        repeats it, so a short answer with the row limit reached is asked again for twice the rows (a
+        LIMIT rather than a lazy cursor: psycopg fetches a whole result at once)."""
+        rows_wanted = limit
+        while True:
+            rows = db.execute(query, (site, rows_wanted)).fetchall()
+            distinct: dict[str, tuple[Any, ...]] = {}
+            for row in rows:
+                distinct.setdefault(row[0], row)
+            if len(distinct) >= limit or len(rows) < rows_wanted:
+                return list(distinct.values())[:limit]
+            rows_wanted *= 2
 
     def entry_count(self, site: str | None = None) -> int:
         with self._read("count entries") as db:

@@ -142,6 +142,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             next_allowed TEXT NOT NULL
         )""",
     ),
+    (
+        # As sqlite's step 8: per-site change counters and the sources' sort key with its index.
+        """CREATE TABLE site_versions (
+            site TEXT PRIMARY KEY,
+            version BIGINT NOT NULL
+        )""",
+        "ALTER TABLE sources ADD COLUMN sort TEXT NOT NULL DEFAULT ''",
+        "UPDATE sources SET sort = coalesce("
+        "(SELECT coalesce(e.published, e.first_seen) FROM entries e WHERE e.id = sources.entry_id), '')",
+        "CREATE INDEX sources_site_newest ON sources (site, sort DESC, entry_id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

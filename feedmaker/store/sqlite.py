@@ -149,6 +149,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             next_allowed TEXT NOT NULL
         )""",
     ),
+    (
+        # A change counter per site, bumped in the transaction that changes anything a feed of that site shows
+        # (`_touch`): publish compares counters, not rendered bytes, to skip unchanged feeds.
+        """CREATE TABLE site_versions (
+            site TEXT PRIMARY KEY,
+            version INTEGER NOT NULL
+        )""",
+        # Each source carries its entry's sort key (coalesce(published, first_seen)), so that the sightings of
+        # one site are walked newest first through an index and stop at the feed's limit (`entries`).
+        "ALTER TABLE sources ADD COLUMN sort TEXT NOT NULL DEFAULT ''",
+        "UPDATE sources SET sort = coalesce("
+        "(SELECT coalesce(e.published, e.first_seen) FROM entries e WHERE e.id = sources.entry_id), '')",
+        "CREATE INDEX sources_site_newest ON sources (site, sort DESC, entry_id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -168,6 +182,8 @@ class _Db:
 class SqliteStore(Store):
     """A Store in one sqlite file. A lock serialises the calls of several threads; other processes may
     use the same file concurrently (the busy timeout waits for their write lock)."""
+
+    JOIN_IN_ORDER = "CROSS JOIN"
 
     def __init__(
         self, path: str | Path, *, now: Callable[[], datetime] = utcnow, worker: str | None = None
