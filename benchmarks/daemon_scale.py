@@ -94,10 +94,10 @@ def build_store(path: Path, total: int) -> None:
 def store_part(work: Path, queries: int) -> None:
     from feedmaker.models import Entry
     from feedmaker.store import SqliteStore, Store
-    from feedmaker.store.base import _ENTRY_COLUMNS, _entry
+    from feedmaker.store.rows import ENTRY_COLUMNS, entry_from_row
 
     old_sql = (
-        f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE site IN ({{marks}}) "
+        f"SELECT {ENTRY_COLUMNS} FROM entries WHERE site IN ({{marks}}) "
         "OR id IN (SELECT entry_id FROM sources WHERE site IN ({marks})) "
         "ORDER BY coalesce(published, first_seen) DESC, id LIMIT ?"
     )
@@ -108,7 +108,7 @@ def store_part(work: Path, queries: int) -> None:
         with store._read("old entries") as db:
             rows = db.execute(old_sql.format(marks=marks), (*sites, *sites, limit)).fetchall()
             sources = store._sources(db, [r[0] for r in rows])
-        return [_entry(r, sources.get(r[0], ())) for r in rows]
+        return [entry_from_row(r, sources.get(r[0], ())) for r in rows]
 
     say(
         f"1. store: ms per feed query (50 entries), {STORE_SITES} sites, {queries} queries each, min of 3 rounds"

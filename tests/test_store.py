@@ -24,6 +24,7 @@ from feedmaker.errors import StoreError
 from feedmaker.models import Added, Article, Duplicate, SiteReport, Updated, Validators
 from feedmaker.store import RunRecord, SqliteStore, Store, open_store
 from feedmaker.store import base as store_base
+from feedmaker.store import history as store_history
 from feedmaker.store import sqlite as store_module
 from feedmaker.store.sqlite import SCHEMA_VERSION
 
@@ -279,7 +280,7 @@ def test_run_history_keeps_counts_fill_rates_and_failures(store: Store):
 
 
 def test_run_history_is_pruned_per_site(store: Store, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(store_base, "RUNS_KEPT", 3)
+    monkeypatch.setattr(store_history, "RUNS_KEPT", 3)
     for minute in range(6):
         store.record_run(report(minute=minute, items=minute))
     store.record_run(report("other"))

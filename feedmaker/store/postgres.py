@@ -29,6 +29,7 @@ import psycopg_pool
 
 from feedmaker.errors import StoreError
 from feedmaker.models import utcnow
+from feedmaker.store import schema
 from feedmaker.store.base import Cursor, Db, Store
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore", "display_url"]
@@ -45,74 +46,22 @@ MIGRATION_LOCK = 0x66656564  # "feed"
 # fixed-width UTC text, so that both engines compare and sort them alike.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
-        """CREATE TABLE entries (
-            id TEXT PRIMARY KEY,
-            seq BIGINT GENERATED ALWAYS AS IDENTITY,
-            site TEXT NOT NULL,
-            key TEXT NOT NULL,
-            url_key TEXT NOT NULL UNIQUE,
-            url TEXT NOT NULL,
-            headline TEXT NOT NULL,
-            published TEXT,
-            author TEXT,
-            summary TEXT,
-            image TEXT,
-            content TEXT,
-            origins TEXT NOT NULL DEFAULT '[]',
-            first_seen TEXT NOT NULL,
-            updated TEXT NOT NULL
-        )""",
+        schema.entries_table("seq BIGINT GENERATED ALWAYS AS IDENTITY,"),
         "CREATE INDEX entries_key ON entries (key, first_seen)",
         "CREATE INDEX entries_site_newest ON entries (site, (coalesce(published, first_seen)) DESC, id)",
-        """CREATE TABLE sources (
-            url_key TEXT NOT NULL,
-            site TEXT NOT NULL,
-            entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
-            url TEXT NOT NULL,
-            first_seen TEXT NOT NULL,
-            PRIMARY KEY (url_key, site)
-        )""",
-        "CREATE INDEX sources_entry ON sources (entry_id, first_seen)",
-        "CREATE INDEX sources_site ON sources (site, entry_id)",
-        """CREATE TABLE validators (
-            url TEXT PRIMARY KEY,
-            etag TEXT,
-            last_modified TEXT,
-            saved TEXT NOT NULL
-        )""",
-        """CREATE TABLE runs (
-            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            site TEXT NOT NULL,
-            ok INTEGER NOT NULL,
-            started TEXT NOT NULL,
-            finished TEXT NOT NULL,
-            pages INTEGER NOT NULL,
-            items INTEGER NOT NULL,
-            new INTEGER NOT NULL,
-            updated INTEGER NOT NULL,
-            duplicates INTEGER NOT NULL,
-            not_modified INTEGER NOT NULL,
-            errors TEXT NOT NULL,
-            warnings TEXT NOT NULL,
-            fill TEXT NOT NULL
-        )""",
+        schema.sources_table("sources"),
+        *schema.SOURCES_INDEXES,
+        schema.VALIDATORS,
+        schema.runs_table("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
         "CREATE INDEX runs_site ON runs (site, id)",
-        """CREATE TABLE host_pauses (
-            host TEXT PRIMARY KEY,
-            until TEXT NOT NULL
-        )""",
+        schema.HOST_PAUSES,
         """CREATE TABLE robots (
             url TEXT PRIMARY KEY,
             fetched TEXT NOT NULL,
             status INTEGER NOT NULL,
             body BYTEA NOT NULL
         )""",
-        """CREATE TABLE filtered (
-            url_key TEXT NOT NULL,
-            site TEXT NOT NULL,
-            seen TEXT NOT NULL,
-            PRIMARY KEY (url_key, site)
-        )""",
+        schema.FILTERED,
         # One row per canonical key ever minted: its row lock is what a worker holds while it decides
         # whether a sighting is a new story (see base.py), so two workers never mint the same story twice.
         """CREATE TABLE story_keys (
@@ -122,25 +71,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (
         # As sqlite's step 6: site-run leases and the worker of each run.
-        """CREATE TABLE leases (
-            site TEXT NOT NULL,
-            slot TEXT NOT NULL,
-            worker TEXT NOT NULL,
-            claimed TEXT NOT NULL,
-            expires TEXT NOT NULL,
-            done INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (site, slot)
-        )""",
+        schema.LEASES,
         "ALTER TABLE runs ADD COLUMN worker TEXT",
     ),
     (
         # One request in flight per host and the delay between requests, across every worker.
-        """CREATE TABLE host_turns (
-            host TEXT PRIMARY KEY,
-            holder TEXT,
-            held_until TEXT NOT NULL,
-            next_allowed TEXT NOT NULL
-        )""",
+        schema.HOST_TURNS,
     ),
     (
         # As sqlite's step 8: per-site change counters and the sources' sort key with its index.
@@ -148,10 +84,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             site TEXT PRIMARY KEY,
             version BIGINT NOT NULL
         )""",
-        "ALTER TABLE sources ADD COLUMN sort TEXT NOT NULL DEFAULT ''",
-        "UPDATE sources SET sort = coalesce("
-        "(SELECT coalesce(e.published, e.first_seen) FROM entries e WHERE e.id = sources.entry_id), '')",
-        "CREATE INDEX sources_site_newest ON sources (site, sort DESC, entry_id)",
+        *schema.SOURCES_SORT,
     ),
 )
 
@@ -214,7 +147,7 @@ class PostgresStore(Store):
             self._connections.close()
             raise StoreError(f"{self.path}: cannot connect: {exc}") from exc
         try:
-            self._migrate()
+            self._migrate(MIGRATIONS)
         except BaseException:
             self._connections.close()
             raise
@@ -222,23 +155,16 @@ class PostgresStore(Store):
     def close(self) -> None:
         self._connections.close()
 
-    def _migrate(self) -> None:
-        for version, statements in enumerate(MIGRATIONS, start=1):
-            with self._write(f"migrate to schema version {version}") as db:
-                db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())"
-                )
-                current = db.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
-                if current > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.path}: schema version {current} is newer than this feedmaker ({SCHEMA_VERSION})"
-                    )
-                if current >= version:
-                    continue
-                for statement in statements:
-                    db.execute(statement)
-                db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    def _schema_version(self, db: Db) -> int:
+        # The advisory lock serialises workers starting at once until this step's transaction ends.
+        db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        return int(db.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+
+    def _mark_schema_version(self, db: Db, version: int) -> None:
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
     @contextlib.contextmanager
     def _transaction(self, *, write: bool, action: str) -> Iterator[Db]:

@@ -23,7 +23,8 @@ from typing import Any
 
 from feedmaker.errors import StoreError
 from feedmaker.models import utcnow
-from feedmaker.store.base import Cursor, Store
+from feedmaker.store import schema
+from feedmaker.store.base import Cursor, Db, Store
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore"]
 
@@ -32,22 +33,7 @@ BUSY_TIMEOUT_MS = 5000
 # Each step is applied in one transaction together with `PRAGMA user_version = <its index + 1>`.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
-        """CREATE TABLE entries (
-            id TEXT PRIMARY KEY,
-            site TEXT NOT NULL,
-            key TEXT NOT NULL,
-            url_key TEXT NOT NULL UNIQUE,
-            url TEXT NOT NULL,
-            headline TEXT NOT NULL,
-            published TEXT,
-            author TEXT,
-            summary TEXT,
-            image TEXT,
-            content TEXT,
-            origins TEXT NOT NULL DEFAULT '[]',
-            first_seen TEXT NOT NULL,
-            updated TEXT NOT NULL
-        )""",
+        schema.entries_table(""),
         "CREATE INDEX entries_key ON entries (key, first_seen)",
         "CREATE INDEX entries_site_newest ON entries (site, coalesce(published, first_seen) DESC, id)",
         """CREATE TABLE sources (
@@ -57,38 +43,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             site TEXT NOT NULL,
             first_seen TEXT NOT NULL
         )""",
-        "CREATE INDEX sources_entry ON sources (entry_id, first_seen)",
-        "CREATE INDEX sources_site ON sources (site, entry_id)",
-        """CREATE TABLE validators (
-            url TEXT PRIMARY KEY,
-            etag TEXT,
-            last_modified TEXT,
-            saved TEXT NOT NULL
-        )""",
-        """CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            site TEXT NOT NULL,
-            ok INTEGER NOT NULL,
-            started TEXT NOT NULL,
-            finished TEXT NOT NULL,
-            pages INTEGER NOT NULL,
-            items INTEGER NOT NULL,
-            new INTEGER NOT NULL,
-            updated INTEGER NOT NULL,
-            duplicates INTEGER NOT NULL,
-            not_modified INTEGER NOT NULL,
-            errors TEXT NOT NULL,
-            warnings TEXT NOT NULL,
-            fill TEXT NOT NULL
-        )""",
+        *schema.SOURCES_INDEXES,
+        schema.VALIDATORS,
+        schema.runs_table("INTEGER PRIMARY KEY"),
         "CREATE INDEX runs_site ON runs (site, id)",
     ),
     (
         # Hosts paused by Retry-After, so the pause outlives the process (`run --once` from cron).
-        """CREATE TABLE host_pauses (
-            host TEXT PRIMARY KEY,
-            until TEXT NOT NULL
-        )""",
+        schema.HOST_PAUSES,
     ),
     (
         # robots.txt files, so that a `run --once` from cron asks each host at most once a day.
@@ -101,53 +63,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (
         # A source is one site's sighting: the same URL listed by two sites is two sources.
-        """CREATE TABLE sources_by_site (
-            url_key TEXT NOT NULL,
-            site TEXT NOT NULL,
-            entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
-            url TEXT NOT NULL,
-            first_seen TEXT NOT NULL,
-            PRIMARY KEY (url_key, site)
-        )""",
+        schema.sources_table("sources_by_site"),
         "INSERT INTO sources_by_site (url_key, site, entry_id, url, first_seen) "
         "SELECT url_key, site, entry_id, url, first_seen FROM sources",
         "DROP TABLE sources",
         "ALTER TABLE sources_by_site RENAME TO sources",
-        "CREATE INDEX sources_entry ON sources (entry_id, first_seen)",
-        "CREATE INDEX sources_site ON sources (site, entry_id)",
+        *schema.SOURCES_INDEXES,
     ),
     (
         # New items a site's filters rejected after reading their article page: remembered, so that they are
         # not fetched again every run, nor take the place of later items under max_articles.
-        """CREATE TABLE filtered (
-            url_key TEXT NOT NULL,
-            site TEXT NOT NULL,
-            seen TEXT NOT NULL,
-            PRIMARY KEY (url_key, site)
-        )""",
+        schema.FILTERED,
     ),
     (
         # Site-run leases: which worker runs a site for one schedule slot (see Store.claim_run), and which
         # worker ran each recorded run, for the status page.
-        """CREATE TABLE leases (
-            site TEXT NOT NULL,
-            slot TEXT NOT NULL,
-            worker TEXT NOT NULL,
-            claimed TEXT NOT NULL,
-            expires TEXT NOT NULL,
-            done INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (site, slot)
-        )""",
+        schema.LEASES,
         "ALTER TABLE runs ADD COLUMN worker TEXT",
     ),
     (
         # One request in flight per host and the delay between requests, across every worker.
-        """CREATE TABLE host_turns (
-            host TEXT PRIMARY KEY,
-            holder TEXT,
-            held_until TEXT NOT NULL,
-            next_allowed TEXT NOT NULL
-        )""",
+        schema.HOST_TURNS,
     ),
     (
         # A change counter per site, bumped in the transaction that changes anything a feed of that site shows
@@ -158,10 +94,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         # Each source carries its entry's sort key (coalesce(published, first_seen)), so that the sightings of
         # one site are walked newest first through an index and stop at the feed's limit (`entries`).
-        "ALTER TABLE sources ADD COLUMN sort TEXT NOT NULL DEFAULT ''",
-        "UPDATE sources SET sort = coalesce("
-        "(SELECT coalesce(e.published, e.first_seen) FROM entries e WHERE e.id = sources.entry_id), '')",
-        "CREATE INDEX sources_site_newest ON sources (site, sort DESC, entry_id)",
+        *schema.SOURCES_SORT,
     ),
 )
 
@@ -203,7 +136,7 @@ class SqliteStore(Store):
                     raise StoreError(f"{self.path}: cannot switch to WAL journal (got {mode!r})")
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
+            self._migrate(MIGRATIONS)
         except sqlite3.Error as exc:
             self._db.close()
             raise StoreError(f"{self.path}: cannot prepare database: {exc}") from exc
@@ -215,19 +148,11 @@ class SqliteStore(Store):
         with self._lock:
             self._db.close()
 
-    def _migrate(self) -> None:
-        for version, statements in enumerate(MIGRATIONS, start=1):
-            with self._write(f"migrate to schema version {version}") as db:
-                current = db.execute("PRAGMA user_version").fetchone()[0]
-                if current > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.path}: schema version {current} is newer than this feedmaker ({SCHEMA_VERSION})"
-                    )
-                if current >= version:
-                    continue
-                for statement in statements:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version}")
+    def _schema_version(self, db: Db) -> int:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _mark_schema_version(self, db: Db, version: int) -> None:
+        db.execute(f"PRAGMA user_version = {int(version)}")
 
     @contextlib.contextmanager
     def _transaction(self, *, write: bool, action: str) -> Iterator[_Db]:

@@ -1,0 +1,120 @@
+"""The parts of the schema both engines write alike (sqlite.py and postgres.py keep their own MIGRATIONS,
+whose steps differ in types and order): one spelling per table, so the two dialects cannot drift apart.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FILTERED",
+    "HOST_PAUSES",
+    "HOST_TURNS",
+    "LEASES",
+    "SOURCES_INDEXES",
+    "SOURCES_SORT",
+    "VALIDATORS",
+    "entries_table",
+    "runs_table",
+]
+
+VALIDATORS = """CREATE TABLE validators (
+            url TEXT PRIMARY KEY,
+            etag TEXT,
+            last_modified TEXT,
+            saved TEXT NOT NULL
+        )"""
+
+HOST_PAUSES = """CREATE TABLE host_pauses (
+            host TEXT PRIMARY KEY,
+            until TEXT NOT NULL
+        )"""
+
+FILTERED = """CREATE TABLE filtered (
+            url_key TEXT NOT NULL,
+            site TEXT NOT NULL,
+            seen TEXT NOT NULL,
+            PRIMARY KEY (url_key, site)
+        )"""
+
+LEASES = """CREATE TABLE leases (
+            site TEXT NOT NULL,
+            slot TEXT NOT NULL,
+            worker TEXT NOT NULL,
+            claimed TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (site, slot)
+        )"""
+
+HOST_TURNS = """CREATE TABLE host_turns (
+            host TEXT PRIMARY KEY,
+            holder TEXT,
+            held_until TEXT NOT NULL,
+            next_allowed TEXT NOT NULL
+        )"""
+
+SOURCES_INDEXES = (
+    "CREATE INDEX sources_entry ON sources (entry_id, first_seen)",
+    "CREATE INDEX sources_site ON sources (site, entry_id)",
+)
+# Each source carries its entry's sort key (coalesce(published, first_seen)), so that the sightings of one
+# site are walked newest first through an index and stop at the feed's limit (`Store.entries`).
+SOURCES_SORT = (
+    "ALTER TABLE sources ADD COLUMN sort TEXT NOT NULL DEFAULT ''",
+    "UPDATE sources SET sort = coalesce("
+    "(SELECT coalesce(e.published, e.first_seen) FROM entries e WHERE e.id = sources.entry_id), '')",
+    "CREATE INDEX sources_site_newest ON sources (site, sort DESC, entry_id)",
+)
+
+
+def entries_table(row_order: str) -> str:
+    """The entries table; `row_order` is a column definition that numbers rows in insertion order where the
+    engine has none of its own (sqlite has rowid)."""
+    return f"""CREATE TABLE entries (
+            id TEXT PRIMARY KEY,
+            {row_order}
+            site TEXT NOT NULL,
+            key TEXT NOT NULL,
+            url_key TEXT NOT NULL UNIQUE,
+            url TEXT NOT NULL,
+            headline TEXT NOT NULL,
+            published TEXT,
+            author TEXT,
+            summary TEXT,
+            image TEXT,
+            content TEXT,
+            origins TEXT NOT NULL DEFAULT '[]',
+            first_seen TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )"""
+
+
+def runs_table(id_type: str) -> str:
+    """The run records; `id_type` is the engine's auto-numbered primary key."""
+    return f"""CREATE TABLE runs (
+            id {id_type},
+            site TEXT NOT NULL,
+            ok INTEGER NOT NULL,
+            started TEXT NOT NULL,
+            finished TEXT NOT NULL,
+            pages INTEGER NOT NULL,
+            items INTEGER NOT NULL,
+            new INTEGER NOT NULL,
+            updated INTEGER NOT NULL,
+            duplicates INTEGER NOT NULL,
+            not_modified INTEGER NOT NULL,
+            errors TEXT NOT NULL,
+            warnings TEXT NOT NULL,
+            fill TEXT NOT NULL
+        )"""
+
+
+def sources_table(name: str) -> str:
+    """The sightings table, one row per (URL, site); `name` differs while sqlite's step 4 rebuilds it."""
+    return f"""CREATE TABLE {name} (
+            url_key TEXT NOT NULL,
+            site TEXT NOT NULL,
+            entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            PRIMARY KEY (url_key, site)
+        )"""
