@@ -18,14 +18,14 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from feedmaker.canon import canonical_key, canonical_url
 from feedmaker.config import Settings, SiteConfig
-from feedmaker.errors import ExtractError, FeedmakerError, FetchError, StoreError
+from feedmaker.errors import FeedmakerError, StoreError
 from feedmaker.extract import extract_article, extract_listing
 from feedmaker.fetch import Fetcher
 from feedmaker.models import (
@@ -41,33 +41,19 @@ from feedmaker.models import (
     utcnow,
 )
 from feedmaker.publish import publish
+from feedmaker.run_report import describe_failure, drift_warnings, fill_rates, log_report
 from feedmaker.store import RunRecord, Store, is_generic_key
 from feedmaker.workers import PagePool
 
 __all__ = [
-    "DRIFT_BEFORE",
     "RUN_SHARE",
-    "WATCHED",
     "Deadline",
     "crawl_all",
     "crawl_site",
-    "fill_rates",
     "run_seconds",
 ]
 
 log = logging.getLogger(__name__)
-
-# Fields whose fill rate is watched for drift, with the config key that feeds them.
-WATCHED = ("headline", "published", "author", "summary", "image")
-SELECTOR_KEY = {
-    "headline": "headline",
-    "published": "date",
-    "author": "author",
-    "summary": "summary",
-    "image": "image",
-}
-# A field that was filled in at least this share of items in the last good run and now in none has drifted.
-DRIFT_BEFORE = 0.5
 
 # A site run may use this share of its schedule interval at most (see run_seconds).
 RUN_SHARE = 0.8
@@ -153,15 +139,6 @@ def run_seconds(site: SiteConfig, settings: Settings) -> float:
     return min(settings.limits.site_run_seconds, RUN_SHARE * site.schedule.seconds_between_runs())
 
 
-def fill_rates(articles: Sequence[Article], section: str) -> dict[str, float]:
-    """Share of articles with each watched field filled, keyed "list.published", "article.author", ..."""
-    if not articles:
-        return {}
-    return {
-        f"{section}.{name}": sum(1 for a in articles if getattr(a, name)) / len(articles) for name in WATCHED
-    }
-
-
 async def crawl_site(
     site: SiteConfig,
     *,
@@ -209,7 +186,7 @@ async def crawl_site(
     except StoreError as exc:
         # The run happened but left no trace: report it failed, so that no feed is rewritten from it.
         report = replace(report, errors=(*report.errors, f"run not recorded: {exc}"))
-    _log_report(report)
+    log_report(report)
     return report
 
 
@@ -408,20 +385,6 @@ def store_sightings(site: SiteConfig, store: Store, listings: Listings, kept: So
     )
 
 
-def describe_failure(site: SiteConfig, exc: Exception, previous: RunRecord | None) -> str:
-    """The report's line for a run that stopped at `exc`."""
-    if isinstance(exc, FetchError):
-        return f"fetch failed: {exc}"
-    if isinstance(exc, ExtractError):
-        hint = f" (last good run found {previous.items} items)" if previous and previous.items else ""
-        return f"extract failed: {exc}{hint}"
-    if isinstance(exc, FeedmakerError):
-        return str(exc)
-    # A bug, but one site's bug must not stop the other sites' runs or the daemon.
-    log.error("site=%s run crashed", site.id, exc_info=exc)
-    return f"internal error (a bug; the log has the traceback): {type(exc).__name__}: {exc}"
-
-
 def summarise(
     site: SiteConfig,
     *,
@@ -452,7 +415,7 @@ def summarise(
             warnings.append(
                 f"{followed.deferred} new item(s) left for the next run (max_articles = {site.max_articles})"
             )
-        warnings.extend(_drift(site, previous.fill if previous else {}, fill))
+        warnings.extend(drift_warnings(site, previous.fill if previous else {}, fill))
     counts = stored or Stored()
     report = SiteReport(
         site=site.id,
@@ -500,55 +463,6 @@ def _names_an_item(url: str) -> bool:
     an item's key never changes when other items come and go."""
     fragment = url.partition("#")[2]
     return bool(_ID_FRAGMENT.match(fragment)) and not _NOISE_FRAGMENTS.match(fragment)
-
-
-def _selector_for(site: SiteConfig, measured: str) -> str:
-    section, name = measured.split(".", 1)
-    key = SELECTOR_KEY[name]
-    selectors = site.list if section == "list" else site.article
-    chain = getattr(selectors, key, None) if selectors is not None else None
-    if chain:
-        return f"{section}.{key} {' / '.join(spec.css for spec in chain)!r}"
-    return f"{section}.{key} (fallbacks only)"
-
-
-def _drift(site: SiteConfig, before: Mapping[str, float], now: Mapping[str, float]) -> list[str]:
-    """A field that was usually filled and now is never filled means its selector rotted."""
-    return [
-        f"drift: {measured} found in {rate:.0%} of items last good run, now in none; check {_selector_for(site, measured)}"
-        for measured, rate in before.items()
-        if measured in now and rate >= DRIFT_BEFORE and now[measured] == 0
-    ]
-
-
-def _log_report(r: SiteReport) -> None:
-    ms = int(r.seconds * 1000)
-    if r.ok:
-        log.info(
-            "site=%s run ok pages=%d items=%d new=%d updated=%d dup=%d not_modified=%d errors=0 warnings=%d ms=%d",
-            r.site,
-            r.pages,
-            r.items,
-            r.new,
-            r.updated,
-            r.duplicates,
-            r.not_modified,
-            len(r.warnings),
-            ms,
-        )
-    else:
-        log.warning(
-            "site=%s run failed pages=%d new=%d dup=%d errors=%d ms=%d reason=%s",
-            r.site,
-            r.pages,
-            r.new,
-            r.duplicates,
-            len(r.errors),
-            ms,
-            "; ".join(r.errors),
-        )
-    for warning in r.warnings:
-        log.warning("site=%s %s", r.site, warning)
 
 
 async def crawl_all(
