@@ -17,6 +17,7 @@ __all__ = [
     "NotModified",
     "Page",
     "RobotsFile",
+    "Sighting",
     "SiteReport",
     "Updated",
     "Validators",
@@ -115,6 +116,18 @@ class Entry:
     first_seen: datetime
     updated: datetime
     sources: tuple[str, ...] = ()  # other URLs (other sites) the same story was seen at
+    # The site feed this entry's sighting comes from, in a combined feed (Atom <source>); None elsewhere.
+    source: FeedMeta | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sighting:
+    """store -> views: one site's copy of a story, with the fields that site gave it."""
+
+    article: Article  # article.site is the sighting's site
+    url_key: str
+    first_seen: datetime
+    updated: datetime
 
 
 @dataclass(frozen=True, slots=True)

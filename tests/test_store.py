@@ -27,6 +27,7 @@ from feedmaker.store import base as store_base
 from feedmaker.store import history as store_history
 from feedmaker.store import sqlite as store_module
 from feedmaker.store.sqlite import SCHEMA_VERSION
+from feedmaker.views import View, view_id
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,13 +156,21 @@ def test_same_story_from_another_site_keeps_the_first_and_records_the_source_onc
     assert store.known_urls("farm", [copy.url.lower(), "https://farm.example/new"]) == {copy.url.lower()}
 
 
-def test_a_recorded_source_edited_later_stays_a_duplicate_of_the_first_entry(store: Store):
+def test_a_recorded_source_edited_later_stays_the_same_story_and_its_site_shows_the_edit(store: Store):
+    """The farm's edit updates the farm's own sighting: one story still, the wire's fields untouched."""
     first = add(store, article(1, site="wire")).entry
     add(store, article(7, site="farm", headline="Story number 1 told"), key="story number 1 told")
     result = add(store, article(7, site="farm", headline="SHOCKING: story number 1 (video)"), key="shocking")
-    assert isinstance(result, Duplicate)
+    assert isinstance(result, Updated)
     assert result.entry.id == first.id
+    assert result.entry.article == first.article
     assert store.entry_count() == 1
+    assert [e.article.headline for e in store.entries(["farm"], 10)] == ["SHOCKING: story number 1 (video)"]
+    assert [e.article.headline for e in store.entries(["wire"], 10)] == ["Story number 1 told"]
+    assert isinstance(
+        add(store, article(7, site="farm", headline="SHOCKING: story number 1 (video)"), key="shocking"),
+        Duplicate,
+    )
 
 
 def test_published_none_stays_none_and_sorting_falls_back_to_first_seen(store: Store):
@@ -190,10 +199,11 @@ def test_dates_come_back_as_the_same_instant_in_utc(store: Store):
     assert entry.article.published.utcoffset() == timedelta(0)
 
 
-def test_same_timestamp_ties_are_broken_by_id(tmp_path: Path):
+def test_same_timestamp_ties_are_broken_by_url_whatever_the_ids(tmp_path: Path):
+    """Ties follow the URL, not the ids minted at first sight, so crawl order never reorders a feed."""
     with SqliteStore(tmp_path / "s.db", now=lambda: T0) as db:
-        ids = [add(db, article(n)).entry.id for n in range(5)]
-        assert [e.id for e in db.entries(["wire"], 10)] == sorted(ids)
+        urls = [add(db, article(n)).entry.article.url for n in (3, 1, 4, 0, 2)]
+        assert [e.article.url for e in db.entries(["wire"], 10)] == sorted(urls)
 
 
 def test_known_urls_looks_up_many_keys_at_once(store: Store):
@@ -999,50 +1009,44 @@ def test_site_versions_move_with_every_change_a_feed_shows_and_only_then(store: 
 
 
 def test_entries_merge_own_and_sighted_entries_newest_first_and_once(store: Store):
-    """The walk per site (own entries, sighted entries) and the merge give the order of one global sort."""
+    """The walks per site (own entries, later sightings) and the stop rule give the order of one global sort:
+    each story once, by the date of the sighting it shows (its earliest on the feed's sites)."""
     rng = random.Random(12)
     sites = ["a", "b", "c"]
-    expected: dict[str, str] = {}
+    sightings: dict[str, list[tuple[datetime, str, str]]] = {}  # story id -> (instant, site, url)
     for n in range(60):
         site = rng.choice(sites)
         published = T0 - timedelta(hours=rng.randrange(48)) if rng.random() < 0.8 else None
         added = add(store, article(n, site=site, headline=f"Story {n} of the day told", published=published))
         assert isinstance(added, Added)
-        expected[added.entry.id] = _sort_key(added.entry)
-        if rng.random() < 0.3:  # sighted by another site at two URLs: one entry, listed once
-            other = rng.choice([s for s in sites if s != site])
-            for copy in range(2):
-                dup = add(
-                    store,
-                    article(1000 + 2 * n + copy, site=other, headline=f"copy {n} {copy}"),
-                    key=added.entry.key,
-                )
-                assert isinstance(dup, Duplicate)
-    for feed_sites, limit in ((["a"], 5), (["b"], 100), (["a", "c"], 7), (sites, 25), (sites, 1)):
-        members = set()
-        for site in feed_sites:
-            members |= {e.id for e in store.entries([site], 1000)}
-        everything = store.entries(feed_sites, 1000)
-        assert {e.id for e in everything} == members
-        ids = [e.id for e in store.entries(feed_sites, limit)]
-        assert len(ids) == len(set(ids)) == min(limit, len(members))
-        assert ids == sorted(members, key=lambda i: (_neg(expected[i]), i))[:limit]
+        entry = added.entry
+        sightings[entry.id] = [(published or entry.first_seen, site, entry.article.url)]
+        if rng.random() < 0.4:  # sighted by other sites, some at two URLs, dated before or after
+            for copy in range(rng.randrange(1, 4)):
+                other = rng.choice([s for s in sites if s != site])
+                when = T0 - timedelta(hours=rng.randrange(72))
+                item = article(1000 + 3 * n + copy, site=other, headline=f"copy {n} {copy}", published=when)
+                assert isinstance(add(store, item, key=entry.key), Duplicate)
+                sightings[entry.id].append((when, other, item.url))
+    for feed_sites, limit in ((["a"], 5), (["b"], 100), (["a", "c"], 7), (sites, 25), (sites, 1), (sites, 3)):
+        shown = {}
+        for story_id, seen in sightings.items():
+            mine = sorted(
+                (when, feed_sites.index(site), url) for when, site, url in seen if site in feed_sites
+            )
+            if mine:
+                shown[story_id] = (mine[0][0], mine[0][2])
+        expected = sorted(
+            sorted(shown, key=lambda i: (shown[i][1], i)), key=lambda i: shown[i][0], reverse=True
+        )
+        got = store.entries(feed_sites, limit)
+        assert [e.id for e in got] == expected[:limit]
+        assert [e.article.url for e in got] == [shown[i][1] for i in expected[:limit]]
 
 
-def _sort_key(entry: object) -> str:
-    from feedmaker.models import Entry
-
-    assert isinstance(entry, Entry)
-    moment = entry.article.published or entry.first_seen
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _neg(text: str) -> tuple[int, ...]:
-    return tuple(-ord(c) for c in text)
-
-
-def test_a_date_found_later_moves_the_entry_in_its_sighting_sites_walk(store: Store):
-    """The sources' copy of the sort key follows the entry when an update gives it a date."""
+def test_a_date_found_later_moves_a_sighting_in_its_own_sites_walk_only(store: Store):
+    """A sighting's sort key is its own date: the farm's copy moves when the farm's page gives it a date,
+    not when the wire's does."""
     old = add(store, article(1, site="wire", headline="An undated story told here"))
     assert isinstance(old, Added)
     assert isinstance(add(store, article(9, site="farm", headline="x"), key=old.entry.key), Duplicate)
@@ -1053,7 +1057,16 @@ def test_a_date_found_later_moves_the_entry_in_its_sighting_sites_walk(store: St
     assert isinstance(
         add(store, article(1, site="wire", headline="An undated story told here", published=later)), Updated
     )
-    assert [e.id for e in store.entries(["farm"], 1)] == [old.entry.id]
+    assert [e.id for e in store.entries(["farm"], 1)] == [newer.entry.id]
+    assert isinstance(
+        add(store, article(9, site="farm", headline="x", published=later), key=old.entry.key), Updated
+    )
+    [shown] = store.entries(["farm"], 1)
+    assert (shown.id, shown.article.url, shown.article.published) == (
+        old.entry.id,
+        article(9, site="farm").url,
+        later,
+    )
 
 
 @pytest.mark.parametrize("query", ["ENTRIES_OF_SITE", "SOURCES_OF_SITE"])
@@ -1066,7 +1079,7 @@ def test_the_entries_walks_use_an_index_and_never_sort_the_history(tmp_path: Pat
             add(db, article(5000 + n, site=f"s{(n + 1) % 4}", headline="x"), key=added.entry.key)
     with raw(tmp_path / "state.db") as conn:
         conn.execute("ANALYZE")
-        sql = getattr(store_base, query).format(join=SqliteStore.JOIN_IN_ORDER)
+        sql = getattr(store_base, query)
         plan = " | ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("s1", 50)))
     assert "TEMP B-TREE" not in plan, plan
     index = "entries_site_newest" if query == "ENTRIES_OF_SITE" else "sources_site_newest"
@@ -1078,8 +1091,8 @@ def test_a_database_before_change_counters_gets_sort_keys_for_its_sources(
 ):
     path = tmp_path / "state.db"
     with monkeypatch.context() as patch:
-        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:-1])
-        patch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION - 1)
+        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:7])
+        patch.setattr(store_module, "SCHEMA_VERSION", 7)
         with SqliteStore(path):
             pass
     stamp = T0.isoformat(timespec="microseconds")
@@ -1109,8 +1122,8 @@ def test_a_postgres_database_before_change_counters_gets_sort_keys_for_its_sourc
     from feedmaker.store import postgres
 
     with monkeypatch.context() as patch:
-        patch.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:-1])
-        patch.setattr(postgres, "SCHEMA_VERSION", postgres.SCHEMA_VERSION - 1)
+        patch.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:3])
+        patch.setattr(postgres, "SCHEMA_VERSION", 3)
         open_store(postgres_url, state_dir=tmp_path).close()
     stamp = T0.isoformat(timespec="microseconds")
     with psycopg.connect(postgres_url) as db:
@@ -1135,3 +1148,88 @@ def test_a_postgres_database_before_change_counters_gets_sort_keys_for_its_sourc
     with psycopg.connect(postgres_url) as db:
         sorts: dict[str, str] = dict(db.execute("SELECT entry_id, sort FROM sources").fetchall())
     assert sorts == {"urn:uuid:1": "2024-01-02T00:00:00.000000+00:00", "urn:uuid:2": stamp}
+
+
+# -- each sighting its own fields (schema step sqlite 9 / postgres 5) ------------------------------------------
+
+_OLD_ENTRY = (
+    "INSERT INTO entries (id, site, key, url_key, url, headline, published, summary, origins, first_seen, updated) "
+    "VALUES ('urn:uuid:old', 'wire', 'an old story told by the wire', 'u1', 'https://wire.example/1', "
+    "'An old story told by the wire', '2024-01-02T00:00:00.000000+00:00', 'wire summary', "
+    '\'[["headline", "selector:h1"]]\', ?, ?)'
+)
+_OLD_SOURCE = (
+    "INSERT INTO sources (url_key, site, entry_id, url, first_seen, sort) "
+    "VALUES ('f1', 'farm', 'urn:uuid:old', 'https://farm.example/1', ?, '2024-01-02T00:00:00.000000+00:00')"
+)
+
+
+def _check_sightings_upgrade(new: Store) -> None:
+    """What an upgraded store shows: old sightings keep what their feed showed (the story's fields, their own
+    URL) with the id every feed had, the first site keeps its id; new sightings keep their own fields."""
+    stamp = T0.isoformat(timespec="microseconds")
+    [farm] = new.entries(["farm"], 10)
+    [wire] = new.entries(["wire"], 10)
+    assert (farm.id, farm.article.url, farm.article.headline, farm.article.summary) == (
+        "urn:uuid:old", "https://farm.example/1", "An old story told by the wire", "wire summary",
+    )  # fmt: skip
+    assert farm.article.origins == (("headline", "selector:h1"),)
+    assert farm.updated == farm.first_seen == datetime.fromisoformat(stamp)
+    assert (wire.id, wire.article.url, wire.sources) == (
+        "urn:uuid:old",
+        "https://wire.example/1",
+        ("https://farm.example/1",),
+    )
+    # In the feeds: the first site's feed keeps the id it published; the farm's gets its own, once.
+    assert [e.id for e in new.entries(["wire"], 10, view=View(feed="wire"))] == ["urn:uuid:old"]
+    assert [e.id for e in new.entries(["farm"], 10, view=View(feed="farm"))] == [
+        view_id("urn:uuid:old", "wire", "farm")
+    ]
+    copy = article(2, site="mirror", headline="AN OLD STORY TOLD BY THE WIRE", summary="mirror summary")
+    assert isinstance(add(new, copy, key="an old story told by the wire"), Duplicate)
+    [mirror] = new.entries(["mirror"], 10)
+    assert (mirror.article.headline, mirror.article.summary) == (
+        "AN OLD STORY TOLD BY THE WIRE",
+        "mirror summary",
+    )
+
+
+def test_a_version_8_database_gives_its_sightings_their_own_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "state.db"
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:8])
+        patch.setattr(store_module, "SCHEMA_VERSION", 8)
+        with SqliteStore(path):
+            pass
+    stamp = T0.isoformat(timespec="microseconds")
+    with raw(path) as db, db:
+        db.execute(_OLD_ENTRY, (stamp, stamp))
+        db.execute(_OLD_SOURCE, (stamp,))
+    with SqliteStore(path) as new:
+        _check_sightings_upgrade(new)
+    with raw(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+
+
+def test_a_postgres_version_4_database_gives_its_sightings_their_own_fields(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import psycopg
+
+    from feedmaker.store import postgres
+
+    with monkeypatch.context() as patch:
+        patch.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:4])
+        patch.setattr(postgres, "SCHEMA_VERSION", 4)
+        open_store(postgres_url, state_dir=tmp_path).close()
+    stamp = T0.isoformat(timespec="microseconds")
+    with psycopg.connect(postgres_url) as db:
+        db.execute(_OLD_ENTRY.replace("?", "%s"), (stamp, stamp))
+        db.execute(_OLD_SOURCE.replace("?", "%s"), (stamp,))
+    with open_store(postgres_url, state_dir=tmp_path) as new:
+        _check_sightings_upgrade(new)
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT max(version) FROM schema_version").fetchone() == (postgres.SCHEMA_VERSION,)
+    assert postgres.SCHEMA_VERSION == 5

@@ -32,6 +32,7 @@ from feedmaker.store.rows import (
     ENTRY_COLUMNS,
     HEADLINE_MAX,
     MERGED,
+    SIGHTING_COLUMNS,
     SUMMARY_MAX,
     Cursor,
     Db,
@@ -44,10 +45,11 @@ from feedmaker.store.rows import (
     iso,
 )  # fmt: skip
 from feedmaker.store.transactions import default_worker
+from feedmaker.store.walk import ENTRIES_OF_SITE, SOURCES_OF_SITE, Walks
 
 __all__ = [
-    "AUTHOR_MAX", "HEADLINE_MAX", "RUNS_KEPT", "SUMMARY_MAX", "Claim", "Cursor", "Db", "RunRecord", "Store",
-    "cap_text", "default_worker", "is_generic_key",
+    "AUTHOR_MAX", "ENTRIES_OF_SITE", "HEADLINE_MAX", "RUNS_KEPT", "SOURCES_OF_SITE", "SUMMARY_MAX", "Claim",
+    "Cursor", "Db", "RunRecord", "Store", "cap_text", "default_worker", "is_generic_key",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -60,18 +62,6 @@ GENERIC_KEY_WORDS = 4
 # next edition of a recurring title (a daily "Morning briefing" comes back after 24 h).
 RECURRING_GAP = timedelta(hours=20)
 
-# The two index walks of `entries`, each newest first: a site's own entries (entries_site_newest) and the
-# entries it sighted later (sources_site_newest, then the entry by primary key). The last column is the
-# sort key; {join} is the engine's JOIN_IN_ORDER, {limit} a row count.
-ENTRIES_OF_SITE = (
-    f"SELECT {ENTRY_COLUMNS}, coalesce(published, first_seen) FROM entries WHERE site = ? "
-    "ORDER BY coalesce(published, first_seen) DESC, id LIMIT ?"
-)
-SOURCES_OF_SITE = (
-    f"SELECT {', '.join('e.' + c.strip() for c in ENTRY_COLUMNS.split(','))}, coalesce(e.published, e.first_seen) "
-    "FROM sources s {join} entries e ON e.id = s.entry_id WHERE s.site = ? ORDER BY s.sort DESC, s.entry_id LIMIT ?"
-)
-
 
 def is_generic_key(key: str) -> bool:
     """The one rule for generic headlines: such a key never makes two URLs one story; only a matching
@@ -79,14 +69,12 @@ def is_generic_key(key: str) -> bool:
     return len(key.split()) < GENERIC_KEY_WORDS
 
 
-class Store(Coordination, History):
+class Store(Walks, Coordination, History):
     """The feedmaker database. Every method is atomic and safe to call from several threads; other
     processes (and, on PostgreSQL, other machines) may use the same database concurrently."""
 
     # The column that orders rows by insertion (sqlite's rowid; an identity column in PostgreSQL).
     ROW_ORDER = "rowid"
-    # The join that walks sources before entries in `entries` (sqlite plans CROSS JOIN in the written order).
-    JOIN_IN_ORDER = "JOIN"
 
     def _claim_key(self, db: Db, key: str, now: str) -> None:
         """Hold the canonical key until commit, so no other worker mints an entry for the same story
@@ -125,14 +113,19 @@ class Store(Coordination, History):
         )
 
     def _add(self, db: Db, article: Article, *, key: str, url_key: str, now: str) -> AddResult:
+        site = clean(article.site)
         row = db.execute(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE url_key = ?", (url_key,)).fetchone()
-        if row is not None:
-            if row[1] != clean(article.site):
-                # Another site lists the same URL: first-seen wins, or two sites' extractions of one page
-                # would overwrite each other on every run; the sighting makes it part of that site's feed.
-                self._record_source(db, row[0], article, url_key=url_key, now=now)
-                return Duplicate(self._entry_by_id(db, row[0]), article.url)
+        if row is not None and row[1] == site:
             return self._merge(db, row, article, key=key, now=now)
+        sighting = db.execute(
+            f"SELECT {SIGHTING_COLUMNS} FROM sources WHERE url_key = ? AND site = ?", (url_key, site)
+        ).fetchone()
+        if sighting is not None:
+            return self._merge_sighting(db, sighting, article, now=now)
+        if row is not None:
+            # Another site lists the same URL: its own sighting of that story, with the fields it gave.
+            self._record_source(db, row[0], article, url_key=url_key, now=now)
+            return Duplicate(self._entry_by_id(db, row[0]), article.url)
         source = db.execute("SELECT entry_id FROM sources WHERE url_key = ?", (url_key,)).fetchone()
         if source is not None:
             self._record_source(db, source[0], article, url_key=url_key, now=now)
@@ -147,7 +140,7 @@ class Store(Coordination, History):
         inserted = db.execute(
             f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (url_key) DO NOTHING",
-            (entry_id, clean(article.site), key, url_key, *article_values(article), now, now),
+            (entry_id, site, key, url_key, *article_values(article), now, now),
         ).rowcount
         if not inserted:
             # Another worker stored this URL since the look-up above; it is visible now, so rule 1 applies.
@@ -157,13 +150,16 @@ class Store(Coordination, History):
         return Added(self._entry_by_id(db, entry_id))
 
     def _record_source(self, db: Db, entry_id: str, article: Article, *, url_key: str, now: str) -> None:
+        """A new sighting of a stored story, with this site's fields; sorted in its site's walk by its own
+        date (else now, when it is first seen)."""
+        values = article_values(article)
         inserted = db.execute(
-            "INSERT INTO sources (url_key, site, entry_id, url, first_seen, sort) "
-            "SELECT ?, ?, id, ?, ?, coalesce(published, first_seen) FROM entries WHERE id = ? ON CONFLICT DO NOTHING",
-            (url_key, clean(article.site), clean(article.url), now, entry_id),
+            f"INSERT INTO sources (url_key, site, entry_id, {', '.join(MERGED)}, first_seen, updated, sort) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (url_key, clean(article.site), entry_id, *values, now, now, values[2] or now),
         )
         if inserted.rowcount:
-            # The entry joins this site's feed and gains a link in every feed holding it.
+            # The story joins this site's feed and gains a link in every feed holding it.
             self._touch(db, entry_id)
 
     def _touch(self, db: Db, entry_id: str) -> None:
@@ -218,40 +214,17 @@ class Store(Coordination, History):
         return rows[0]
 
     def _merge(self, db: Db, row: tuple[Any, ...], article: Article, *, key: str, now: str) -> AddResult:
-        """A re-sighting of a stored URL by its own site. Text fields take new non-None values (an edited
-        headline); the URL keeps its first form (rotating tracking parameters map to one url_key) and a
-        known date stays (re-reading "2 hours ago" every run must not move it); the origins of changed
-        fields follow them. Only a real change gives Updated."""
-        stored = dict(zip(MERGED, row[4:12], strict=True))
-        fresh = dict(zip(MERGED, article_values(article), strict=True))
-        changes = {
-            name: fresh[name]
-            for name in ("headline", "author", "summary", "image", "content")
-            if fresh[name] and fresh[name] != stored[name]  # "" (no headline on the listing) is no value
-        }
-        if stored["published"] is None and fresh["published"] is not None:
-            changes["published"] = fresh["published"]
+        """A re-sighting of a stored URL by the site that saw the story first (see `_changes`). Only a real
+        change gives Updated."""
         entry_id = row[0]
         key = key or row[2]  # a sighting without a headline (known by its URL) keeps the stored key
+        changes = _changes(row[4:12], article_values(article))
         if changes:
-            origins = dict(json.loads(stored["origins"] or "[]"))
-            new_origins = dict(json.loads(fresh["origins"] or "[]"))
-            for name in changes:
-                origin_key = "date" if name == "published" else name
-                if origin_key in new_origins:
-                    origins[origin_key] = new_origins[origin_key]
-            changes["origins"] = json.dumps([list(pair) for pair in origins.items()])
             assignments = ", ".join(f"{name} = ?" for name in changes)
             db.execute(
                 f"UPDATE entries SET {assignments}, key = ?, updated = ? WHERE id = ?",
                 (*changes.values(), key, now, entry_id),
             )
-            if "published" in changes:
-                db.execute(
-                    "UPDATE sources SET sort = (SELECT coalesce(published, first_seen) FROM entries WHERE id = ?) "
-                    "WHERE entry_id = ?",
-                    (entry_id, entry_id),
-                )
             self._touch(db, entry_id)
             log.debug("site=%s updated entry=%s fields=%s", article.site, entry_id, ",".join(changes))
             return Updated(self._entry_by_id(db, entry_id))
@@ -260,6 +233,23 @@ class Store(Coordination, History):
             # canon upgrade does not mark every stored entry as updated.
             db.execute("UPDATE entries SET key = ? WHERE id = ?", (key, entry_id))
         return Duplicate(self._entry_by_id(db, entry_id), article.url)
+
+    def _merge_sighting(self, db: Db, row: tuple[Any, ...], article: Article, *, now: str) -> AddResult:
+        """A re-sighting of a later sighting's URL by its own site: its fields follow the same rules as an
+        entry's (`_changes`), and its site's feed (and any combined feed it represents) shows the change."""
+        entry_id, site, url_key = row[0], row[1], row[2]
+        changes = _changes(row[3:11], article_values(article))
+        if not changes:
+            return Duplicate(self._entry_by_id(db, entry_id), article.url)
+        published = changes.get("published", row[5])
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        db.execute(
+            f"UPDATE sources SET {assignments}, updated = ?, sort = ? WHERE url_key = ? AND site = ?",
+            (*changes.values(), now, published or row[11], url_key, site),
+        )
+        self._touch(db, entry_id)
+        log.debug("site=%s updated sighting of entry=%s fields=%s", site, entry_id, ",".join(changes))
+        return Updated(self._entry_by_id(db, entry_id))
 
     def _entry_by_id(self, db: Db, entry_id: str) -> Entry:
         row = db.execute(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?", (entry_id,)).fetchone()
@@ -321,42 +311,6 @@ class Store(Coordination, History):
                 [(clean(k), site, now) for k in url_keys],
             )
 
-    def entries(self, sites: Sequence[str], limit: int) -> list[Entry]:
-        """The newest `limit` entries first seen on these sites or seen there later as a source (so a
-        site's own feed never misses a story another site had first), by coalesce(published, first_seen)
-        desc, then id. Each story appears once, with the id it got at first sight.
-
-        Cost is flat in history size: per site, two index walks newest first (its entries, its sources) that
-        stop after `limit` distinct entries, then a merge of at most 2 x sites x limit rows."""
-        if not sites or limit <= 0:
-            return []
-        found: dict[str, tuple[Any, ...]] = {}
-        with self._read(f"read entries of {', '.join(sites)}") as db:
-            for site in dict.fromkeys(sites):
-                for query in (ENTRIES_OF_SITE, SOURCES_OF_SITE.format(join=self.JOIN_IN_ORDER)):
-                    for row in self._newest(db, query, site, limit):
-                        found.setdefault(row[0], row)
-            # Newest first, ties by id: sort by the tie-break, then (stable) by the key.
-            rows = sorted(
-                sorted(found.values(), key=lambda r: str(r[0])), key=lambda r: str(r[-1]), reverse=True
-            )[:limit]
-            sources = self._sources(db, [r[0] for r in rows])
-        return [entry_from_row(r[:-1], sources.get(r[0], ())) for r in rows]
-
-    def _newest(self, db: Db, query: str, site: str, limit: int) -> list[tuple[Any, ...]]:
-        """The first `limit` distinct entries of one index walk. A site with two sightings of one entry
-        repeats it, so a short answer with the row limit reached is asked again for twice the rows (a
-        LIMIT rather than a lazy cursor: psycopg fetches a whole result at once)."""
-        rows_wanted = limit
-        while True:
-            rows = db.execute(query, (site, rows_wanted)).fetchall()
-            distinct: dict[str, tuple[Any, ...]] = {}
-            for row in rows:
-                distinct.setdefault(row[0], row)
-            if len(distinct) >= limit or len(rows) < rows_wanted:
-                return list(distinct.values())[:limit]
-            rows_wanted *= 2
-
     def entry_count(self, site: str | None = None) -> int:
         with self._read("count entries") as db:
             if site is None:
@@ -364,3 +318,28 @@ class Store(Coordination, History):
             else:
                 row = db.execute("SELECT count(*) FROM entries WHERE site = ?", (site,)).fetchone()
         return int(row[0])
+
+
+def _changes(stored_values: Sequence[Any], fresh_values: Sequence[Any]) -> dict[str, Any]:
+    """What a re-sighting changes in a stored sighting (MERGED values, as stored). Text fields take new
+    non-None values (an edited headline); the URL keeps its first form (rotating tracking parameters map to
+    one url_key) and a known date stays (re-reading "2 hours ago" every run must not move it); the origins
+    of changed fields follow them. Empty when nothing changed."""
+    stored = dict(zip(MERGED, stored_values, strict=True))
+    fresh = dict(zip(MERGED, fresh_values, strict=True))
+    changes = {
+        name: fresh[name]
+        for name in ("headline", "author", "summary", "image", "content")
+        if fresh[name] and fresh[name] != stored[name]  # "" (no headline on the listing) is no value
+    }
+    if stored["published"] is None and fresh["published"] is not None:
+        changes["published"] = fresh["published"]
+    if changes:
+        origins = dict(json.loads(stored["origins"] or "[]"))
+        new_origins = dict(json.loads(fresh["origins"] or "[]"))
+        for name in changes:
+            origin_key = "date" if name == "published" else name
+            if origin_key in new_origins:
+                origins[origin_key] = new_origins[origin_key]
+        changes["origins"] = json.dumps([list(pair) for pair in origins.items()])
+    return changes

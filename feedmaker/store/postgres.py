@@ -86,6 +86,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         *schema.SOURCES_SORT,
     ),
+    (
+        # As sqlite's step 9: each sighting keeps its own fields.
+        *schema.SOURCES_FIELDS,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,11 +10,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from feedmaker.models import Article, Entry, as_utc
+from feedmaker.models import Article, Entry, Sighting, as_utc
 
 __all__ = [
-    "AUTHOR_MAX", "ENTRY_COLUMNS", "HEADLINE_MAX", "MERGED", "SUMMARY_MAX", "Cursor", "Db", "article_values",
-    "cap_text", "capped", "chunks", "clean", "clean_or_none", "entry_from_row", "from_iso", "iso", "iso_or_none",
+    "AUTHOR_MAX", "ENTRY_COLUMNS", "HEADLINE_MAX", "MERGED", "SIGHTING_COLUMNS", "SUMMARY_MAX", "Cursor", "Db",
+    "article_values", "cap_text", "capped", "chunks", "clean", "clean_or_none", "entry_from_row", "entry_sighting",
+    "from_iso", "iso", "iso_or_none", "sighting_from_row",
 ]  # fmt: skip
 
 # Text fields are cut to these lengths (at a word, with an ellipsis) as they are stored, so that a page
@@ -26,9 +27,12 @@ AUTHOR_MAX = 200
 ELLIPSIS = "\u2026"
 _LAST_WORD = re.compile(r"\s+\S*$")
 
-# The stored article fields, in column order (see `_merge` for how a re-sighting changes them).
+# The stored article fields, in column order (see `_merge` for how a re-sighting changes them). Both
+# `entries` (a story's first sighting) and `sources` (its other sightings) hold them and are written through
+# `article_values`: a field added here needs a migration step adding its column to both tables.
 MERGED = ("url", "headline", "published", "author", "summary", "image", "content", "origins")
 ENTRY_COLUMNS = "id, site, key, url_key, url, headline, published, author, summary, image, content, origins, first_seen, updated"
+SIGHTING_COLUMNS = f"entry_id, site, url_key, {', '.join(MERGED)}, first_seen, updated"
 _SURROGATE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -107,10 +111,9 @@ def article_values(article: Article) -> tuple[str | None, ...]:
     )
 
 
-def entry_from_row(row: tuple[Any, ...], sources: tuple[str, ...]) -> Entry:
-    (entry_id, site, key, _url_key, url, headline, published, author, summary, image, content, origins,
-     first_seen, updated) = row  # fmt: skip
-    article = Article(
+def _article(site: str, fields: Sequence[Any]) -> Article:
+    url, headline, published, author, summary, image, content, origins = fields
+    return Article(
         site=site,
         url=url,
         headline=headline,
@@ -121,11 +124,38 @@ def entry_from_row(row: tuple[Any, ...], sources: tuple[str, ...]) -> Entry:
         content=content,
         origins=tuple((str(name), str(where)) for name, where in json.loads(origins)),
     )
+
+
+def entry_from_row(row: tuple[Any, ...], sources: tuple[str, ...]) -> Entry:
+    """An ENTRY_COLUMNS row as the story's Entry: its first sighting's fields and the stored id."""
+    entry_id, site, key, _url_key, *fields, first_seen, updated = row
     return Entry(
         id=entry_id,
         key=key,
-        article=article,
+        article=_article(site, fields),
         first_seen=from_iso(first_seen),
         updated=from_iso(updated),
         sources=sources,
+    )
+
+
+def entry_sighting(row: tuple[Any, ...]) -> Sighting:
+    """The first sighting of a story, from its ENTRY_COLUMNS row."""
+    _entry_id, site, _key, url_key, *fields, first_seen, updated = row
+    return Sighting(
+        article=_article(site, fields),
+        url_key=url_key,
+        first_seen=from_iso(first_seen),
+        updated=from_iso(updated),
+    )
+
+
+def sighting_from_row(row: tuple[Any, ...]) -> Sighting:
+    """A later sighting, from its SIGHTING_COLUMNS row of `sources`."""
+    _entry_id, site, url_key, *fields, first_seen, updated = row
+    return Sighting(
+        article=_article(site, fields),
+        url_key=url_key,
+        first_seen=from_iso(first_seen),
+        updated=from_iso(updated),
     )

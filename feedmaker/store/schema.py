@@ -9,6 +9,7 @@ __all__ = [
     "HOST_PAUSES",
     "HOST_TURNS",
     "LEASES",
+    "SOURCES_FIELDS",
     "SOURCES_INDEXES",
     "SOURCES_SORT",
     "VALIDATORS",
@@ -63,6 +64,24 @@ SOURCES_SORT = (
     "UPDATE sources SET sort = coalesce("
     "(SELECT coalesce(e.published, e.first_seen) FROM entries e WHERE e.id = sources.entry_id), '')",
     "CREATE INDEX sources_site_newest ON sources (site, sort DESC, entry_id)",
+)
+
+# Each sighting keeps the fields its own site gave it (views.py decides which one a feed shows). Rows stored
+# before get their story's fields, which is what their site's feed showed until then, under their own URL,
+# and their own sort key (their date, else when they were first seen).
+SOURCES_FIELDS = (
+    "ALTER TABLE sources ADD COLUMN headline TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE sources ADD COLUMN published TEXT",
+    "ALTER TABLE sources ADD COLUMN author TEXT",
+    "ALTER TABLE sources ADD COLUMN summary TEXT",
+    "ALTER TABLE sources ADD COLUMN image TEXT",
+    "ALTER TABLE sources ADD COLUMN content TEXT",
+    "ALTER TABLE sources ADD COLUMN origins TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE sources ADD COLUMN updated TEXT NOT NULL DEFAULT ''",
+    "UPDATE sources SET (headline, published, author, summary, image, content, origins, updated) = "
+    "(SELECT e.headline, e.published, e.author, e.summary, e.image, e.content, e.origins, sources.first_seen "
+    "FROM entries e WHERE e.id = sources.entry_id) WHERE entry_id IN (SELECT id FROM entries)",
+    "UPDATE sources SET sort = coalesce(published, first_seen)",
 )
 
 

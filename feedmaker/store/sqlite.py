@@ -96,6 +96,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # one site are walked newest first through an index and stop at the feed's limit (`entries`).
         *schema.SOURCES_SORT,
     ),
+    (
+        # Each sighting keeps its own fields: a site's feed shows its own headline, link and date.
+        *schema.SOURCES_FIELDS,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
