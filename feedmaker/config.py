@@ -29,7 +29,7 @@ from pydantic import (
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
 from feedmaker import patterns
-from feedmaker.config_problems import combined, config_errors, line_of
+from feedmaker.config_problems import combined, config_errors, feed_errors, line_of
 from feedmaker.errors import ConfigError
 
 __all__ = [
@@ -342,6 +342,10 @@ class CombinedFeed(_Frozen):
     title: str
     sites: tuple[str, ...] = Field(min_length=1)
     filters: Filters = Filters()  # applied when the feed is written, on top of each site's own filters
+    # Whose sighting represents a story found on several of the sites (views.py): the earliest published;
+    # `prefer` breaks ties in its order, and with `prefer_overrides` a listed site wins whatever the dates.
+    prefer: tuple[str, ...] = ()
+    prefer_overrides: bool = False
 
     _id = field_validator("id")(classmethod(lambda cls, v: SiteConfig._id(v)))
 
@@ -485,24 +489,8 @@ def check_config(config_dir: Path) -> ConfigCheck:
     if settings is not None:
         # Every file's stem is a site id, valid or not: a feed naming a broken site is not a second problem.
         ids = {p.stem for p in (config_dir / "sites").glob("*.toml")}
-        errors += _feed_errors(settings, ids, text)
+        errors += feed_errors(settings, ids, text)
     return ConfigCheck(settings=settings, sites=tuple(sites), errors=tuple(errors))
-
-
-def _feed_errors(settings: Settings, ids: set[str], text: str) -> list[ConfigError]:
-    errors = []
-    for i, feed in enumerate(settings.feed):
-        if feed.id in ids:
-            line = line_of(text, ("feed", i, "id"))
-            errors.append(
-                ConfigError(settings.path, f"feed.{i}.id", f"{feed.id!r} is also a site id", line=line)
-            )
-        missing = [s for s in feed.sites if s not in ids]
-        if missing:
-            line = line_of(text, ("feed", i, "sites"))
-            problem = f"unknown site(s) {missing}; known: {sorted(ids)}"
-            errors.append(ConfigError(settings.path, f"feed.{i}.sites", problem, line=line))
-    return errors
 
 
 def load_all(config_dir: Path) -> tuple[Settings, list[SiteConfig]]:

@@ -12,14 +12,17 @@ import re
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from feedmaker.errors import ConfigError, ConfigErrors
 
-__all__ = ["combined", "config_errors", "line_of"]
+if TYPE_CHECKING:
+    from feedmaker.config import Settings
+
+__all__ = ["combined", "config_errors", "feed_errors", "line_of"]
 
 
 def line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
@@ -169,3 +172,25 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 def combined(errors: Sequence[ConfigError]) -> ConfigError:
     """The error to raise for `errors` (at least one): itself when alone, else all of them together."""
     return errors[0] if len(errors) == 1 else ConfigErrors(errors)
+
+
+def feed_errors(settings: Settings, ids: set[str], text: str) -> list[ConfigError]:
+    """The combined feeds' cross-checks against the site ids: no clash, known sites, `prefer` among them."""
+    errors = []
+    for i, feed in enumerate(settings.feed):
+        if feed.id in ids:
+            line = line_of(text, ("feed", i, "id"))
+            errors.append(
+                ConfigError(settings.path, f"feed.{i}.id", f"{feed.id!r} is also a site id", line=line)
+            )
+        missing = [s for s in feed.sites if s not in ids]
+        if missing:
+            line = line_of(text, ("feed", i, "sites"))
+            problem = f"unknown site(s) {missing}; known: {sorted(ids)}"
+            errors.append(ConfigError(settings.path, f"feed.{i}.sites", problem, line=line))
+        strangers = [s for s in feed.prefer if s not in feed.sites]
+        if strangers:
+            line = line_of(text, ("feed", i, "prefer"))
+            problem = f"site(s) {strangers} are not in this feed's sites {list(feed.sites)}"
+            errors.append(ConfigError(settings.path, f"feed.{i}.prefer", problem, line=line))
+    return errors

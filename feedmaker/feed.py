@@ -100,21 +100,28 @@ def _image_type(url: str) -> str | None:
     return _IMAGE_TYPES.get(path[dot:]) if dot > path.rfind("/") else None
 
 
+def _feed_id(feed_id: str) -> str:
+    return f"urn:uuid:{uuid.uuid5(FEED_NAMESPACE, xml_text(feed_id))}"
+
+
 class _EntryLinks:
-    """Entry links other than the alternate one, as a feedgen entry extension.
+    """Entry links other than the alternate one, and the entry's <source>, as a feedgen entry extension.
 
     feedgen 1.0's FeedEntry drops the rel and type of every entry link (the loop variable is rebound
     to the new element before its attributes are read), which would turn an image enclosure into a
-    second alternate link. Its extension hook writes our elements as they are.
+    second alternate link, and writes no Atom <source>. Its extension hook writes our elements as they are.
     """
 
     def __init__(self) -> None:
         self.links: list[dict[str, str]] = []
+        self.source: FeedMeta | None = None
 
     def extend_atom(self, entry: Any) -> Any:
+        # No namespace: feedgen builds un-namespaced elements under a literal xmlns attribute.
         for attributes in self.links:
-            # No namespace: feedgen builds un-namespaced elements under a literal xmlns attribute.
             entry.append(entry.makeelement("link", attributes))
+        if self.source is not None:
+            entry.append(_source(entry, self.source))
         return entry
 
     def extend_rss(self, item: Any) -> Any:
@@ -122,6 +129,23 @@ class _EntryLinks:
 
     def extend_ns(self) -> dict[str, str]:
         return {}
+
+
+def _source(entry: Any, meta: FeedMeta) -> Any:
+    """RFC 4287 4.2.11: the feed an entry is copied from, named as that feed names itself (id, title, links)."""
+    source = entry.makeelement("source", {})
+    for name, text in (("id", _feed_id(meta.id)), ("title", _title(meta.title))):
+        child = source.makeelement(name, {})
+        child.text = text
+        source.append(child)
+    for rel, url, kind in (
+        ("alternate", meta.link, "text/html"),
+        ("self", meta.self_url, "application/atom+xml"),
+    ):
+        link = feed_url(url)
+        if link:
+            source.append(source.makeelement("link", {"rel": rel, "href": link, "type": kind}))
+    return source
 
 
 def _entry(entry: Entry) -> FeedEntry:
@@ -157,6 +181,7 @@ def _entry(entry: Entry) -> FeedEntry:
     for source in dict.fromkeys(filter(None, map(feed_url, entry.sources))):
         if source != link:
             extra.append({"rel": "related", "href": source})
+    item.feedmaker_links.source = entry.source
     return item
 
 
@@ -164,7 +189,7 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     """Atom bytes for `entries` in the order given (the store gives them newest first)."""
     generator = FeedGenerator()
     title = _title(meta.title)
-    generator.id(f"urn:uuid:{uuid.uuid5(FEED_NAMESPACE, xml_text(meta.id))}")
+    generator.id(_feed_id(meta.id))
     generator.title(title)
     # Atom needs an author on the feed or on every entry; entries name their own when they know it.
     generator.author(name=title)

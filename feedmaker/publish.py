@@ -15,15 +15,17 @@ lands after a newer one.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from feedmaker.config import Filters, Settings, SiteConfig
 from feedmaker.feed import render_atom, write_feed
 from feedmaker.models import Entry, FeedMeta
 from feedmaker.store import Store
+from feedmaker.views import View
 
 __all__ = ["FILTER_LOOKBACK", "Published", "Publisher", "feed_ids", "feed_path", "publish"]
 
@@ -45,11 +47,23 @@ class _Plan:
     sites: tuple[str, ...]
     filters: Filters
     size: int  # feed_size
+    view: View  # which sighting shows each story, under which ids (views.py)
+    # A combined feed's sites as feeds, for each entry's Atom <source>; empty for a site's own feed.
+    sources: Mapping[str, FeedMeta] = field(default_factory=dict)
 
     @property
     def config(self) -> tuple[object, ...]:
         """Everything besides the entries that shapes the file: a change here re-renders the feed."""
-        return (self.meta, self.sites, self.filters.include, self.filters.exclude, self.size)
+        sources = tuple(sorted(self.sources.items()))
+        return (
+            self.meta,
+            self.sites,
+            self.filters.include,
+            self.filters.exclude,
+            self.size,
+            self.view,
+            sources,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +93,28 @@ def _plans(settings: Settings, sites: Sequence[SiteConfig]) -> list[_Plan]:
     size = settings.feed_size
     plans = [
         _Plan(meta=FeedMeta(id=s.id, title=s.name, link=s.home_url, self_url=_self_url(settings, s.id)), sites=(s.id,),
-              filters=Filters(), size=size)
+              filters=Filters(), size=size, view=View(feed=s.id))
         for s in sites
     ]  # fmt: skip
+    site_feeds = {plan.meta.id: plan.meta for plan in plans}
     for combined in settings.feed:
         first = by_id.get(combined.sites[0])
         link = first.home_url if first else "about:blank"
         meta = FeedMeta(
             id=combined.id, title=combined.title, link=link, self_url=_self_url(settings, combined.id)
         )
-        plans.append(_Plan(meta=meta, sites=combined.sites, filters=combined.filters, size=size))
+        view = View(feed=combined.id, prefer=combined.prefer, override=combined.prefer_overrides)
+        sources = {site: site_feeds[site] for site in combined.sites if site in site_feeds}
+        plans.append(
+            _Plan(
+                meta=meta,
+                sites=combined.sites,
+                filters=combined.filters,
+                size=size,
+                view=view,
+                sources=sources,
+            )
+        )
     return plans
 
 
@@ -145,14 +171,19 @@ class Publisher:
 
 
 def _entries(store: Store, plan: _Plan) -> list[Entry]:
+    """The feed's entries as its view shows them; in a combined feed each names its site feed (<source>)."""
     if plan.filters.include or plan.filters.exclude:
         # Filtered at write time, so a changed filter applies to stored entries too. Look further back
         # than feed_size so that a strict filter still fills the feed.
-        candidates = store.entries(plan.sites, plan.size * FILTER_LOOKBACK)
-        return [e for e in candidates if plan.filters.keeps(e.article.headline, e.article.summary)][
+        candidates = store.entries(plan.sites, plan.size * FILTER_LOOKBACK, view=plan.view)
+        entries = [e for e in candidates if plan.filters.keeps(e.article.headline, e.article.summary)][
             : plan.size
         ]
-    return store.entries(plan.sites, plan.size)
+    else:
+        entries = store.entries(plan.sites, plan.size, view=plan.view)
+    if not plan.sources:
+        return entries
+    return [dataclasses.replace(e, source=plan.sources.get(e.article.site)) for e in entries]
 
 
 def publish(
