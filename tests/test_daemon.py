@@ -410,6 +410,65 @@ def test_newsboat_sees_every_entry_exactly_once(daemon: Daemon, tmp_path: Path):
     assert rows == [(title, daemon.www + link, int(when.timestamp())) for title, link, when in beta.articles]
 
 
+def test_newsboat_importing_opml_sees_each_feed_as_its_own_view(tmp_path: Path):
+    """After importing /opml, every site feed lists its own items (its own copy of a shared story) and the
+    combined feed each story once: no entry id is in two feeds, so newsboat files every item under its feed."""
+    binary = newsboat_binary()
+    www = tmp_path / "www"
+    www.mkdir()
+    with serve_dir(www) as (base, _):
+        daemon = start_daemon(tmp_path, www, base)
+        try:
+            alpha, beta = daemon.sites["alpha"], daemon.sites["beta"]
+            shared = "Both sites carry this remarkable shared story today"
+            alpha.articles.append((shared, "/alpha/shared.html", T0 + timedelta(hours=10)))
+            beta.articles.append((shared.upper(), "/beta/shared.html", T0 + timedelta(hours=11)))
+            alpha.write()
+            beta.write()
+            wait_for(
+                lambda: (
+                    len(daemon.titles("alpha")) == len(daemon.titles("beta")) == 3
+                    and len(daemon.titles("all")) == 5
+                ),
+                20,
+                "the shared story in both site feeds and once in the combined feed",
+            )
+            home = tmp_path / "home"
+            (home / ".newsboat").mkdir(parents=True)
+            config = home / ".newsboat" / "config"
+            config.write_text("reload-threads 1\n", encoding="utf-8")
+            opml, urls, cache = tmp_path / "feeds.opml", tmp_path / "urls", tmp_path / "cache.db"
+            opml.write_bytes(daemon.get("/opml").content)
+            urls.write_text("", encoding="utf-8")
+            env = {
+                **{k: v for k, v in os.environ.items() if k.lower() != "http_proxy"},
+                "HOME": str(home),
+                "XDG_CONFIG_HOME": str(home / ".config"),
+                "XDG_DATA_HOME": str(home / ".local/share"),
+                "TERM": "dumb",
+                "LANG": "C.UTF-8",
+                "LC_ALL": "C.UTF-8",
+            }
+            for args in (["-i", str(opml)], ["-x", "reload"]):
+                done = subprocess.run(
+                    [binary, "-u", str(urls), "-c", str(cache), "-C", str(config), *args],
+                    env=env, capture_output=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+                assert done.returncode == 0, done.stderr + done.stdout
+        finally:
+            stop(daemon)
+    with sqlite3.connect(cache) as db:
+        rows = db.execute("SELECT feedurl, title, url FROM rss_item").fetchall()
+    items: dict[str, list[tuple[str, str]]] = {}
+    for feed, title, url in rows:
+        items.setdefault(feed.rsplit("/", 1)[-1].removesuffix(".atom"), []).append((title, url))
+    for site in (alpha, beta):
+        expected = {(title, daemon.www + link) for title, link, _when in site.articles}
+        assert sorted(items[site.name]) == sorted(expected), items
+    combined = [title.lower() for title, _url in items["all"]]
+    assert len(combined) == len(set(combined)) == 5, items["all"]
+
+
 class StallingFiles(QuietFiles):
     """Static files, except that /slow/ hangs for 30 s once the test sets `stall`: a crawl in flight at SIGTERM."""
 
