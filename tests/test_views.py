@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -91,7 +92,7 @@ def crawl_in_order(settings: Settings, sites: list[SiteConfig], order: tuple[str
         publish(settings, sites, store)
 
 
-def read_feed(path: Path) -> list[dict[str, object]]:
+def read_feed(path: Path) -> list[dict[str, Any]]:
     data = path.read_bytes()
     assert_valid_atom(data)
     entries = []
@@ -119,7 +120,7 @@ def test_every_crawl_order_gives_each_site_its_own_copy_and_the_combined_feed_th
     feed shows the wire's (earliest) copy once with the other two as related links; titles, links, related
     links and dates are the same whatever the order, and no id is in two feeds."""
     settings, sites = load_all(config_dir(tmp_path, served))
-    views: dict[tuple[str, ...], dict[str, list[dict[str, object]]]] = {}
+    views: dict[tuple[str, ...], dict[str, list[dict[str, Any]]]] = {}
     for order in itertools.permutations(["farm", "wire", "mirror"]):
         out = tmp_path / "-".join(order)
         crawl_in_order(settings, sites, order, out)
@@ -150,7 +151,7 @@ def test_every_crawl_order_gives_each_site_its_own_copy_and_the_combined_feed_th
         ids = [e["id"] for entries in feeds.values() for e in entries]
         assert len(ids) == len(set(ids)), order  # an id unique to (story, feed): newsboat keeps every feed
 
-    def shown(feeds: dict[str, list[dict[str, object]]]) -> dict[str, list[tuple[object, ...]]]:
+    def shown(feeds: dict[str, list[dict[str, Any]]]) -> dict[str, list[tuple[object, ...]]]:
         keys = ("title", "link", "related", "published", "updated")
         return {feed: [tuple(e[k] for k in keys) for e in entries] for feed, entries in feeds.items()}
 
@@ -164,7 +165,8 @@ def out_of(tmp_path: Path, order: tuple[str, ...]) -> Path:
 
 
 def read_feed_id(path: Path) -> str | None:
-    return etree.fromstring(path.read_bytes()).findtext(f"{ATOM}id")
+    found: str | None = etree.fromstring(path.read_bytes()).findtext(f"{ATOM}id")
+    return found
 
 
 def test_prefer_overrides_makes_a_listed_sites_copy_the_original(tmp_path: Path, served: str) -> None:
@@ -264,4 +266,5 @@ def test_an_entrys_source_names_its_site_feed_and_validates() -> None:
 
 def render_feed_id(feed: str) -> str | None:
     empty = render_atom(FeedMeta(id=feed, title="x", link="https://x.example/"), [])
-    return etree.fromstring(empty).findtext(f"{ATOM}id")
+    found: str | None = etree.fromstring(empty).findtext(f"{ATOM}id")
+    return found
