@@ -86,6 +86,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         *schema.SOURCES_SORT,
     ),
+    (
+        # As sqlite's step 9: rendered feeds, served alike by every instance.
+        *schema.feeds_tables("BYTEA"),
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -96,6 +96,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # one site are walked newest first through an index and stop at the feed's limit (`entries`).
         *schema.SOURCES_SORT,
     ),
+    (
+        # Rendered feeds, so that every server on a shared store answers alike (store/feeds.py). Alone,
+        # feedmaker serves its files and leaves this empty; kept in both engines so that the schema is one.
+        *schema.feeds_tables("BLOB"),
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
