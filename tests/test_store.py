@@ -1073,13 +1073,14 @@ def test_the_entries_walks_use_an_index_and_never_sort_the_history(tmp_path: Pat
     assert re.search(rf"SEARCH \w+ USING (COVERING )?INDEX {index} \(site=\?\)", plan), plan
 
 
+# Before step 8 (change counters, sort keys); step 9 (rendered feeds) came after it.
 def test_a_database_before_change_counters_gets_sort_keys_for_its_sources(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     path = tmp_path / "state.db"
     with monkeypatch.context() as patch:
-        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:-1])
-        patch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION - 1)
+        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:-2])
+        patch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION - 2)
         with SqliteStore(path):
             pass
     stamp = T0.isoformat(timespec="microseconds")
@@ -1109,8 +1110,8 @@ def test_a_postgres_database_before_change_counters_gets_sort_keys_for_its_sourc
     from feedmaker.store import postgres
 
     with monkeypatch.context() as patch:
-        patch.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:-1])
-        patch.setattr(postgres, "SCHEMA_VERSION", postgres.SCHEMA_VERSION - 1)
+        patch.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:-2])
+        patch.setattr(postgres, "SCHEMA_VERSION", postgres.SCHEMA_VERSION - 2)
         open_store(postgres_url, state_dir=tmp_path).close()
     stamp = T0.isoformat(timespec="microseconds")
     with psycopg.connect(postgres_url) as db:
