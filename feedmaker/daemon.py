@@ -26,7 +26,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -198,10 +198,14 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
 
 
 def site_statuses(
-    sites: Sequence[SiteConfig], store: Store, scheduler: AsyncIOScheduler, runner: SiteRunner
+    sites: Sequence[SiteConfig],
+    store: Store,
+    scheduler: AsyncIOScheduler,
+    runner: SiteRunner,
+    entries: Mapping[str, int],
 ) -> list[SiteStatus]:
     """What the status page and /healthz show per site, from the store's run history, the scheduler and the
-    entry counts of the last publish (what the feed files hold, not what the store holds)."""
+    entry counts of the feeds served (`entries`: what the feeds hold, not what the store holds)."""
     from feedmaker.schedule import next_run
     from feedmaker.serve import SiteStatus
 
@@ -225,7 +229,7 @@ def site_statuses(
                 warnings=tuple(last.warnings) if last else (),
                 failures=store.consecutive_failures(site.id),
                 last_good=good.finished if good else None,
-                entries=runner.feed_entries.get(site.id, 0),
+                entries=entries.get(site.id, 0),
                 next_run=upcoming,
                 worker=last.worker if last and store.SHARED else None,  # alone, the worker is always this one
             )
@@ -260,11 +264,15 @@ class Daemon:
 
         settings, sites = self.runner.settings, list(self.runner.sites.values())
         failed_write = self.store.write_error or self.runner.publish_error
+        # On a shared store the feeds served are the store's (any worker may have written them).
+        entries = self.store.feed_entries() if self.store.SHARED else self.runner.feed_entries
         return Status(
             sites=tuple(
-                with_config_errors(site_statuses(sites, self.store, self.scheduler, self.runner), self.broken)
+                with_config_errors(
+                    site_statuses(sites, self.store, self.scheduler, self.runner, entries), self.broken
+                )
             ),
-            feed_entries=tuple((f.id, self.runner.feed_entries.get(f.id, 0)) for f in settings.feed),
+            feed_entries=tuple((f.id, entries.get(f.id, 0)) for f in settings.feed),
             write_error=str(failed_write) if failed_write else None,
         )
 
@@ -356,7 +364,7 @@ async def serve_and_schedule(
     from feedmaker.crawl import crawl_site
     from feedmaker.models import utcnow
     from feedmaker.schedule import SiteRunner, add_site_jobs, make_scheduler
-    from feedmaker.serve import listen_url, make_app, make_server
+    from feedmaker.serve import StoredFeeds, listen_url, make_app, make_server
 
     loop = asyncio.get_running_loop()
     stop, hup = asyncio.Event(), asyncio.Event()
@@ -382,7 +390,9 @@ async def serve_and_schedule(
                 "server listens on %s without [server] base_url: /opml names that address, which other machines cannot reach; set base_url",
                 host,
             )
-        app = make_app(settings, daemon.feeds, daemon.status, listening=listen_url(host, port))
+        # On a shared store every instance serves the feeds kept there, whichever worker published them.
+        stored = StoredFeeds(session.store) if session.store.SHARED else None
+        app = make_app(settings, daemon.feeds, daemon.status, listening=listen_url(host, port), stored=stored)
         server = make_server(app, verbose=verbose, grace=SERVER_GRACE_SECONDS)
         scheduler.start()
         serving = asyncio.create_task(server.serve(sockets=[sock]))

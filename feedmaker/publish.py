@@ -1,4 +1,5 @@
-"""Publishing: store -> Atom files in output_dir, one per site and one per combined feed.
+"""Publishing: store -> Atom feeds, one per site and one per combined feed, as files in output_dir and, on a
+shared store (PostgreSQL, `Store.SHARED`), in the store too, so that every instance serves the same bytes.
 
 `Publisher(settings, sites)` is built once per config load: the feed plans and a site -> feeds map.
 `Publisher.publish(store, only=...) -> Published` considers only the feeds touching the sites in `only`, and
@@ -6,7 +7,9 @@ renders a feed only when its version moved since it was last written: the change
 (`Store.site_versions`, bumped with every change a feed shows) plus its config (meta, sites, filters, size).
 So a site run costs the same with 10 sites configured or 5,000, and an unchanged feed is not even rendered.
 A rendered feed still replaces its file only when the bytes changed (feed.write_feed: temp file, fsync,
-rename). `publish(settings, sites, store, only=...)` is the one-shot form (`run --once`, tests).
+rename); on a shared store the rendered feeds of one publish are saved in one transaction
+(`Store.save_feeds`: a row changes only when its bytes did, and never back to an older render, so a worker
+publishing a combined feed from older counters than another's loses). `publish(settings, sites, store, only=...)` is the one-shot form (`run --once`, tests).
 
 It blocks on disk syncs, so async callers run it in a worker thread (`asyncio.to_thread`); the store
 serialises its own calls and a lock here serialises publishes, so a slower render of older entries never
@@ -25,6 +28,7 @@ from feedmaker.config import Filters, Settings, SiteConfig
 from feedmaker.feed import render_atom, write_feed
 from feedmaker.models import Entry, FeedMeta
 from feedmaker.store import Store
+from feedmaker.store.feeds import FeedRender
 from feedmaker.views import View
 
 __all__ = ["FILTER_LOOKBACK", "Published", "Publisher", "feed_ids", "feed_path", "publish"]
@@ -38,6 +42,7 @@ class Published:
     """publish -> daemon: the files replaced, and how many entries each considered feed holds."""
 
     written: tuple[Path, ...] = ()
+    stored: tuple[str, ...] = ()  # ids of the feeds whose row in a shared store changed
     entries: tuple[tuple[str, int], ...] = ()  # (feed id, entries in the file), for every feed considered
 
 
@@ -155,6 +160,7 @@ class Publisher:
             counters = store.site_versions({site for plan in plans for site in plan.sites})
             written: list[Path] = []
             counts: list[tuple[str, int]] = []
+            renders: list[FeedRender] = []
             for plan in plans:
                 version = (plan.config, tuple(counters[s] for s in plan.sites))
                 path = feed_path(self.settings, plan.meta.id)
@@ -163,11 +169,25 @@ class Publisher:
                     counts.append((plan.meta.id, last.entries))
                     continue
                 entries = _entries(store, plan)
-                if write_feed(path, render_atom(plan.meta, entries)):
+                body = render_atom(plan.meta, entries)
+                if write_feed(path, body):
                     written.append(path)
+                if store.SHARED:
+                    source = sum(counters[s] for s in set(plan.sites))
+                    renders.append(
+                        FeedRender(id=plan.meta.id, body=body, rendered_from=source, entries=len(entries))
+                    )
                 self._written[plan.meta.id] = _Written(version, len(entries))
                 counts.append((plan.meta.id, len(entries)))
-            return Published(written=tuple(written), entries=tuple(counts))
+            # After the files: a failing database leaves this instance's files current, and the next publish
+            # of these feeds renders them again (their versions are only remembered once saved).
+            try:
+                stored = store.save_feeds(renders)
+            except BaseException:
+                for render in renders:
+                    self._written.pop(render.id, None)
+                raise
+            return Published(written=tuple(written), stored=tuple(stored), entries=tuple(counts))
 
 
 def _entries(store: Store, plan: _Plan) -> list[Entry]:

@@ -1,4 +1,5 @@
-"""Serving stage: feed files in output_dir -> HTTP, for feed readers and the operator.
+"""Serving stage: feed files in output_dir (or, on a shared store, the feeds kept in it) -> HTTP, for feed
+readers and the operator.
 
 `respond(feed, method, headers) -> Reply` holds the HTTP rules (ETag, Last-Modified, 304 with If-None-Match
 compared weakly over its whole list, gzip) and is pure;
@@ -9,7 +10,12 @@ RECHECK_SECONDS for the feed path); its links come from configuration or the lis
 from a request's Host header;
 `make_server(app)` a uvicorn server (httptools' C parser when installed) to run inside the daemon's own
 loop, leaving signals to the daemon.
-The server only reads files: a failing site keeps its last good feed (publish never writes a failed crawl),
+`StoredFeeds(store)` is the feed source of an instance on a shared store (PostgreSQL): every instance serves
+the bytes, ETag and Last-Modified the publishing worker saved, whichever worker that was. The feed path
+polls it at most once per RECHECK_SECONDS, in a worker thread, one small query (`Store.feeds_since`), while
+requests go on being answered from the versions already loaded.
+The status page, /healthz and /opml are rendered by pages.py.
+The server only reads feeds: a failing site keeps its last good feed (publish never writes a failed crawl),
 and its failure is shown on the status page, never as an entry. `/healthz` says `ok`, `degraded` (sites
 failing, named) or `failing` (the last store or feed write failed, e.g. a full disk: HTTP 503).
 """
@@ -17,23 +23,17 @@ failing, named) or `failing` (the last store or feed write failed, e.g. a full d
 from __future__ import annotations
 
 import asyncio
-import gzip
-import hashlib
-import html
 import importlib.util
 import logging
-import os
 import re
 import socket
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
-from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -43,7 +43,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from feedmaker.config import Settings
-from feedmaker.feed import xml_text
+from feedmaker.errors import FeedmakerError
+from feedmaker.pages import SiteStatus, Status, health, render_opml, render_status
+from feedmaker.serve_feeds import FeedFile, FeedFiles, StoredFeeds
 
 __all__ = [
     "RECHECK_SECONDS",
@@ -54,6 +56,7 @@ __all__ = [
     "SiteStatus",
     "Status",
     "StatusSource",
+    "StoredFeeds",
     "accepts_gzip",
     "health",
     "http_protocol",
@@ -68,6 +71,7 @@ __all__ = [
 
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
+log = logging.getLogger(__name__)
 # How stale the feed path may be: it checks the feed list and each file's stat at most this often, so a
 # poll costs header checks only. Feeds change once per site run (minutes) and readers poll at minutes, so
 # a reader that polls within a second of a publish gets the previous version and its own validators, and
@@ -76,55 +80,9 @@ OPML_TYPE = "text/x-opml; charset=utf-8"
 RECHECK_SECONDS = 1.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SiteStatus:
-    """daemon -> serve: what the status page and /healthz show for one site."""
-
-    site: str
-    name: str
-    last_run: datetime | None = None  # when the last run finished; None = never ran
-    items: int = 0  # items found by the last run
-    not_modified: int = 0  # listing pages that answered 304 in the last run
-    new: int = 0  # new entries from the last run
-    errors: tuple[str, ...] = ()  # reasons the last run failed
-    warnings: tuple[str, ...] = ()
-    failures: int = 0  # consecutive failed runs
-    last_good: datetime | None = None  # when the last successful run finished
-    entries: int = 0  # entries the site's feed file holds
-    next_run: datetime | None = None  # from the scheduler (after any back-off); None = not scheduled
-    worker: str | None = None  # which feedmaker process ran the last run (several share a PostgreSQL store)
-
-    @property
-    def state(self) -> str:
-        # Errors before a first run: the site file is broken, so the site will not run until it is fixed.
-        if self.failures or self.errors:
-            return "failing"
-        return "pending" if self.last_run is None else "ok"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Status:
-    """daemon -> serve: one snapshot for the status page and /healthz."""
-
-    sites: tuple[SiteStatus, ...] = ()
-    feed_entries: tuple[tuple[str, int], ...] = ()  # combined feed id -> entries its file holds
-    write_error: str | None = None  # why the last store or feed write failed; None while writes succeed
-
-
 # Called per request: the feed list is in memory; the status reads the store, so it runs in a worker thread.
 FeedSource = Callable[[], Sequence[tuple[str, str]]]
 StatusSource = Callable[[], Status]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FeedFile:
-    """One version of one feed file, with everything a poll needs precomputed."""
-
-    body: bytes
-    gzipped: bytes
-    etag: str  # strong: a hash of the bytes, so it changes iff they change
-    gzip_etag: str  # the gzip representation is a different entity, so it gets its own strong tag
-    modified: int  # whole seconds since the epoch: the resolution of Last-Modified
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,47 +90,6 @@ class Reply:
     status: int
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
-
-
-class FeedFiles:
-    """output_dir/<id>.atom, read and hashed once per version: a poll of an unchanged file costs one stat()."""
-
-    def __init__(self, output_dir: Path) -> None:
-        self.output_dir = output_dir
-        self._cache: dict[str, tuple[tuple[int, int, int], FeedFile]] = {}
-
-    def get(self, feed_id: str) -> FeedFile | None:
-        path = self.output_dir / f"{feed_id}.atom"
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError:
-            self._cache.pop(feed_id, None)
-            return None
-        cached = self._cache.get(feed_id)
-        if cached and cached[0] == _version(stat):
-            return cached[1]
-        # write_feed replaces the file by rename: the bytes read through one descriptor are one whole version,
-        # and the key comes from that descriptor, so it always names the bytes cached with it.
-        try:
-            with path.open("rb") as fh:
-                version = _version(os.fstat(fh.fileno()))
-                body = fh.read()
-        except FileNotFoundError:
-            return None
-        digest = hashlib.sha256(body).hexdigest()[:32]
-        feed = FeedFile(
-            body=body,
-            gzipped=gzip.compress(body, compresslevel=6, mtime=0),
-            etag=f'"{digest}"',
-            gzip_etag=f'"{digest}-gzip"',
-            modified=version[1] // 1_000_000_000,
-        )
-        self._cache[feed_id] = (version, feed)
-        return feed
-
-
-def _version(stat: os.stat_result) -> tuple[int, int, int]:
-    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
@@ -266,80 +183,6 @@ def respond(feed: FeedFile | None, method: str, headers: Mapping[str, str]) -> R
     )
 
 
-def render_opml(feeds: Sequence[tuple[str, str]], base_url: str) -> bytes:
-    """OPML 2.0 listing every feed with an absolute xmlUrl."""
-    root = ET.Element("opml", version="2.0")
-    head = ET.SubElement(root, "head")
-    ET.SubElement(head, "title").text = "feedmaker feeds"
-    body = ET.SubElement(root, "body")
-    base = base_url.rstrip("/")
-    for feed_id, name in feeds:
-        title = xml_text(name)  # a config name may hold characters XML forbids; the OPML must still parse
-        ET.SubElement(
-            body, "outline", type="rss", text=title, title=title, xmlUrl=f"{base}/feeds/{feed_id}.atom"
-        )
-    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return data + b"\n"
-
-
-def health(status: Status) -> tuple[int, dict[str, object]]:
-    """(HTTP status, body): `failing` (503) when the last write failed, as nothing new can be kept;
-    `degraded` while any site's last run failed; `ok` otherwise (pending sites included)."""
-    counts = {"ok": 0, "failing": 0, "pending": 0}
-    for s in status.sites:
-        counts[s.state] += 1
-    failing_sites = [s.site for s in status.sites if s.state == "failing"]
-    state = "failing" if status.write_error else "degraded" if failing_sites else "ok"
-    body: dict[str, object] = {
-        "status": state,
-        "write_error": status.write_error,
-        "failing_sites": failing_sites,
-        "counts": counts,
-        "sites": {s.site: {"state": s.state, "failures": s.failures} for s in status.sites},
-    }
-    return (503 if status.write_error else 200), body
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
-
-
-def render_status(status: Status, feeds: Sequence[tuple[str, str]]) -> str:
-    e = html.escape
-    rows = []
-    for s in status.sites:
-        items = "unchanged (304)" if s.not_modified and not s.items else str(s.items)
-        if s.state == "failing":
-            reason = "; ".join(s.errors) or "last run failed"
-            times = f" x{s.failures}" if s.failures else ""
-            state = f'<td class="failing">failing{times}: {e(reason)}</td>'
-        else:
-            state = f'<td class="{s.state}">{s.state}</td>'
-        rows.append(
-            f'<tr><td><a href="/feeds/{e(s.site)}.atom">{e(s.name)}</a> <small>{e(s.site)}</small></td>'
-            f"<td>{_when(s.last_run)}{f' <small>by {e(s.worker)}</small>' if s.worker else ''}</td><td>{items}</td><td>{s.new}</td><td>{s.entries}</td>{state}"
-            f"<td>{_when(s.last_good)}</td><td>{_when(s.next_run)}</td></tr>"
-        )
-    site_ids = {s.site for s in status.sites}
-    entries = dict(status.feed_entries)
-    combined = [
-        f'<li><a href="/feeds/{e(feed_id)}.atom">{e(title)}</a> <span class="entries">{entries.get(feed_id, 0)} entries</span></li>'
-        for feed_id, title in feeds
-        if feed_id not in site_ids
-    ]
-    alarm = f'<p class="failing">writes failing: {e(status.write_error)}</p>' if status.write_error else ""
-    combined_html = f"<h2>Combined feeds</h2><ul>{''.join(combined)}</ul>" if combined else ""
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="60">'
-        "<title>feedmaker status</title><style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}"
-        ".failing{color:#b00}.ok{color:#070}</style></head><body><h1>feedmaker</h1>"
-        f'<p><a href="/opml">OPML</a> · <a href="/healthz">healthz</a></p>{alarm}'
-        "<table><tr><th>site</th><th>last run</th><th>items found</th><th>new</th><th>entries</th>"
-        f"<th>state</th><th>last good run</th><th>next run</th></tr>{''.join(rows)}</table>{combined_html}"
-        "</body></html>"
-    )
-
-
 def listen_url(host: str, port: int) -> str:
     """`http://host:port` of a listening address (IPv6 in brackets)."""
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -353,8 +196,10 @@ def make_app(
     listening: str | None = None,
     recheck: float = RECHECK_SECONDS,
     clock: Callable[[], float] = time.monotonic,
+    stored: StoredFeeds | None = None,
 ) -> ASGIApp:
-    """The ASGI app: the feeds `feeds()` lists (id, title), served from settings.output_dir; `status_source`
+    """The ASGI app: the feeds `feeds()` lists (id, title), served from settings.output_dir, or from `stored`
+    when given (an instance on a shared store), refreshed once per `recheck`; `status_source`
     called in a worker thread per status request (it reads the store, which may be busy writing).
     The feed path reads `feeds()` and stats a feed's file at most once per `recheck` seconds of `clock`.
 
@@ -386,7 +231,9 @@ def make_app(
             Route("/", status, methods=["GET", "HEAD"]),
         ]
     )
-    return _FeedPath(FeedFiles(settings.output_dir), feeds, rest, recheck=recheck, clock=clock)
+    if stored is None:
+        return _FeedPath(FeedFiles(settings.output_dir), feeds, rest, recheck=recheck, clock=clock)
+    return _FeedPath(stored, feeds, rest, recheck=recheck, clock=clock, poll=stored.refresh)
 
 
 Headers = list[tuple[bytes, bytes]]
@@ -439,21 +286,47 @@ class _FeedPath:
     """GET/HEAD /feeds/<id>.atom from prepared replies; everything else goes to starlette (`rest`).
 
     Per request: a clock read, a dict lookup and the conditional headers' checks; the feed list and the
-    file are looked at again once `recheck` seconds have passed since the last look."""
+    file are looked at again once `recheck` seconds have passed since the last look. With `poll` (a shared
+    store's StoredFeeds.refresh), a request finding the last poll `recheck` seconds old starts the next one
+    in a worker thread and, like the requests meanwhile, is answered from the versions loaded; only the
+    first poll is waited for. The feeds a poll changed are looked at again by their next request."""
 
     def __init__(
         self,
-        files: FeedFiles,
+        files: FeedFiles | StoredFeeds,
         feeds: FeedSource,
         rest: ASGIApp,
         *,
         recheck: float,
         clock: Callable[[], float],
+        poll: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.files, self.feeds, self.rest, self.recheck, self.clock = files, feeds, rest, recheck, clock
         self._known: frozenset[str] = frozenset()
         self._known_until = float("-inf")
         self._ready: dict[str, tuple[float, _Prepared | None]] = {}  # file name -> (good until, replies)
+        self.poll = poll
+        self._poll_due = float("-inf")
+        self._polling: asyncio.Task[None] | None = None
+        self._polled = False  # the first poll finished (well or not)
+
+    async def _refresh(self, poll: Callable[[], Iterable[str]]) -> None:
+        if self._polling is None and self.clock() >= self._poll_due:
+            self._poll_due = self.clock() + self.recheck
+            self._polling = asyncio.ensure_future(self._poll_once(poll))
+        if not self._polled and self._polling is not None:
+            await asyncio.shield(self._polling)
+
+    async def _poll_once(self, poll: Callable[[], Iterable[str]]) -> None:
+        try:
+            changed = await asyncio.to_thread(poll)
+            for feed_id in changed:
+                self._ready.pop(f"{feed_id}.atom", None)
+        except FeedmakerError as exc:
+            # The store is away (restart, partition): keep serving the versions loaded; /healthz tells.
+            log.warning("feed poll failed reason=%s", exc)
+        finally:
+            self._polling, self._polled = None, True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -464,6 +337,8 @@ class _FeedPath:
         ):
             await self.rest(scope, receive, send)
             return
+        if self.poll is not None:
+            await self._refresh(self.poll)
         status, headers, body = self._reply(path[7:], scope["headers"])
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})

@@ -26,6 +26,7 @@ from typing import Any
 
 from feedmaker.models import Added, AddResult, Article, Duplicate, Entry, Updated, as_utc
 from feedmaker.store.coordination import Claim, Coordination
+from feedmaker.store.feeds import Feeds
 from feedmaker.store.history import RUNS_KEPT, History, RunRecord
 from feedmaker.store.rows import (
     AUTHOR_MAX,
@@ -69,7 +70,7 @@ def is_generic_key(key: str) -> bool:
     return len(key.split()) < GENERIC_KEY_WORDS
 
 
-class Store(Walks, Coordination, History):
+class Store(Walks, Coordination, History, Feeds):
     """The feedmaker database. Every method is atomic and safe to call from several threads; other
     processes (and, on PostgreSQL, other machines) may use the same database concurrently."""
 

@@ -90,6 +90,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # As sqlite's step 9: each sighting keeps its own fields.
         *schema.SOURCES_FIELDS,
     ),
+    (
+        # As sqlite's step 10: rendered feeds, served alike by every instance.
+        *schema.feeds_tables("BYTEA"),
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

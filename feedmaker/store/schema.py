@@ -14,6 +14,7 @@ __all__ = [
     "SOURCES_SORT",
     "VALIDATORS",
     "entries_table",
+    "feeds_tables",
     "runs_table",
 ]
 
@@ -137,3 +138,24 @@ def sources_table(name: str) -> str:
             first_seen TEXT NOT NULL,
             PRIMARY KEY (url_key, site)
         )"""
+
+
+def feeds_tables(blob: str) -> tuple[str, ...]:
+    """Rendered feeds (store/feeds.py) and the one counter numbering their changes; `blob` is the engine's
+    bytes type."""
+    return (
+        f"""CREATE TABLE feeds (
+            id TEXT PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            rendered_from BIGINT NOT NULL,
+            body {blob} NOT NULL,
+            gzipped {blob} NOT NULL,
+            etag TEXT NOT NULL,
+            modified BIGINT NOT NULL,
+            entries INTEGER NOT NULL,
+            worker TEXT NOT NULL
+        )""",
+        "CREATE INDEX feeds_seq ON feeds (seq)",
+        "CREATE TABLE feed_clock (one INTEGER PRIMARY KEY CHECK (one = 1), seq BIGINT NOT NULL)",
+        "INSERT INTO feed_clock (one, seq) VALUES (1, 0)",
+    )

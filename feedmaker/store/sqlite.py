@@ -100,6 +100,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Each sighting keeps its own fields: a site's feed shows its own headline, link and date.
         *schema.SOURCES_FIELDS,
     ),
+    (
+        # Rendered feeds, so that every server on a shared store answers alike (store/feeds.py). Alone,
+        # feedmaker serves its files and leaves this empty; kept in both engines so that the schema is one.
+        *schema.feeds_tables("BLOB"),
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
