@@ -25,7 +25,7 @@ from dateutil import parser as dateutil_parser
 
 from feedmaker.locales import ENGLISH_MONTHS, MONTH_NAMES, NOISE_WORDS, ZONE_ABBREVIATIONS, fixed_offset
 
-__all__ = ["EARLIEST", "MAX_AHEAD", "dates_in_text", "is_ambiguous", "parse_date"]
+__all__ = ["EARLIEST", "MAX_AHEAD", "common_iso", "dates_in_text", "is_ambiguous", "parse_date"]
 
 EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)
 MAX_AHEAD = timedelta(days=1)
@@ -64,6 +64,10 @@ def parse_date(
 ) -> datetime | None:
     """Parse a date as printed on a page into tz-aware UTC; None when unsure or out of range.
     `dayfirst`: how to read an ambiguous numeric date (None: month-first unless dots separate it)."""
+    if fmt is None:
+        found = common_iso(text, now)
+        if found is not None:
+            return found
     text = unicodedata.normalize("NFKC", text).strip()
     if not text or len(text) > _MAX_LENGTH:
         return None
@@ -73,6 +77,27 @@ def parse_date(
         first = dayfirst if dayfirst is not None else bool(_DOTTED.search(text))
         found = _in_range(_aware(text, tz, fmt, now, not first), now)
     return found
+
+
+# The form most machine-readable dates take (<time datetime>, article:published_time, JSON-LD):
+# "2026-03-01T09:15:00Z", "2026-03-01T09:15:00.123+05:30", "2026-03-01T09:15-04:00". Each such text
+# reads in _iso exactly as datetime.fromisoformat reads it (a zone, so no site zone applies; a
+# fraction of 1-6 digits; no ambiguity), at a tenth of the cost of the general path.
+_COMMON_ISO = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def common_iso(text: str, now: datetime) -> datetime | None:
+    """parse_date's result for a text of the common ISO 8601 form above that lies in range; None for
+    any other text (which then takes the general path, as does anything this cannot read)."""
+    if _COMMON_ISO.fullmatch(text) is None:
+        return None
+    try:
+        found = datetime.fromisoformat(text).astimezone(UTC)
+    except (OverflowError, ValueError):  # hour 24, offset +25:00, ...: the general path decides
+        return None
+    return found if EARLIEST <= found <= now.astimezone(UTC) + MAX_AHEAD else None
 
 
 def _aware(text: str, tz: ZoneInfo, fmt: str | None, now: datetime, dayfirst: bool | None) -> datetime | None:

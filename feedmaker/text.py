@@ -40,6 +40,12 @@ MAX_AFFIX_WORDS = 4  # a longer affix is part of the headline, whatever it says
 
 def clean_text(value: str) -> str:
     """NFC, whitespace collapsed, characters XML 1.0 forbids removed."""
+    if value.isascii():
+        # Most text read off a page: ASCII is its own NFC, and printable ASCII has nothing to remove.
+        # The check comes before the split: str.split() takes some forbidden controls for spaces.
+        if not value.isprintable() and XML_FORBIDDEN.search(value) is not None:
+            value = XML_FORBIDDEN.sub("", value)
+        return " ".join(value.split())
     value = XML_FORBIDDEN.sub("", value)
     return unicodedata.normalize("NFC", " ".join(value.split()))
 

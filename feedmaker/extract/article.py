@@ -72,16 +72,19 @@ def article_from(doc: Document, values: dict[str, tuple[Value, str]]) -> Article
     headline is cleaned here."""
     date = values.get("date")
     headline = _text_value(values, "headline") or ""
+    site = doc.site
+    if headline and site.canonical.strip_display:
+        headline = display_headline(site, headline)
     return Article(
-        site=doc.site.id,
+        site=site.id,
         url=str(values["url"][0]),
-        headline=display_headline(doc.site, headline) if doc.site.canonical.strip_display else headline,
+        headline=headline,
         published=date[0] if date is not None and isinstance(date[0], datetime) else None,
         author=_text_value(values, "author"),
         summary=_text_value(values, "summary"),
         image=_text_value(values, "image"),
         content=_text_value(values, "content"),
-        origins=tuple((name, origin) for name, (_, origin) in values.items()),
+        origins=tuple([(name, origin) for name, (_, origin) in values.items()]),
     )
 
 

@@ -11,7 +11,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from feedmaker import patterns
 from feedmaker.config import FieldSpec
-from feedmaker.dates import is_ambiguous, parse_date
+from feedmaker.dates import common_iso, is_ambiguous, parse_date
 from feedmaker.extract.metadata import Document, Firsts
 from feedmaker.text import clean_html, clean_text
 from feedmaker.urls import IMAGE_SCHEMES, LINK_SCHEMES, absolute
@@ -96,10 +96,12 @@ def finish(doc: Document, kind: Kind, raw: str, fmt: str | None = None) -> Value
         key = (text, fmt)  # listings repeat dates ("24 Mar 2026" on many rows): parse each once
         if key in doc.dates:
             return doc.dates[key]
-        dayfirst = (
-            doc.dayfirst if is_ambiguous(text) else None
-        )  # the page's locale, looked up only when needed
-        found = doc.dates[key] = parse_date(text, tz=doc.zone, fmt=fmt, now=doc.now, dayfirst=dayfirst)
+        found = common_iso(text, doc.now) if fmt is None else None
+        if found is None:
+            # The page's locale, looked up only when needed.
+            dayfirst = doc.dayfirst if is_ambiguous(text) else None
+            found = parse_date(text, tz=doc.zone, fmt=fmt, now=doc.now, dayfirst=dayfirst)
+        doc.dates[key] = found
         return found
     sanitized = sanitize_html(raw, doc.base)
     return sanitized or None

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 
+from feedmaker import patterns
 from feedmaker.config import ListSelectors, SiteConfig
 from feedmaker.errors import ExtractError
 from feedmaker.extract.article import article_from
-from feedmaker.extract.fallbacks import ARTICLE_FIELDS, from_nodes
-from feedmaker.extract.fields import Value, node_text, read_chain
+from feedmaker.extract.fallbacks import from_nodes
+from feedmaker.extract.fields import Kind, Value, finish, node_text, read_chain, read_spec
 from feedmaker.extract.metadata import Document, Firsts, Node
+from feedmaker.extract.plan import ChainPlan, ListingPlan, listing_plan
 from feedmaker.models import Article, Listing, Page
 from feedmaker.text import clean_text
-from feedmaker.urls import host_of, without_fragment
+from feedmaker.urls import LINK_SCHEMES, absolute, host_of, without_fragment
 
 __all__ = ["extract_listing", "item_failed", "listing_document", "read_item"]
 
@@ -46,41 +48,38 @@ class ItemScopes:
         self.firsts: dict[str, dict[int, Node]] = {}
 
     def first(self, css: str, item: int) -> Node | None:
-        found = self.firsts.get(css)
-        if found is None:
-            found = self.firsts[css] = {}
-            owner = self.owner
-            for match in self.tree.css(css):
-                path: list[int] = []
-                node: Node | None = match
-                where: int | None = None
+        column = self.firsts.get(css)
+        if column is None:
+            column = self.column(css)
+        return column.get(item)
+
+    def column(self, css: str) -> dict[int, Node]:
+        """item mem_id -> its first match of `css`, for every item that has one."""
+        found = self.firsts[css] = {}
+        owner = self.owner
+        for match in self.tree.css(css):
+            key = match.mem_id
+            where = owner.get(key, _UNKNOWN)
+            if where == _UNKNOWN:
+                path = [key]
+                node = match.parent
                 while node is not None:
                     key = node.mem_id
-                    if key in owner:
-                        where = owner[key]
+                    where = owner.get(key, _UNKNOWN)
+                    if where != _UNKNOWN:
                         break
                     path.append(key)
                     node = node.parent
+                else:
+                    where = None
                 for key in path:
                     owner[key] = where
-                if where is not None and where not in found:
-                    found[where] = match
-        return found.get(item)
+            if where is not None and where not in found:
+                found[where] = match
+        return found
 
 
-class ItemFirsts(dict[str, "Node | None"]):
-    """One item's css_first memo (fields.Firsts) filled from ItemScopes on a miss."""
-
-    __slots__ = ("item", "scopes")
-
-    def __init__(self, scopes: ItemScopes, item: Node) -> None:
-        super().__init__()
-        self.scopes, self.item = scopes, item.mem_id
-
-    def __missing__(self, css: str) -> Node | None:
-        node = self[css] = self.scopes.first(css, self.item)
-        return node
-
+_UNKNOWN = -1  # a node not yet in ItemScopes.owner (a mem_id is an address, never -1)
 
 # Below this many items the per-item queries cost less than walking up from every tree-wide match.
 _BATCHED_ITEMS = 8
@@ -90,27 +89,90 @@ def read_item(
     doc: Document, node: Node, selectors: ListSelectors, firsts: Firsts | None = None
 ) -> Article | None:
     """One listing item as `selectors` read it (None without a link): what `check` and `suggest` show.
-    `firsts`: the item's css_first memo (ItemFirsts when the listing batches its queries)."""
-    if firsts is None:
-        firsts = {}
-    link = read_chain(doc, node, selectors.link, "link", firsts)
+    `firsts`: the item's css_first memo, when the caller keeps one."""
+    return _read(doc, node, listing_plan(selectors), None, {} if firsts is None else firsts)
+
+
+def _read(
+    doc: Document, node: Node, plan: ListingPlan, scopes: ItemScopes | None, firsts: Firsts
+) -> Article | None:
+    """read_item on a compiled plan; with `scopes` (a batched listing), the item's first matches come
+    from its tree-wide columns, else from node.css_first memoised in `firsts`."""
+    key = node.mem_id
+    link = _chain(doc, node, key, plan.link, "link", scopes, firsts)
     if link is None:
         return None
     url, link_origin, link_node = link
     values: dict[str, tuple[Value, str]] = {"url": (url, link_origin)}
-    for name, kind, _ in ARTICLE_FIELDS:
-        hit = read_chain(doc, node, getattr(selectors, name), kind, firsts)
+    for name, kind, chain in plan.fields:
+        hit = _chain(doc, node, key, chain, kind, scopes, firsts)
         if hit is not None:
             values[name] = (hit[0], hit[1])
-    if "headline" not in values and selectors.headline is None and link_node is not None:
+    if "headline" not in values and plan.headline_from_link and link_node is not None:
         text = clean_text(node_text(link_node))
         if text:
             values["headline"] = (text, "link-text")
     if "date" not in values:
-        fell = from_nodes(doc, node, (("time[datetime]", "datetime"),), "date")
+        fell = from_nodes(doc, node, _ITEM_DATE, "date")
         if fell is not None:
             values["date"] = fell
     return article_from(doc, values)
+
+
+_ITEM_DATE = (("time[datetime]", "datetime"),)
+
+
+def _chain(
+    doc: Document,
+    node: Node,
+    key: int,
+    chain: ChainPlan,
+    kind: Kind,
+    scopes: ItemScopes | None,
+    firsts: Firsts,
+) -> tuple[Value, str, Node | None] | None:
+    """fields.read_chain in one item, on a compiled chain: the first spec that yields a value wins."""
+    value: Value | None
+    for spec in chain:
+        if spec.all:
+            value, match = read_spec(doc, node, spec.spec, kind, firsts)
+            if value is not None:
+                return value, spec.label, match
+            continue
+        css = spec.css
+        if scopes is not None:
+            column = scopes.firsts.get(css)
+            match = (column if column is not None else scopes.column(css)).get(key)
+        elif css in firsts:
+            match = firsts[css]
+        else:
+            match = firsts[css] = node.css_first(css)
+        if match is None:
+            continue
+        # As fields._raw_value reads it.
+        attr = spec.attr
+        if attr:
+            raw = match.attributes.get(attr)
+        elif kind == "content":
+            raw = match.inner_html
+        else:
+            raw = match.text(deep=True)
+        if raw is None:
+            continue
+        if spec.regex:
+            raw = patterns.captured(spec.regex, raw) or ""
+        if not raw or raw.isspace():
+            continue
+        # fields.finish, with its two commonest kinds inline (a call per field adds up over a listing).
+        if kind == "text":
+            value = clean_text(raw) or None
+        elif kind == "link":
+            value = absolute(raw, doc.base, LINK_SCHEMES, doc.origin)
+        else:
+            value = finish(doc, kind, raw, spec.format)
+        if value is not None:
+            return value, spec.label, match
+    return None
 
 
 def item_failed(doc: Document, node: Node, site: SiteConfig, exc: Exception) -> None:
@@ -144,11 +206,13 @@ def extract_listing(page: Page, site: SiteConfig) -> Listing:
     filters = site.filters
     filtered = bool(filters.include or filters.exclude)  # without patterns, keeps() keeps everything
     linked = 0
+    plan = listing_plan(site.list)
     scopes = ItemScopes(doc, nodes) if len(nodes) >= _BATCHED_ITEMS else None
-    batched = scopes is not None and not scopes.nested
+    if scopes is not None and scopes.nested:
+        scopes = None
     for node in nodes:
         try:
-            item = read_item(doc, node, site.list, ItemFirsts(scopes, node) if batched and scopes else None)
+            item = _read(doc, node, plan, scopes, {})
         except Exception as exc:  # a bug on one odd item costs that item, not the site's run
             item_failed(doc, node, site, exc)
             linked += 1
