@@ -175,13 +175,20 @@ def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
     _setup_logging(settings.log_level, verbose)
     log_broken(replace(found, broken=broken))
 
+    skipped: list[str] = []
+
     async def go() -> list[SiteReport]:
+        from feedmaker.leases import Leases
+
         # As in the daemon: a signal stops the run cleanly instead of killing it with the finished feeds unwritten.
         loop, stop = asyncio.get_running_loop(), asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
             async with open_session(settings) as session:
+                # On a shared store each site's run for its current slot is claimed as a daemon claims it, so
+                # `run --once` from cron on several machines (and daemons) run each site once per slot.
+                leases = Leases(session.store, on_skip=skipped.append) if session.store.SHARED else None
                 return await crawl_all(
                     settings,
                     sites,
@@ -191,6 +198,7 @@ def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
                     on_done=Progress(len(sites), sys.stderr),
                     all_sites=all_sites,
                     stop=stop,
+                    hold=leases.hold if leases is not None else None,
                 )
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -200,7 +208,9 @@ def _run_once(config_dir: Path, wanted: list[str], verbose: int) -> int:
     _print_summary(reports, settings)
     failed = [r.site for r in reports if not r.ok]
     finished = {r.site for r in reports}
-    unfinished = [s.id for s in sites if s.id not in finished]
+    unfinished = [s.id for s in sites if s.id not in finished and s.id not in skipped]
+    if skipped:
+        print(f"run by other workers this slot: {', '.join(skipped)}", file=sys.stderr)
     if failed:
         print(f"failed sites: {', '.join(failed)}", file=sys.stderr)
         if reports and all(not r.ok and r.pages == 0 for r in reports):

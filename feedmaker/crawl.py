@@ -13,12 +13,14 @@ pages not reached by then are left for the next run, as those past max_articles 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
 import re
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -475,15 +477,21 @@ async def crawl_all(
     all_sites: Sequence[SiteConfig] | None = None,
     stop: asyncio.Event | None = None,
     pool: PagePool | None = None,
+    hold: Callable[[SiteConfig], AbstractAsyncContextManager[bool]] | None = None,
 ) -> list[SiteReport]:
     """Crawl these sites concurrently (the fetcher keeps per-host politeness), then rewrite the feeds
     that touch them. `all_sites` (default: `sites`) is the whole config, which combined feeds draw on.
+    `hold(site)` (a shared store's lease, leases.py) is held around each site's run; a site it refuses
+    (another worker ran it this slot) has no report.
 
     When `stop` is set (SIGTERM to `run --once`) the sites still running are cancelled and have no
     report; the feeds of the sites that finished are written all the same. Reports keep `sites` order."""
 
-    async def one(site: SiteConfig) -> SiteReport:
-        report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store, pool=pool)
+    async def one(site: SiteConfig) -> SiteReport | None:
+        async with hold(site) if hold else contextlib.nullcontext(True) as held:
+            if not held:
+                return None
+            report = await crawl_site(site, settings=settings, fetcher=fetcher, store=store, pool=pool)
         if on_done:
             on_done(report)
         return report
@@ -499,7 +507,8 @@ async def crawl_all(
         for waiting in (*waits, *runs):
             waiting.cancel()
         await asyncio.gather(*runs, return_exceptions=True)
-    reports = [run.result() for run in runs if not run.cancelled()]  # a crash in one() is re-raised here
+    # A crash in one() is re-raised here.
+    reports = [report for run in runs if not run.cancelled() and (report := run.result()) is not None]
     if unfinished := [s.id for s, run in zip(sites, runs, strict=True) if run.cancelled()]:
         log.warning("run stopped sites_unfinished=%s", ",".join(unfinished))
     await asyncio.to_thread(publish, settings, all_sites or sites, store, only={r.site for r in reports})

@@ -7,10 +7,10 @@ of removed sites removed, of sites with a new schedule replaced. A site that kee
 skipped until interval x 2^N (cap 24 h) has passed since the last run started, and the first good run resets N.
 
 On a shared store (PostgreSQL, several daemons) APScheduler stays each process's timer, and a lease in the
-store decides who works: a run claims its (site, slot) first, where the slot is the interval-long window of
-epoch time the run falls in, so every worker names the same slot whatever its own jitter. The winner renews
-the lease while the run lasts; the others wait for it to expire (its worker died) and take the run over,
-until the slot ends.
+store decides who works (leases.py, as for `run --once`): a run claims its (site, slot) first, where the slot
+is the interval-long window of epoch time the run falls in, so every worker names the same slot whatever its
+own jitter. The winner renews the lease while the run lasts; the others wait for it to expire (its worker
+died) and take the run over, until the slot ends.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from feedmaker.config import Schedule, Settings, SiteConfig
 from feedmaker.crawl import crawl_site
 from feedmaker.errors import FeedmakerError
 from feedmaker.fetch import Fetcher
+from feedmaker.leases import LEASE, held_run, slot_start
 from feedmaker.models import SiteReport, utcnow
 from feedmaker.publish import Published, Publisher
 from feedmaker.store import Store
@@ -60,9 +60,6 @@ MAX_BACKOFF = timedelta(hours=24)
 JITTER_SHARE = 0.1  # of the interval: sites sharing a host drift apart instead of firing together
 JITTER_CAP = 300.0  # seconds
 FIRST_RUN_SPREAD_CAP = 30.0  # seconds: the start-up runs are spread, but all happen soon after start
-# A site run's lease on a shared store: renewed every third of it, so a worker that dies mid-run gives its
-# site up to another worker within this time.
-LEASE = timedelta(seconds=60)
 
 Crawl = Callable[..., Awaitable[SiteReport]]
 Publish = Callable[..., Published]
@@ -82,12 +79,6 @@ def trigger_for(schedule: Schedule) -> BaseTrigger:
         return IntervalTrigger(seconds=schedule.interval, jitter=jitter_seconds(schedule), timezone=UTC)
     assert schedule.cron is not None
     return CronTrigger.from_crontab(schedule.cron, timezone=UTC)
-
-
-def slot_start(schedule: Schedule, now: datetime) -> datetime:
-    """The schedule slot a run at `now` belongs to: the interval-long window of epoch time holding it."""
-    interval = interval_seconds(schedule, now)
-    return datetime.fromtimestamp(math.floor(now.timestamp() / interval) * interval, UTC)
 
 
 def backoff_wait(interval: float, failures: int) -> timedelta:
@@ -177,7 +168,13 @@ class SiteRunner:
             self._running.add(task)
         try:
             # Store reads wait behind other sites' writes (the store has one lock): off the loop as well.
-            retry = await asyncio.to_thread(self.retry_after, site.id)
+            try:
+                retry = await asyncio.to_thread(self.retry_after, site.id)
+            except (
+                FeedmakerError
+            ) as exc:  # store away: the store logs that once; the claim below waits for it
+                log.debug("site=%s back-off unknown reason=%s", site.id, exc)
+                retry = None
             if retry is not None:
                 failures = await asyncio.to_thread(self.store.consecutive_failures, site.id)
                 log.info(
@@ -187,21 +184,18 @@ class SiteRunner:
                     retry.isoformat(timespec="seconds"),
                 )
                 return None
-            slot = slot_start(site.schedule, self.now())
-            if self.lease is not None and not await self._claim(site, slot, self.lease):
-                return None
-            renewing = asyncio.create_task(self._renew(site.id, slot, self.lease)) if self.lease else None
-            done = False
-            try:
+            # On a shared store the lease decides who runs (leases.py); a cancelled run gives its slot back.
+            held = (
+                held_run(self.store, site, slot_start(site.schedule, self.now()), self.lease)
+                if self.lease is not None
+                else contextlib.nullcontext(True)
+            )
+            async with held as won:
+                if not won:
+                    return None
                 report = await self.crawl(
                     site, settings=self.settings, fetcher=self.fetcher, store=self.store, now=self.now
                 )
-                done = True
-            finally:
-                if renewing is not None:
-                    renewing.cancel()
-                    # A cancelled run gives its slot back at once for another worker to take over.
-                    await self._finish(site.id, slot, done=done)
             # A failed run never replaces a good feed: the file on disk stays the last good one.
             if report.ok:
                 try:
@@ -223,47 +217,6 @@ class SiteRunner:
         finally:
             if task is not None:
                 self._running.discard(task)
-
-    async def _claim(self, site: SiteConfig, slot: datetime, lease: timedelta) -> bool:
-        """Whether this worker runs the site for this slot: it won the lease, or took it over from a
-        worker whose lease expired. False once another worker finished the slot, or the slot ends first."""
-        end = slot + timedelta(seconds=interval_seconds(site.schedule, slot))
-        while True:
-            try:
-                claim = await asyncio.to_thread(self.store.claim_run, site.id, slot, lease=lease)
-            except FeedmakerError as exc:
-                log.warning("site=%s run skipped: cannot claim it reason=%s", site.id, exc)
-                return False
-            if claim.won:
-                return True
-            if claim.done or claim.expires >= end:
-                log.debug("site=%s slot=%s run by worker=%s", site.id, slot.isoformat(), claim.worker)
-                return False
-            # The holder may die: ask again as its lease lapses (it renews it while alive), and at least
-            # every quarter lease, so a finished run releases the waiters soon.
-            wait = (claim.expires - utcnow()).total_seconds()
-            await asyncio.sleep(min(max(wait, 0.0) + lease.total_seconds() / 20, lease.total_seconds() / 4))
-
-    async def _renew(self, site_id: str, slot: datetime, lease: timedelta) -> None:
-        while True:
-            await asyncio.sleep(lease.total_seconds() / 3)
-            try:
-                kept = await asyncio.to_thread(self.store.renew_run, site_id, slot, lease=lease)
-            except FeedmakerError as exc:
-                log.warning("site=%s lease not renewed reason=%s", site_id, exc)
-                continue
-            if not kept:
-                log.warning(
-                    "site=%s lease lost slot=%s: another worker took the run over", site_id, slot.isoformat()
-                )
-                return
-
-    async def _finish(self, site_id: str, slot: datetime, *, done: bool) -> None:
-        try:
-            await asyncio.to_thread(self.store.finish_run, site_id, slot, done=done)
-        except FeedmakerError as exc:
-            # The lease lapses by itself; another worker may then run the slot again (at worst twice).
-            log.warning("site=%s lease not released reason=%s", site_id, exc)
 
     @property
     def in_flight(self) -> int:
