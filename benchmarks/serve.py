@@ -247,13 +247,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--skip", action="append", default=[], help="leave out a server row (repeatable)")
     args = parser.parse_args()
     load = _wrk if shutil.which("wrk") else _python_load
     print(
         f"load generator: {'wrk (2 threads)' if load is _wrk else 'raw-socket asyncio client (2 processes); install wrk for a lighter one'}"
     )
-    servers = ["nginx", "stdlib", "feedmaker", "feedmaker-h11", "feedmaker-asyncio"]
-    if not shutil.which("nginx"):
+    servers = [
+        s
+        for s in ("nginx", "stdlib", "feedmaker", "feedmaker-h11", "feedmaker-asyncio")
+        if s not in args.skip
+    ]
+    if "nginx" in servers and not shutil.which("nginx"):
         print("nginx: not installed, its row is skipped (apt-get install nginx to compare)")
         servers.remove("nginx")
     from feedmaker.daemon import loop_factory
