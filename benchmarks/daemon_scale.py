@@ -25,6 +25,7 @@ Wall time with the defaults: about 12 minutes (3 x (warm-up + window + start-up)
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import json
 import os
@@ -341,12 +342,53 @@ def child(config: Path, stats_path: Path) -> int:
             progress.write_text(str(len(done)))
             time.sleep(1.0)
 
+    # Where a run's wall time goes: (end, part, seconds) per awaited step. A thread hop's wait for a free
+    # thread of the loop's default executor is told apart from the call itself.
+    parts: list[tuple[float, str, float]] = []
+    real_to_thread = asyncio.to_thread
+
+    async def to_thread(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        submitted = time.perf_counter()
+        began = [0.0]
+
+        def call() -> Any:
+            began[0] = time.perf_counter()
+            return func(*args, **kwargs)
+
+        try:
+            return await real_to_thread(call)
+        finally:
+            ended = time.perf_counter()
+            name = getattr(func, "__name__", "call")
+            parts.append((time.time(), "thread wait", (began[0] or ended) - submitted))
+            parts.append((time.time(), f"store {name}", ended - (began[0] or ended)))
+
+    def timed(owner: Any, attr: str, part: str) -> None:
+        real = getattr(owner, attr)
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return await real(*args, **kwargs)
+            finally:
+                parts.append((time.time(), part, time.perf_counter() - began))
+
+        setattr(owner, attr, wrapper)
+
+    from feedmaker.fetch import Fetcher
+    from feedmaker.workers import PagePool
+
+    asyncio.to_thread = to_thread
+    timed(Fetcher, "fetch", "fetch")
+    timed(PagePool, "run", "page worker")
     schedule.make_scheduler = make_scheduler
     store_module.SqliteStore.__init__ = store_init  # type: ignore[method-assign]
     schedule.SiteRunner.run = run  # type: ignore[method-assign]
     threading.Thread(target=sample, daemon=True).start()
     code = main(["--config", str(config), "run"])
-    stats_path.write_text(json.dumps({"fires": fires, "missed": missed, "runs": runs, "samples": samples}))
+    stats_path.write_text(
+        json.dumps({"fires": fires, "missed": missed, "runs": runs, "samples": samples, "parts": parts})
+    )
     return code
 
 
@@ -383,7 +425,9 @@ def warm_up(daemon: subprocess.Popen[bytes], progress: Path, sites: int, warmup:
             return waited
 
 
-def daemon_size(work: Path, sites: int, warmup: float, window: float) -> dict[str, Any]:
+def daemon_size(
+    work: Path, sites: int, warmup: float, window: float, keep: Path | None = None
+) -> dict[str, Any]:
     root = work / f"daemon-{sites}"
     root.mkdir()
     cap = warmup * 4
@@ -442,7 +486,15 @@ def daemon_size(work: Path, sites: int, warmup: float, window: float) -> dict[st
     near = {edge: min(stats["samples"], key=lambda s: abs(s[0] - edge)) for edge in (t0, t1)}
     in_flight = near[t1][1]
     store_share = (near[t1][2] - near[t0][2]) / max(1.0, near[t1][0] - near[t0][0])
+    shares: dict[str, float] = {}
+    for when, part, seconds in stats["parts"]:
+        if t0 <= when < t1:
+            shares[part] = shares.get(part, 0.0) + seconds
+    per_run = {part: total / max(1, len(finished)) for part, total in shares.items()}
+    if keep is not None:
+        keep.write_text(json.dumps(stats))
     return {
+        "parts": per_run,
         "sites": sites, "runs": len(finished), "cpu_ms": tree_cpu / max(1, len(finished)) * 1000,
         "main_share": main_cpu / window, "tree_share": tree_cpu / window, "rss_daemon": rss_daemon,
         "rss_workers": rss_workers, "late_p50": pct(late, 0.5), "late_p99": pct(late, 0.99), "missed": missed,
@@ -451,7 +503,9 @@ def daemon_size(work: Path, sites: int, warmup: float, window: float) -> dict[st
     }  # fmt: skip
 
 
-def daemon_part(work: Path, sizes: Sequence[int], warmup: float, window: float) -> None:
+def daemon_part(
+    work: Path, sizes: Sequence[int], warmup: float, window: float, keep: Path | None = None
+) -> None:
     say(
         f"3. daemon, every site `every 1m`, listing-only; warm-up until every site ran once (at least {warmup:.0f} s,"
     )
@@ -463,7 +517,7 @@ def daemon_part(work: Path, sizes: Sequence[int], warmup: float, window: float) 
     )
     rows = []
     for sites in sizes:
-        r = daemon_size(work, sites, warmup, window)
+        r = daemon_size(work, sites, warmup, window, keep / f"stats-{sites}.json" if keep else None)
         rows.append(r)
         say(
             f"   {sites:>5} | {r['runs']:>5} | {r['rate']:>6.1f} ({r['needed']:>4.1f}) | {r['cpu_ms']:>10.2f} | "
@@ -484,6 +538,10 @@ def daemon_part(work: Path, sizes: Sequence[int], warmup: float, window: float) 
         "   CPU ms/run = the window's CPU over the runs finished in it: with a backlog (runs in flight) it also"
     )
     say("   charges the work of runs still unfinished, so it is only a per-run cost where every slot is kept")
+    say("   where a run's wall time goes, mean ms per finished run (overlapping steps of one run add up):")
+    for r in rows:
+        top = sorted(r["parts"].items(), key=lambda kv: -kv[1])[:8]
+        say(f"   {r['sites']:>5}: " + ", ".join(f"{part} {seconds * 1000:.1f}" for part, seconds in top))
     base = next((r for r in rows if r["sites"] == 1000), rows[0])
     for r in rows:
         if r is not base:
@@ -529,6 +587,7 @@ def main() -> int:
     parser.add_argument("--skip-store", action="store_true")
     parser.add_argument("--skip-publish", action="store_true")
     parser.add_argument("--skip-daemon", action="store_true")
+    parser.add_argument("--keep", type=Path, help="write each size's raw daemon stats to DIR/stats-N.json")
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "STATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -543,7 +602,7 @@ def main() -> int:
         if not args.skip_publish:
             publish_part(work, 200)
         if not args.skip_daemon:
-            daemon_part(work, [int(s) for s in args.sizes.split(",")], args.warmup, args.window)
+            daemon_part(work, [int(s) for s in args.sizes.split(",")], args.warmup, args.window, args.keep)
     return 0
 
 

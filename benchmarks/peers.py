@@ -48,8 +48,12 @@ from urllib.parse import quote, urlsplit
 
 # Run as a script (`python benchmarks/peers.py`): make the repository root importable for `benchmarks.*`.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# With --against, the feedmaker rows run again on a checkout of another commit: its package comes first.
+SOURCE_VAR = "PEERS_FEEDMAKER_SOURCE"
+if os.environ.get(SOURCE_VAR):
+    sys.path.insert(0, os.environ[SOURCE_VAR])
 
-from benchmarks.fixture_site import CSS, XPATH, Fixture, family_of, host_of, listing_size
+from benchmarks.fixture_site import CSS, XPATH, Fixture, family_of, host_of, listing_size  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FIXTURE_PY = HERE / "fixture_site.py"
@@ -66,9 +70,30 @@ allow_private_networks = ["127.0.0.0/8"]   # the fixture is on loopback addresse
 """
 
 
+# The feedmaker source the feedmaker rows run (None: this checkout); set by main() for the --against rows.
+_source: Path | None = None
+
+
 def clean_env() -> dict[str, str]:
-    """This environment minus proxy settings, so every client talks to 127.0.0.x directly."""
-    return {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARS}
+    """This environment minus proxy settings, so every client talks to 127.0.0.x directly; with a source
+    checkout set, feedmaker is imported from there (`-m feedmaker` through PYTHONPATH, workers through
+    SOURCE_VAR, since this file puts its own checkout first)."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARS and k != SOURCE_VAR}
+    if _source is not None:
+        env["PYTHONPATH"] = str(_source)
+        env[SOURCE_VAR] = str(_source)
+    return env
+
+
+def checkout(rev: str, into: Path) -> tuple[Path, str]:
+    """`git archive` of `rev` (of this file's repository) unpacked into `into`; (path, 'short hash subject')."""
+    repo = Path(__file__).resolve().parent.parent
+    described = subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%h %s", rev],
+                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into, described
 
 
 # -- the fixture server ------------------------------------------------------------------------------------
@@ -279,6 +304,24 @@ def print_table(rows: Sequence[Row]) -> None:
         if row is head:
             say(line)
     say(line)
+
+
+def compare_rows(rows: Sequence[Row]) -> None:
+    """Each feedmaker row beside its --against twin (tool name + ' @<hash>'): time and cpu, this / that."""
+    by_tool = {(r.task, r.tool): r for r in rows}
+    say("this checkout / the --against checkout (below 1.00x: this one is faster):")
+    for r in rows:
+        twin = next(
+            (t for (task, tool), t in by_tool.items() if task == r.task and tool.startswith(r.tool + " @")),
+            None,
+        )
+        if twin is None:
+            continue
+        if r.skipped or twin.skipped or not (r.seconds and twin.seconds and r.cpu and twin.cpu):
+            say(f"  {r.task} {r.tool}: not compared (a row was skipped)")
+            continue
+        say(f"  {r.task} {r.tool}: time {r.seconds:.2f} s vs {twin.seconds:.2f} s ({r.seconds / twin.seconds:.2f}x), "
+            f"cpu {r.cpu:.1f} s vs {twin.cpu:.1f} s ({r.cpu / twin.cpu:.2f}x); {r.result} vs {twin.result}")  # fmt: skip
 
 
 def run_bounded(
@@ -732,6 +775,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip", action="append", default=[], choices=["feedmaker", "rss-bridge", "scrapy", "pipeline"],
                         help="leave out a peer (repeatable)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on each peer's run, seconds")
+    parser.add_argument("--against", metavar="REV",
+                        help="also run the feedmaker rows on a checkout of this commit (e.g. HEAD~1) and print both")  # fmt: skip
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "URLS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -788,11 +833,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         if fm_skip is None and (why := feedmaker_missing()):
             fm_skip = why
 
+        sources: list[tuple[Path | None, str]] = [(None, "")]
+        if args.against:
+            path, described = checkout(args.against, work / "against")
+            sources.append((path, f" @{described.split()[0]}"))
+            say(f"feedmaker rows also run on a checkout of {args.against}: {described}")
+            say()
+
+        def each_source(make: Callable[[Path], Row]) -> None:
+            """The feedmaker row for this checkout, then for the --against one (in its own work dir)."""
+            global _source
+            for source, label in sources:
+                _source = source
+                where = work / ("this-checkout" if source is None else "against-checkout")
+                where.mkdir(exist_ok=True)
+                try:
+                    row = make(where)
+                finally:
+                    _source = None
+                row.tool += label
+                report(row)
+
         say("== 1. feeds: listing pages only (item, link, headline, date) ==")
         if fm_skip:
             report(Row(f"feeds x{fx.sites}", "feedmaker run --once", "", skipped=fm_skip))
         else:
-            report(feedmaker_feeds(work, served, args.timeout))
+            each_source(lambda where: feedmaker_feeds(where, served, args.timeout))
         if "rss-bridge" in skip:
             report(
                 Row(
@@ -807,8 +873,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"== 2. crawl: {args.pages} article pages, h1 + time[datetime], {CONCURRENCY} requests in flight =="
         )
         urls = fx.crawl_urls(args.pages)
-        report(crawl_row(f"crawl {len(urls)}", f"feedmaker Fetcher + extract_fields ({CONCURRENCY} in flight)", served,
-                         urls, "feedmaker", work, args.timeout, fm_skip))  # fmt: skip
+        each_source(lambda where: crawl_row(f"crawl {len(urls)}", f"feedmaker Fetcher + extract_fields ({CONCURRENCY} in flight)",
+                                            served, urls, "feedmaker", where, args.timeout, fm_skip))  # fmt: skip
         scrapy_skip = "left out (--skip scrapy)" if "scrapy" in skip else scrapy_missing()
         report(crawl_row(f"crawl {len(urls)}", f"Scrapy spider (CONCURRENT_REQUESTS {CONCURRENCY})", served, urls,
                          "scrapy", work, args.timeout, scrapy_skip))  # fmt: skip
@@ -816,11 +882,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             report(Row(f"crawl {args.pages}", "feedmaker run --once, [article] (whole pipeline)", "",
                        skipped=fm_skip or "left out (--skip pipeline)"))  # fmt: skip
         else:
-            report(feedmaker_pipeline_crawl(work, served, args.pages, args.timeout))
+            each_source(lambda where: feedmaker_pipeline_crawl(where, served, args.pages, args.timeout))
 
     say()
     say(f"== summary (whole benchmark {time.perf_counter() - started:.0f} s; {load()} at the end) ==")
     print_table(rows)
+    if args.against:
+        compare_rows(rows)
     say(
         "feeds: 'exact' = title, link (query ignored) and date all equal to the fixture's; time = process wall time"
     )

@@ -9,9 +9,10 @@ plain bytes, as a static server sends them) and revalidations (304: the validato
 where it sends one, else Last-Modified). Rows:
   nginx            if `nginx` is on PATH (skipped with a message otherwise; this script never installs it)
   stdlib           Python's http.server (ThreadingHTTPServer, HTTP/1.1 keep-alive): 304 by Last-Modified
-  feedmaker        serve.make_app + make_server as the daemon runs them (asyncio loop, httptools if installed)
+  feedmaker        serve.make_app + make_server as the daemon runs them (daemon.loop_factory: uvloop where
+                   installed; httptools where installed)
   feedmaker h11    the same with uvicorn's pure-Python h11 parser, to show what the C parser buys
-  feedmaker uvloop the same on uvloop, if installed (the daemon does not use it)
+  feedmaker asyncio the same on asyncio's own loop: the daemon's fallback where uvloop is absent
 Every request goes to 127.0.0.1; each run is bounded by --seconds, and each server is stopped after its row.
 """
 
@@ -75,12 +76,10 @@ def _child_feedmaker(root: str, port: int, http: str, loop: str) -> None:
 
     sock = listen(HOST, port)  # as the daemon binds it
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
-    if loop == "uvloop":
-        import uvloop
+    from feedmaker.daemon import loop_factory
 
-        uvloop.run(server.serve(sockets=[sock]))
-    else:
-        asyncio.run(server.serve(sockets=[sock]))
+    with asyncio.Runner(loop_factory=loop_factory() if loop == "daemon" else None) as runner:
+        runner.run(server.serve(sockets=[sock]))
 
 
 def _child_stdlib(root: str, port: int) -> None:
@@ -248,21 +247,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--skip", action="append", default=[], help="leave out a server row (repeatable)")
     args = parser.parse_args()
     load = _wrk if shutil.which("wrk") else _python_load
     print(
         f"load generator: {'wrk (2 threads)' if load is _wrk else 'raw-socket asyncio client (2 processes); install wrk for a lighter one'}"
     )
-    servers = ["nginx", "stdlib", "feedmaker", "feedmaker-h11"]
-    if not shutil.which("nginx"):
+    servers = [
+        s
+        for s in ("nginx", "stdlib", "feedmaker", "feedmaker-h11", "feedmaker-asyncio")
+        if s not in args.skip
+    ]
+    if "nginx" in servers and not shutil.which("nginx"):
         print("nginx: not installed, its row is skipped (apt-get install nginx to compare)")
         servers.remove("nginx")
-    try:
-        import uvloop  # noqa: F401
+    from feedmaker.daemon import loop_factory
 
-        servers.append("feedmaker-uvloop")
-    except ImportError:
-        print("uvloop: not installed, its row is skipped")
+    if loop_factory() is None:
+        print("uvloop: not installed, so the feedmaker row runs on asyncio's loop as the daemon would")
     results: dict[tuple[str, str], list[Result]] = {}
     with tempfile.TemporaryDirectory(prefix="feedmaker-serve-") as tmp:
         root = Path(tmp)
@@ -310,7 +312,7 @@ def _child(argv: list[str]) -> None:
         from feedmaker.serve import http_protocol
 
         http = "h11" if role == "feedmaker-h11" else http_protocol()
-        _child_feedmaker(rest[0], int(rest[1]), http, "uvloop" if role == "feedmaker-uvloop" else "asyncio")
+        _child_feedmaker(rest[0], int(rest[1]), http, "asyncio" if role == "feedmaker-asyncio" else "daemon")
 
 
 if __name__ == "__main__":

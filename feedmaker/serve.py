@@ -40,7 +40,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedmaker.config import Settings
 from feedmaker.errors import FeedmakerError
@@ -236,15 +236,21 @@ def make_app(
     return _FeedPath(stored, feeds, rest, recheck=recheck, clock=clock, poll=stored.refresh)
 
 
-Headers = list[tuple[bytes, bytes]]
-_Ready = tuple[int, Headers, bytes]  # an ASGI reply: status, headers, body
+# An ASGI reply as its two messages, built once per feed version: (start, body for GET, body for HEAD).
+# Servers read a message and never change it (uvicorn copies the header list), so one dict serves every
+# request and a poll allocates none.
+_Ready = tuple[Message, Message, Message]
 
 
 def _ready(reply: Reply) -> _Ready:
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers]
     if reply.status != 304 and not any(name == b"content-length" for name, _ in headers):
         headers.append((b"content-length", str(len(reply.body)).encode()))
-    return reply.status, headers, reply.body
+    return (
+        {"type": "http.response.start", "status": reply.status, "headers": headers},
+        {"type": "http.response.body", "body": reply.body},
+        {"type": "http.response.body", "body": b""},
+    )
 
 
 _NO_SUCH_FEED = _ready(
@@ -279,7 +285,8 @@ class _Prepared:
         )
 
 
-_accepts_gzip = lru_cache(maxsize=256)(accepts_gzip)  # clients send a handful of distinct values
+_accepts_gzip = lru_cache(maxsize=256)(accepts_gzip)
+_FEED_METHODS = frozenset({"GET", "HEAD"})  # clients send a handful of distinct values
 
 
 class _FeedPath:
@@ -329,19 +336,15 @@ class _FeedPath:
             self._polling, self._polled = None, True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if (
-            scope["type"] != "http"
-            or not path.startswith("/feeds/")
-            or scope["method"] not in ("GET", "HEAD")
-        ):
+        method = scope.get("method")
+        if scope["type"] != "http" or not scope["path"].startswith("/feeds/") or method not in _FEED_METHODS:
             await self.rest(scope, receive, send)
             return
         if self.poll is not None:
             await self._refresh(self.poll)
-        status, headers, body = self._reply(path[7:], scope["headers"])
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        start, body, head = self._reply(scope["path"][7:], scope["headers"])
+        await send(start)
+        await send(head if method == "HEAD" else body)
 
     def _reply(self, name: str, request_headers: Sequence[tuple[bytes, bytes]]) -> _Ready:
         now = self.clock()

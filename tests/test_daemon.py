@@ -8,8 +8,10 @@ simulated without root: triggers added from another connection make every write 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
+import importlib.util
 import os
 import re
 import shutil
@@ -35,7 +37,7 @@ import pytest
 
 from feedmaker.config import load_all
 from feedmaker.daemon import Daemon as DaemonState
-from feedmaker.daemon import open_session
+from feedmaker.daemon import loop_factory, loop_name, open_session
 from feedmaker.publish import feed_path
 from feedmaker.schedule import SiteRunner, make_scheduler
 from feedmaker.serve import make_app
@@ -282,6 +284,24 @@ def test_new_articles_appear_in_the_served_feed_and_the_next_poll_gets_304(daemo
     since = daemon.get("/feeds/alpha.atom", **{"If-Modified-Since": first.headers["last-modified"]})
     assert since.status_code == 304
     assert "site=alpha run ok pages=1" in daemon.log()
+
+
+def test_the_daemon_runs_on_uvloop_where_it_is_installed(daemon: Daemon):
+    # Every other test of this module then exercises uvloop with the page workers, the scheduler, httpx
+    # fetches, the server and SIGTERM (SIGHUP in its own test).
+    expected = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    assert f"loop={expected}" in daemon.log()
+
+
+def test_without_uvloop_the_daemon_falls_back_to_asyncios_loop(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
+    assert loop_factory() is None
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        assert runner.run(_running_loop_name()) == "asyncio"
+
+
+async def _running_loop_name() -> str:
+    return loop_name(asyncio.get_running_loop())
 
 
 def test_opml_lists_every_feed(daemon: Daemon):

@@ -12,7 +12,6 @@ import pytest
 
 from feedmaker.store import base as store_base
 from feedmaker.store import open_store
-from feedmaker.store.postgres import PostgresStore
 
 SITES, PER_SITE = 40, 1000  # 40 k entries and 40 k sightings: a sort of one site's rows is worth avoiding
 
@@ -26,7 +25,7 @@ def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def explain(db: Any, query: str) -> list[dict[str, Any]]:
-    sql = getattr(store_base, query).format(join=PostgresStore.JOIN_IN_ORDER).replace("?", "%s")
+    sql = getattr(store_base, query).replace("?", "%s")
     (plan,) = db.execute(f"EXPLAIN (FORMAT JSON) {sql}", ("s7", 50)).fetchone()
     if isinstance(plan, str):
         plan = json.loads(plan)

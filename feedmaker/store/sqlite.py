@@ -125,8 +125,6 @@ class SqliteStore(Store):
     """A Store in one sqlite file. A lock serialises the calls of several threads; other processes may
     use the same file concurrently (the busy timeout waits for their write lock)."""
 
-    JOIN_IN_ORDER = "CROSS JOIN"
-
     def __init__(
         self, path: str | Path, *, now: Callable[[], datetime] = utcnow, worker: str | None = None
     ) -> None:
