@@ -384,18 +384,15 @@ def newsboat_binary() -> str:
     return found
 
 
-def test_newsboat_sees_every_entry_exactly_once(daemon: Daemon, tmp_path: Path):
-    binary = newsboat_binary()
+def newsboat_profile(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A private newsboat config (one reload thread) and an environment that keeps it away from the user's
+    own profile and from any proxy: newsboat must reach 127.0.0.1 directly."""
     home = tmp_path / "home"
     (home / ".newsboat").mkdir(parents=True)
     config = home / ".newsboat" / "config"
     config.write_text("reload-threads 1\n", encoding="utf-8")
-    urls = tmp_path / "urls"
-    feed_url = f"{daemon.url}/feeds/beta.atom"
-    urls.write_text(feed_url + "\n", encoding="utf-8")
-    cache = tmp_path / "cache.db"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k.lower() != "http_proxy"},
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_DATA_HOME": str(home / ".local/share"),
@@ -403,8 +400,16 @@ def test_newsboat_sees_every_entry_exactly_once(daemon: Daemon, tmp_path: Path):
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
     }
-    env.pop("http_proxy", None)
-    env.pop("HTTP_PROXY", None)
+    return config, env
+
+
+def test_newsboat_sees_every_entry_exactly_once(daemon: Daemon, tmp_path: Path):
+    binary = newsboat_binary()
+    config, env = newsboat_profile(tmp_path)
+    urls = tmp_path / "urls"
+    feed_url = f"{daemon.url}/feeds/beta.atom"
+    urls.write_text(feed_url + "\n", encoding="utf-8")
+    cache = tmp_path / "cache.db"
 
     def reload() -> None:
         done = subprocess.run(
@@ -453,22 +458,10 @@ def test_newsboat_importing_opml_sees_each_feed_as_its_own_view(tmp_path: Path):
                 20,
                 "the shared story in both site feeds and once in the combined feed",
             )
-            home = tmp_path / "home"
-            (home / ".newsboat").mkdir(parents=True)
-            config = home / ".newsboat" / "config"
-            config.write_text("reload-threads 1\n", encoding="utf-8")
+            config, env = newsboat_profile(tmp_path)
             opml, urls, cache = tmp_path / "feeds.opml", tmp_path / "urls", tmp_path / "cache.db"
             opml.write_bytes(daemon.get("/opml").content)
             urls.write_text("", encoding="utf-8")
-            env = {
-                **{k: v for k, v in os.environ.items() if k.lower() != "http_proxy"},
-                "HOME": str(home),
-                "XDG_CONFIG_HOME": str(home / ".config"),
-                "XDG_DATA_HOME": str(home / ".local/share"),
-                "TERM": "dumb",
-                "LANG": "C.UTF-8",
-                "LC_ALL": "C.UTF-8",
-            }
             for args in (["-i", str(opml)], ["-x", "reload"]):
                 done = subprocess.run(
                     [binary, "-u", str(urls), "-c", str(cache), "-C", str(config), *args],
