@@ -93,6 +93,10 @@ def _child_stdlib(root: str, port: int) -> None:
             pass
 
     class Server(ThreadingHTTPServer):
+        # The default backlog of 5 drops connects when 64 clients open at once; a dropped SYN is retried
+        # only after a second, which would be timed as the server's latency.
+        request_queue_size = 1024
+
         def handle_error(self, request: object, client_address: object) -> None:
             pass  # wrk closes its connections mid-reply when its time is up
 
@@ -191,18 +195,29 @@ async def _client(port: int, request: bytes, connections: int, until: float) -> 
 
     async def one() -> None:
         nonlocal errors
-        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(HOST, port), until - time.monotonic()
+            )
+        except (OSError, TimeoutError):
+            errors += 1
+            return
         try:
             while time.monotonic() < until:
                 started = time.perf_counter()
                 writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
+                # Bounded by the run's end: a server that stops answering is an error, not a hang.
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), until - time.monotonic() + 5)
                 match = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
                 if match:
-                    await reader.readexactly(int(match.group(1)))
+                    await asyncio.wait_for(
+                        reader.readexactly(int(match.group(1))), until - time.monotonic() + 5
+                    )
                 latencies.append(time.perf_counter() - started)
                 if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 304", b"HTTP/1.0 200", b"HTTP/1.0 304")):
                     errors += 1
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            errors += 1  # reset, closed or stalled mid-reply: counted, and this connection stops
         finally:
             writer.close()
 
@@ -231,6 +246,8 @@ def _python_load(port: int, header: tuple[str, str] | None, seconds: float, conn
         count, errors = count + int(n), errors + int(e)
         latencies += map(float, values)
     latencies.sort()
+    if not latencies:
+        return 0.0, float("nan"), float("nan"), errors
     return (
         count / seconds,
         latencies[len(latencies) // 2] * 1e3,
