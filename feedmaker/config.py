@@ -7,6 +7,7 @@ each (its id is the file stem). Every problem is a ConfigError naming the file a
 from __future__ import annotations
 
 import re
+import socket
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -144,6 +145,7 @@ class ArticleSelectors(_Frozen):
 
     headline: FieldChain | None = None
     date: FieldChain | None = None
+    modified: FieldChain | None = None  # when the story last changed (the entry's <updated>)
     author: FieldChain | None = None
     summary: FieldChain | None = None
     image: ImageChain | None = None
@@ -335,6 +337,21 @@ class ServerSettings(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     base_url: str | None = None  # public URL of the server, for feed self links and OPML
+
+    def public_url(self) -> str | None:
+        """Where feed readers reach this server: `base_url`, else the configured host:port (a wildcard host
+        named by this machine's name); None for port 0, whose port is only known once bound."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.port == 0:
+            return None
+        host = socket.getfqdn() if self.host in ("", "0.0.0.0", "::") else self.host
+        return listen_url(host, self.port)
+
+
+def listen_url(host: str, port: int) -> str:
+    """`http://host:port` of a listening address (IPv6 in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class CombinedFeed(_Frozen):

@@ -32,7 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from feedmaker.config import Settings, SiteConfig, check_config
+from feedmaker.config import Settings, SiteConfig, check_config, listen_url
 from feedmaker.config_problems import combined
 from feedmaker.errors import ConfigError, FeedmakerError, LockedError
 
@@ -366,7 +366,7 @@ async def serve_and_schedule(
     from feedmaker.crawl import crawl_site
     from feedmaker.models import utcnow
     from feedmaker.schedule import SiteRunner, add_site_jobs, make_scheduler
-    from feedmaker.serve import StoredFeeds, listen_url, make_app, make_server
+    from feedmaker.serve import StoredFeeds, make_app, make_server
 
     loop = asyncio.get_running_loop()
     stop, hup = asyncio.Event(), asyncio.Event()

@@ -1,9 +1,11 @@
-"""Date text -> tz-aware UTC datetime, or None. Pure: no clock, no I/O (`now` is an argument).
+"""Date text -> tz-aware datetime in the offset the page printed, or None. Pure: no clock, no I/O (`now` is an argument).
 
 Tried in order: the site's strptime `format`, Unix timestamps, ISO 8601, RFC 2822, CJK numeric forms
 (2019年3月5日, 2019.03.05), relative phrases ("3 hours ago", "yesterday", "vor 2 Stunden"), then dateutil's
-fuzzy parser over the text with foreign month names translated to English. The site's time zone is
-applied only to values printed without one. A date before 1995 or more than a day after `now` is
+fuzzy parser over the text with foreign month names translated to English. A date keeps the offset it
+was printed with, so a story's local day never moves; the site's time zone is applied to values printed
+without one, and relative phrases and Unix timestamps are given in it. Callers compare instants (aware
+datetimes compare as instants whatever their offsets); the store sorts by UTC and keeps the offset beside. A date before 1995 or more than a day after `now` is
 rejected: a wrong date is worse than none, and nothing is ever filled in from today's date.
 
 An ambiguous numeric date (02/10/2019) is read by `dayfirst` (the page's or site's locale:
@@ -62,7 +64,8 @@ _DEFAULTS = (datetime(2001, 1, 1), datetime(2002, 2, 2))
 def parse_date(
     text: str, *, tz: ZoneInfo, fmt: str | None = None, now: datetime, dayfirst: bool | None = None
 ) -> datetime | None:
-    """Parse a date as printed on a page into tz-aware UTC; None when unsure or out of range.
+    """Parse a date as printed on a page into a tz-aware datetime (its own offset, else `tz`); None when
+    unsure or out of range.
     `dayfirst`: how to read an ambiguous numeric date (None: month-first unless dots separate it)."""
     if fmt is None:
         found = common_iso(text, now)
@@ -94,7 +97,8 @@ def common_iso(text: str, now: datetime) -> datetime | None:
     if _COMMON_ISO.fullmatch(text) is None:
         return None
     try:
-        found = datetime.fromisoformat(text).astimezone(UTC)
+        found = datetime.fromisoformat(text)
+        found.astimezone(UTC)  # an offset that moves it past year 9999 raises here, not in a caller
     except (OverflowError, ValueError):  # hour 24, offset +25:00, ...: the general path decides
         return None
     return found if EARLIEST <= found <= now.astimezone(UTC) + MAX_AHEAD else None
@@ -107,7 +111,8 @@ def _aware(text: str, tz: ZoneInfo, fmt: str | None, now: datetime, dayfirst: bo
             return None
         if found.tzinfo is None:
             found = found.replace(tzinfo=tz)
-        return found.astimezone(UTC)
+        found.astimezone(UTC)  # raises for an instant past year 9999 in UTC
+        return found
     except (OverflowError, ValueError, OSError):
         # Page text is untrusted: "9999 years ago", a timestamp past year 9999, "9999-12-31T23:59-14:00" (past
         # 9999 once in UTC), an offset of 99 hours (no zone). The window below rejects them all anyway.
@@ -128,7 +133,10 @@ def _parse(text: str, tz: ZoneInfo, fmt: str | None, now: datetime, prefer: bool
         except ValueError:
             d, m = fmt.find("%d"), fmt.find("%m")
             dayfirst = 0 <= d < m
-    for parse in (_timestamp, _iso, _rfc2822, _cjk):
+    stamp = _timestamp(text)
+    if stamp is not None:
+        return stamp.astimezone(tz)  # an instant with no offset printed: shown in the site's zone
+    for parse in (_iso, _rfc2822, _cjk):
         found = parse(text)
         if found is not None:
             return found
@@ -252,13 +260,13 @@ def _relative(text: str, tz: ZoneInfo, now: datetime) -> datetime | None:
         unit = (m.group(2) or m.group(4)).lower()
         amount = int(amount_text) if amount_text.isdigit() else 1
         seconds = _UNIT_SECONDS[_UNIT.get(unit, unit)]
-        return now - timedelta(seconds=amount * seconds)
+        return (now - timedelta(seconds=amount * seconds)).astimezone(tz)
     m = _DAY_WORD.search(text)
     if not m:
         return None
     word = m.group(1).lower()
     if word == "just now":
-        return now
+        return now.astimezone(tz)
     local_day = now.astimezone(tz).date()
     if word in ("yesterday", "gestern", "hier", "ayer", "ieri"):
         local_day -= timedelta(days=1)

@@ -1,9 +1,10 @@
 """Publishing: FeedMeta + Entries -> Atom bytes (RFC 4287) -> a feed file replaced atomically.
 
 The only module importing feedgen. Rendering is deterministic: the same input gives the same bytes (a
-stable ETag), so nothing here reads the clock. The feed's `updated` is the newest entry's `updated`;
-an empty feed says 1970-01-01T00:00:00Z (EPOCH), which is the truth "nothing has happened yet" and does
-not change from run to run.
+stable ETag), so nothing here reads the clock. Dates are written in the offset the page gave them
+(models.py, dates.py), so a story's local day is the one its publisher printed. The feed's `updated` is
+its newest entry's `updated`; an empty feed's is `born`, the time it was first written (the store keeps
+it), which does not change from run to run.
 
 Every string passes `xml_text` before it reaches feedgen (XML 1.0 forbids C0 controls other than tab,
 newline and carriage return, U+FFFE, U+FFFF and lone surrogates; lxml raises on them), and every URL
@@ -19,7 +20,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +34,6 @@ from feedmaker.text import XML_FORBIDDEN
 from feedmaker.urls import href
 
 __all__ = [
-    "EPOCH",
     "FEED_NAMESPACE",
     "GENERATOR_URI",
     "TEMP_SUFFIX",
@@ -47,7 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNTITLED = "(untitled)"
 GENERATOR_URI = "https://github.com/feedmaker/feedmaker"
 # Feed ids are uuid5 names of the feed id in this namespace: stable when the host or the server's
@@ -89,9 +88,16 @@ def _title(value: str | None) -> str:
     return " ".join(xml_text(value).split()) or UNTITLED
 
 
-def _utc(moment: datetime) -> datetime:
-    """Tz-aware UTC, whole seconds."""
-    return as_utc(moment).replace(microsecond=0)
+_MAX_OFFSET = timedelta(hours=14)
+
+
+def _shown(moment: datetime) -> datetime:
+    """Tz-aware in its own offset; in UTC when naive, when the offset is not whole minutes (RFC 3339 cannot
+    write it) or beyond the +-14:00 that xsd:dateTime allows (Atom's schema cannot take it)."""
+    offset = moment.utcoffset()
+    if offset is None or offset.seconds % 60 or offset.microseconds or abs(offset) > _MAX_OFFSET:
+        return as_utc(moment)
+    return moment
 
 
 def _image_type(url: str) -> str | None:
@@ -156,8 +162,8 @@ def _entry(entry: Entry) -> FeedEntry:
     item.id(xml_text(entry.id).strip() or f"urn:uuid:{uuid.uuid5(FEED_NAMESPACE, xml_text(article.url))}")
     title = _title(article.headline)
     item.title(title)
-    item.updated(_utc(entry.updated))
-    item.published(_utc(article.published or entry.first_seen))
+    item.updated(_shown(entry.updated))
+    item.published(_shown(article.published or entry.first_seen))
     link = feed_url(article.url)
     if link:
         # Written without rel by feedgen (see _EntryLinks), which RFC 4287 reads as rel="alternate".
@@ -185,8 +191,9 @@ def _entry(entry: Entry) -> FeedEntry:
     return item
 
 
-def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
-    """Atom bytes for `entries` in the order given (the store gives them newest first)."""
+def render_atom(meta: FeedMeta, entries: Sequence[Entry], *, born: datetime | None = None) -> bytes:
+    """Atom bytes for `entries` in the order given (the store gives them newest first). `born`, when the
+    feed was first written, dates a feed without entries (required then)."""
     generator = FeedGenerator()
     title = _title(meta.title)
     generator.id(_feed_id(meta.id))
@@ -203,7 +210,11 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     if subtitle:
         generator.subtitle(subtitle)
     generator.generator("feedmaker", version=__version__, uri=GENERATOR_URI)
-    generator.updated(max((_utc(e.updated) for e in entries), default=EPOCH))
+    # The newest entry's, in that entry's own offset (max compares instants).
+    newest = max((e.updated for e in entries), key=as_utc, default=born)
+    if newest is None:
+        raise FeedError(f"feed {meta.id}: an empty feed needs the time it was first written (born)")
+    generator.updated(_shown(newest))
     try:
         for entry in entries:
             generator.add_entry(_entry(entry), order="append")

@@ -22,12 +22,22 @@ __all__ = [
     "Updated",
     "Validators",
     "as_utc",
+    "entry_updated",
     "utcnow",
 ]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def entry_updated(article: Article, first_seen: datetime) -> datetime:
+    """An entry's Atom `updated`, the one rule for it: the page's modified date when it has one no earlier
+    than its published date, else its published date, else when the story was first seen. Never the crawl
+    time of a re-sighting: a reader would show every re-crawled story as changed."""
+    if article.modified is not None and (article.published is None or article.modified >= article.published):
+        return article.modified
+    return article.published or first_seen
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -85,7 +95,8 @@ class Article:
     site: str
     url: str
     headline: str
-    published: datetime | None = None
+    published: datetime | None = None  # in the offset the page gave (dates.py); compared as instants
+    modified: datetime | None = None  # when the page says it last changed, likewise
     author: str | None = None
     summary: str | None = None
     image: str | None = None
@@ -114,7 +125,7 @@ class Entry:
     key: str  # canonical headline (canon.py)
     article: Article
     first_seen: datetime
-    updated: datetime
+    updated: datetime  # entry_updated(article, first_seen): the feed's <updated>
     sources: tuple[str, ...] = ()  # other URLs (other sites) the same story was seen at
     # The site feed this entry's sighting comes from, in a combined feed (Atom <source>); None elsewhere.
     source: FeedMeta | None = None
@@ -127,7 +138,7 @@ class Sighting:
     article: Article  # article.site is the sighting's site
     url_key: str
     first_seen: datetime
-    updated: datetime
+    updated: datetime  # entry_updated(article, first_seen)
 
 
 @dataclass(frozen=True, slots=True)

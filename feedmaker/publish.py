@@ -89,8 +89,8 @@ def feed_path(settings: Settings, feed_id: str) -> Path:
 
 
 def _self_url(settings: Settings, feed_id: str) -> str | None:
-    base = settings.server.base_url
-    return f"{base.rstrip('/')}/feeds/{feed_id}.atom" if base else None
+    base = settings.server.public_url()
+    return f"{base}/feeds/{feed_id}.atom" if base else None
 
 
 def _plans(settings: Settings, sites: Sequence[SiteConfig]) -> list[_Plan]:
@@ -169,7 +169,8 @@ class Publisher:
                     counts.append((plan.meta.id, last.entries))
                     continue
                 entries = _entries(store, plan)
-                body = render_atom(plan.meta, entries)
+                born = None if entries else store.feed_born(plan.meta.id)
+                body = render_atom(plan.meta, entries, born=born)
                 if write_feed(path, body):
                     written.append(path)
                 if store.SHARED:

@@ -32,10 +32,10 @@ __all__ = [
     "render_text",
 ]
 
-FIELDS = ("headline", "url", "published", "author", "summary", "image", "content")
+FIELDS = ("headline", "url", "published", "modified", "author", "summary", "image", "content")
 # Config key under [list] -> the Article attribute it fills.
-_LIST_KEYS = {"headline": "headline", "link": "url", "date": "published", "author": "author",
-              "summary": "summary", "image": "image", "content": "content"}  # fmt: skip
+_LIST_KEYS = {"headline": "headline", "link": "url", "date": "published", "modified": "modified",
+              "author": "author", "summary": "summary", "image": "image", "content": "content"}  # fmt: skip
 WIDTH = 70  # text rendering shortens values to this many characters unless asked for full width
 
 

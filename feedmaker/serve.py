@@ -42,7 +42,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from feedmaker.config import Settings
+from feedmaker.config import Settings, listen_url
 from feedmaker.errors import FeedmakerError
 from feedmaker.pages import SiteStatus, Status, health, render_opml, render_status
 from feedmaker.serve_feeds import FeedFile, FeedFiles, StoredFeeds
@@ -61,7 +61,6 @@ __all__ = [
     "health",
     "http_protocol",
     "if_none_match_tags",
-    "listen_url",
     "make_app",
     "make_server",
     "render_opml",
@@ -181,11 +180,6 @@ def respond(feed: FeedFile | None, method: str, headers: Mapping[str, str]) -> R
         headers=(*common, ("Content-Type", ATOM_TYPE), *extra, *length),
         body=b"" if method == "HEAD" else body,
     )
-
-
-def listen_url(host: str, port: int) -> str:
-    """`http://host:port` of a listening address (IPv6 in brackets)."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def make_app(

@@ -41,11 +41,32 @@ def test_iso_8601_forms_parse_to_utc(text: str, expected: datetime) -> None:
     assert parse(text) == expected
 
 
-def test_results_are_tz_aware_utc() -> None:
-    found = parse("2016-12-09T09:13:00+09:00")
+@pytest.mark.parametrize(
+    ("text", "offset"),
+    [
+        ("2016-12-09T09:13:00+09:00", 9 * 60),
+        ("2016-12-09T23:13:00-05:00", -5 * 60),
+        ("Fri, 09 Dec 2016 23:13:00 -0500", -5 * 60),
+        ("2016-12-09 23:13 EST", -5 * 60),
+        ("2016-12-09T23:13:00Z", 0),
+    ],
+)
+def test_results_keep_the_printed_offset(text: str, offset: int) -> None:
+    # The publisher's offset is kept, so a late-evening story's local day does not move to UTC's.
+    found = parse(text, tz=SEOUL)
     assert found is not None
-    assert found.utcoffset() is not None
-    assert found.tzinfo == UTC
+    assert found.utcoffset() == timedelta(minutes=offset)
+    assert found.day == 9
+
+
+def test_zone_less_relative_and_unix_dates_are_given_in_the_site_zone() -> None:
+    now = datetime(2025, 4, 9, 16, 0, tzinfo=UTC)  # 01:00 on 10 April in Seoul
+    for text in ("2025-04-10 00:30", "1744245000", "2 hours ago", "today 00:30"):
+        found = parse_date(text, tz=SEOUL, now=now)
+        assert found is not None, text
+        assert found.utcoffset() == timedelta(hours=9), text
+        assert found.date().isoformat() in ("2025-04-09", "2025-04-10"), text
+    assert parse_date("today 00:30", tz=SEOUL, now=now) == datetime(2025, 4, 9, 15, 30, tzinfo=UTC)
 
 
 def test_site_zone_applies_only_to_zone_less_values() -> None:

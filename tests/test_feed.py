@@ -18,13 +18,14 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from feedmaker.errors import FeedError
-from feedmaker.feed import EPOCH, TEMP_SUFFIX, clean_stale_temp, feed_url, render_atom, write_feed, xml_text
+from feedmaker.feed import TEMP_SUFFIX, clean_stale_temp, feed_url, render_atom, write_feed, xml_text
 from feedmaker.models import Article, Entry, FeedMeta
 from tests.atom import ATOM, assert_valid_atom
 from tests.corpus import CORPORA, atom_schema
 
 RSS_BRIDGE = CORPORA / "atom-samples" / "rss-bridge" / "samples"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+BORN = datetime(2026, 1, 1, tzinfo=UTC)  # when an empty feed was first written
 META = FeedMeta(
     id="news", title="News", link="https://news.example/", self_url="https://feeds.example/feeds/news.atom"
 )
@@ -84,12 +85,14 @@ def test_entries_keep_the_given_newest_first_order():
     assert [e.title for e in parsed.entries] == [f"Story {n}" for n in range(5)]
 
 
-def test_empty_feed_validates_and_is_dated_at_the_epoch():
-    data = render_atom(META, [])
+def test_empty_feed_validates_and_is_dated_when_first_written():
+    born = datetime(2026, 3, 1, 9, 30, 15, tzinfo=UTC)
+    data = render_atom(META, [], born=born)
     parsed = assert_valid(data)
     assert parsed.entries == []
-    assert etree.fromstring(data).findtext(f"{ATOM}updated") == "1970-01-01T00:00:00+00:00"
-    assert datetime(1970, 1, 1, tzinfo=UTC) == EPOCH
+    assert etree.fromstring(data).findtext(f"{ATOM}updated") == "2026-03-01T09:30:15+00:00"
+    with pytest.raises(FeedError, match="first written"):
+        render_atom(META, [])
 
 
 def test_entries_without_date_author_image_or_content_validate():
@@ -128,7 +131,7 @@ def test_same_input_renders_byte_identical_output():
 
 def test_feed_id_is_stable_per_feed_id_and_independent_of_the_host():
     def feed_id(meta: FeedMeta) -> str:
-        return str(etree.fromstring(render_atom(meta, [])).findtext(f"{ATOM}id"))
+        return str(etree.fromstring(render_atom(meta, [], born=BORN)).findtext(f"{ATOM}id"))
 
     moved = FeedMeta(id="news", title="Renamed", link="https://elsewhere.example/")
     assert feed_id(META) == feed_id(moved)
@@ -338,11 +341,12 @@ def fuzzed_entries(draw: st.DrawFn) -> Entry:
     items=st.lists(fuzzed_entries(), max_size=3),
 )
 def test_fuzz_every_rendered_feed_validates(meta: FeedMeta, items: Sequence[Entry]):
-    """Arbitrary code points (C0, U+FFFE, lone surrogates, ...) in every field still give a valid feed."""
-    data = render_atom(meta, items)
+    """Arbitrary code points (C0, U+FFFE, lone surrogates, ...) in every field, and dates in any offset,
+    still give a valid feed."""
+    data = render_atom(meta, items, born=BORN)
     parsed = assert_valid(data)
     assert len(parsed.entries) == len(items)
-    assert render_atom(meta, items) == data
+    assert render_atom(meta, items, born=BORN) == data
 
 
 # -- a peer's output: RSS-Bridge ---------------------------------------------------------------------
@@ -379,7 +383,7 @@ def rss_bridge_entries(name: str) -> tuple[FeedMeta, list[Entry]]:
 @pytest.mark.parametrize("name", ["feed.common", "feed.empty", "feed.emptyItems", "feed.microblog"])
 def test_our_rendering_of_rss_bridge_samples_validates(name: str):
     meta, items = rss_bridge_entries(name)
-    parsed = assert_valid(render_atom(meta, items))
+    parsed = assert_valid(render_atom(meta, items, born=BORN))
     assert [e.title for e in parsed.entries] == [e.article.headline or "(untitled)" for e in items]
 
 
@@ -394,6 +398,6 @@ def test_rss_bridge_emptyitems_sample_is_invalid_where_ours_is_valid():
     }
     assert peer == {"feed.common": True, "feed.empty": True, "feed.emptyItems": False, "feed.microblog": True}
     meta, items = rss_bridge_entries("feed.emptyItems")
-    ours = etree.fromstring(render_atom(meta, items))
+    ours = etree.fromstring(render_atom(meta, items, born=BORN))
     assert schema.validate(ours)
     assert all(e.find(f"{ATOM}updated") is not None for e in ours.iter(f"{ATOM}entry"))

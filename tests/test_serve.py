@@ -14,14 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from feedmaker.config import ServerSettings, Settings
+from feedmaker.config import ServerSettings, Settings, listen_url
 from feedmaker.serve import (
     RECHECK_SECONDS,
     FeedFiles,
     SiteStatus,
     Status,
     accepts_gzip,
-    listen_url,
     make_app,
     respond,
 )

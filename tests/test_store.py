@@ -111,7 +111,9 @@ def test_edited_headline_on_the_same_url_updates_and_keeps_the_id(store: Store):
     assert entry.article.summary == "new"
     assert entry.article.author == "Ada"  # None in the new sighting keeps the stored value
     assert entry.first_seen == first.first_seen
-    assert entry.updated > first.updated
+    # `updated` is the page's modified date, else its published one, else first seen: an edit the page
+    # does not date leaves it alone (entry_updated).
+    assert entry.updated == first.updated == entry.first_seen
     assert isinstance(add(store, article(1, headline="Story number 1, updated")), Duplicate)
 
 
@@ -189,14 +191,17 @@ def test_published_none_stays_none_and_sorting_falls_back_to_first_seen(store: S
     assert store.entry_count() == 4
 
 
-def test_dates_come_back_as_the_same_instant_in_utc(store: Store):
+def test_dates_come_back_as_the_same_instant_in_the_offset_they_were_given(store: Store):
     from datetime import timezone
 
     published = datetime(2024, 1, 2, 3, 4, 5, 678, tzinfo=timezone(timedelta(hours=-5)))
     entry = add(store, article(1, published=published)).entry
     assert entry.article.published == published
     assert entry.article.published is not None
-    assert entry.article.published.utcoffset() == timedelta(0)
+    assert entry.article.published.utcoffset() == timedelta(hours=-5)
+    [again] = store.entries(["wire"], 10)
+    assert again.article.published is not None
+    assert again.article.published.isoformat() == "2024-01-02T03:04:05.000678-05:00"
 
 
 def test_same_timestamp_ties_are_broken_by_url_whatever_the_ids(tmp_path: Path):
@@ -1175,7 +1180,8 @@ def _check_sightings_upgrade(new: Store) -> None:
         "urn:uuid:old", "https://farm.example/1", "An old story told by the wire", "wire summary",
     )  # fmt: skip
     assert farm.article.origins == (("headline", "selector:h1"),)
-    assert farm.updated == farm.first_seen == datetime.fromisoformat(stamp)
+    assert farm.first_seen == datetime.fromisoformat(stamp)
+    assert farm.updated == farm.article.published  # entry_updated: no modified date, so the published one
     assert (wire.id, wire.article.url, wire.sources) == (
         "urn:uuid:old",
         "https://wire.example/1",

@@ -265,6 +265,7 @@ def test_an_entrys_source_names_its_site_feed_and_validates() -> None:
 
 
 def render_feed_id(feed: str) -> str | None:
-    empty = render_atom(FeedMeta(id=feed, title="x", link="https://x.example/"), [])
+    born = datetime(2026, 1, 1, tzinfo=UTC)
+    empty = render_atom(FeedMeta(id=feed, title="x", link="https://x.example/"), [], born=born)
     found: str | None = etree.fromstring(empty).findtext(f"{ATOM}id")
     return found

@@ -70,7 +70,7 @@ def display_headline(site: SiteConfig, headline: str) -> str:
 def article_from(doc: Document, values: dict[str, tuple[Value, str]]) -> Article:
     """The Article of a listing item or an article page: the one place both are built, so the display
     headline is cleaned here."""
-    date = values.get("date")
+    date, modified = values.get("date"), values.get("modified")
     headline = _text_value(values, "headline") or ""
     site = doc.site
     if headline and site.canonical.strip_display:
@@ -80,6 +80,7 @@ def article_from(doc: Document, values: dict[str, tuple[Value, str]]) -> Article
         url=str(values["url"][0]),
         headline=headline,
         published=date[0] if date is not None and isinstance(date[0], datetime) else None,
+        modified=modified[0] if modified is not None and isinstance(modified[0], datetime) else None,
         author=_text_value(values, "author"),
         summary=_text_value(values, "summary"),
         image=_text_value(values, "image"),
@@ -102,7 +103,7 @@ def extract_fields(page: Page, site: SiteConfig) -> Article:
     return _require_headline(doc, article_from(doc, article_values(doc)))
 
 
-_MERGED = ("headline", "published", "author", "summary", "image", "content")
+_MERGED = ("headline", "published", "modified", "author", "summary", "image", "content")
 _ORIGIN_NAME = {"published": "date"}
 
 

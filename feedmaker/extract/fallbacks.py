@@ -18,7 +18,8 @@ from feedmaker.urls import IMAGE_SCHEMES, absolute, same_site
 
 __all__ = [
     "ARTICLE_FIELDS", "META_AUTHOR", "META_DATE", "META_IMAGE", "META_SUMMARY", "Fallback", "author_fallback",
-    "date_fallback", "from_jsonld", "from_meta", "from_nodes", "from_title", "image_fallback", "url_fallback",
+    "date_fallback", "from_jsonld", "from_meta", "from_nodes", "from_title", "image_fallback", "modified_fallback",
+    "url_fallback",
 ]  # fmt: skip
 
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
@@ -150,7 +151,7 @@ def date_fallback(doc: Document) -> tuple[Value, str] | None:
     A day without a time, from any of these, takes its time from a printed date of that day."""
     found = _published(doc) or _date_from_url(doc) or _printed_choice(doc)
     if found is None:
-        return from_jsonld(doc, "dateModified", "date") or from_meta(doc, _META_MODIFIED, "date")
+        return _structured_modified(doc)
     value, origin = found
     if isinstance(value, datetime) and _is_bare_day(doc, value):
         # A day alone (2016-12-09) is refined by a printed time of that day, never moved off it.
@@ -158,6 +159,17 @@ def date_fallback(doc: Document) -> tuple[Value, str] | None:
         if timed is not None:
             return timed
     return value, origin
+
+
+def modified_fallback(doc: Document) -> tuple[Value, str] | None:
+    """When the page says it last changed: JSON-LD dateModified, modified meta (article:modified_time,
+    og:updated_time, ...), [itemprop=dateModified]. Only structured sources: a printed "Updated" date is
+    too often another story's or the page chrome's."""
+    return _structured_modified(doc) or from_nodes(doc, doc.tree, _MODIFIED_NODES, "date")
+
+
+def _structured_modified(doc: Document) -> tuple[Value, str] | None:
+    return from_jsonld(doc, "dateModified", "date") or from_meta(doc, _META_MODIFIED, "date")
 
 
 def _printed_choice(doc: Document) -> tuple[datetime, str] | None:
@@ -181,6 +193,7 @@ _META_MODIFIED = (
     "last-modified",
 )  # fmt: skip
 _PUBLISHED_NODES = (("time[pubdate]", "datetime"), ('[itemprop~="datePublished" i]', "datetime"))
+_MODIFIED_NODES = (('[itemprop~="dateModified" i]', "datetime"),)
 # Where a printed date's machine-readable form is kept, most explicit first.
 _DATE_ATTRS = ("datetime", "data-published", "data-datetime", "data-date", "data-time", "data-timestamp")
 # Printed dates, by where they are: elements with a date attribute, <time> text, elements whose class or
@@ -458,6 +471,7 @@ def url_fallback(doc: Document) -> tuple[Value, str] | None:
 ARTICLE_FIELDS: tuple[tuple[str, Kind, Fallback | None], ...] = (
     ("headline", "text", headline_fallback),
     ("date", "date", date_fallback),
+    ("modified", "date", modified_fallback),
     ("author", "text", author_fallback),
     ("summary", "text", summary_fallback),
     ("image", "image", image_fallback),

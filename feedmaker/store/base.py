@@ -31,9 +31,14 @@ from feedmaker.store.history import RUNS_KEPT, History, RunRecord
 from feedmaker.store.rows import (
     AUTHOR_MAX,
     ENTRY_COLUMNS,
+    ENTRY_FIELDS,
+    ENTRY_FIRST_SEEN,
     HEADLINE_MAX,
     MERGED,
+    PUBLISHED,
     SIGHTING_COLUMNS,
+    SIGHTING_FIELDS,
+    SIGHTING_FIRST_SEEN,
     SUMMARY_MAX,
     Cursor,
     Db,
@@ -103,13 +108,17 @@ class Store(Walks, Coordination, History, Feeds):
         """
         if not sightings:
             return []
-        now = iso(self._now())
+        # Each sighting is seen a microsecond before the one after it: undated stories of one run get
+        # distinct first-seen times (their <updated>; feed validators flag entries sharing one), the first
+        # listed (the newest, on a listing) the latest.
+        start = self._now()
+        nows = [iso(start - timedelta(microseconds=n)) for n in range(len(sightings))]
         what = f"add {sightings[0][0].url!r}" if len(sightings) == 1 else f"add {len(sightings)} articles"
         return self._write_retrying(
             what,
             lambda db: [
                 self._add(db, a, key=clean(key), url_key=clean(url_key), now=now)
-                for a, key, url_key in sightings
+                for (a, key, url_key), now in zip(sightings, nows, strict=True)
             ],
         )
 
@@ -139,7 +148,7 @@ class Store(Walks, Coordination, History, Feeds):
             return Duplicate(self._entry_by_id(db, row[0]), article.url)
         entry_id = f"urn:uuid:{uuid.uuid4()}"
         inserted = db.execute(
-            f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({_marks(6 + len(MERGED))}) "
             "ON CONFLICT (url_key) DO NOTHING",
             (entry_id, site, key, url_key, *article_values(article), now, now),
         ).rowcount
@@ -156,8 +165,8 @@ class Store(Walks, Coordination, History, Feeds):
         values = article_values(article)
         inserted = db.execute(
             f"INSERT INTO sources (url_key, site, entry_id, {', '.join(MERGED)}, first_seen, updated, sort) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (url_key, clean(article.site), entry_id, *values, now, now, values[2] or now),
+            f"VALUES ({_marks(6 + len(MERGED))}) ON CONFLICT DO NOTHING",
+            (url_key, clean(article.site), entry_id, *values, now, now, values[PUBLISHED] or now),
         )
         if inserted.rowcount:
             # The story joins this site's feed and gains a link in every feed holding it.
@@ -207,10 +216,11 @@ class Store(Walks, Coordination, History, Feeds):
         same_site = [r for r in rows if r[1] == clean(article.site)]
         if same_site:
             last = same_site[-1]
-            if last[6] and article.published:
-                gap = abs(as_utc(article.published) - from_iso(last[6]))
+            last_published = last[ENTRY_FIELDS][PUBLISHED]
+            if last_published and article.published:
+                gap = abs(as_utc(article.published) - from_iso(last_published))
             else:
-                gap = from_iso(now) - from_iso(last[12])
+                gap = from_iso(now) - from_iso(last[ENTRY_FIRST_SEEN])
             return last if gap < RECURRING_GAP else None
         return rows[0]
 
@@ -219,7 +229,7 @@ class Store(Walks, Coordination, History, Feeds):
         change gives Updated."""
         entry_id = row[0]
         key = key or row[2]  # a sighting without a headline (known by its URL) keeps the stored key
-        changes = _changes(row[4:12], article_values(article))
+        changes = _changes(row[ENTRY_FIELDS], article_values(article))
         if changes:
             assignments = ", ".join(f"{name} = ?" for name in changes)
             db.execute(
@@ -239,14 +249,14 @@ class Store(Walks, Coordination, History, Feeds):
         """A re-sighting of a later sighting's URL by its own site: its fields follow the same rules as an
         entry's (`_changes`), and its site's feed (and any combined feed it represents) shows the change."""
         entry_id, site, url_key = row[0], row[1], row[2]
-        changes = _changes(row[3:11], article_values(article))
+        changes = _changes(row[SIGHTING_FIELDS], article_values(article))
         if not changes:
             return Duplicate(self._entry_by_id(db, entry_id), article.url)
-        published = changes.get("published", row[5])
+        published = changes.get("published", row[SIGHTING_FIELDS][PUBLISHED])
         assignments = ", ".join(f"{name} = ?" for name in changes)
         db.execute(
             f"UPDATE sources SET {assignments}, updated = ?, sort = ? WHERE url_key = ? AND site = ?",
-            (*changes.values(), now, published or row[11], url_key, site),
+            (*changes.values(), now, published or row[SIGHTING_FIRST_SEEN], url_key, site),
         )
         self._touch(db, entry_id)
         log.debug("site=%s updated sighting of entry=%s fields=%s", site, entry_id, ",".join(changes))
@@ -321,6 +331,14 @@ class Store(Walks, Coordination, History, Feeds):
         return int(row[0])
 
 
+# The origin (Article.origins) of each stored field that has one under another name.
+_ORIGIN_KEYS = {"published": "date", "published_offset": "date", "modified_offset": "modified"}
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
 def _changes(stored_values: Sequence[Any], fresh_values: Sequence[Any]) -> dict[str, Any]:
     """What a re-sighting changes in a stored sighting (MERGED values, as stored). Text fields take new
     non-None values (an edited headline); the URL keeps its first form (rotating tracking parameters map to
@@ -335,11 +353,19 @@ def _changes(stored_values: Sequence[Any], fresh_values: Sequence[Any]) -> dict[
     }
     if stored["published"] is None and fresh["published"] is not None:
         changes["published"] = fresh["published"]
+        changes["published_offset"] = fresh["published_offset"]
+    # A modified date only moves later: a page that stops printing it, or a copy quoting an older one,
+    # does not take the story's last change back. (Fixed-width UTC text: text order is time order.)
+    if fresh["modified"] is not None and (
+        stored["modified"] is None or fresh["modified"] > stored["modified"]
+    ):
+        changes["modified"] = fresh["modified"]
+        changes["modified_offset"] = fresh["modified_offset"]
     if changes:
         origins = dict(json.loads(stored["origins"] or "[]"))
         new_origins = dict(json.loads(fresh["origins"] or "[]"))
         for name in changes:
-            origin_key = "date" if name == "published" else name
+            origin_key = _ORIGIN_KEYS.get(name, name)
             if origin_key in new_origins:
                 origins[origin_key] = new_origins[origin_key]
         changes["origins"] = json.dumps([list(pair) for pair in origins.items()])

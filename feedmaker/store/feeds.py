@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from feedmaker.store.rows import Db
+from feedmaker.store.rows import Db, from_iso, iso
 from feedmaker.store.transactions import Transactions
 
 __all__ = ["FeedRender", "Feeds", "StoredFeed", "feed_etag", "gzip_feed"]
@@ -110,6 +110,19 @@ class Feeds(Transactions):
             for i, s, b, g, e, m, n, w in rows
         ]  # fmt: skip
         return max([clock, *(f.seq for f in found)]), found
+
+    def feed_born(self, feed_id: str) -> datetime:
+        """When this feed was first written (now, the first time it is asked): an empty feed's <updated>,
+        which then stays put, so its bytes and ETag do too, and never says 1970."""
+        now = iso(self._now())
+
+        def work(db: Db) -> datetime:
+            db.execute(
+                "INSERT INTO feed_births (id, born) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", (feed_id, now)
+            )
+            return from_iso(db.execute("SELECT born FROM feed_births WHERE id = ?", (feed_id,)).fetchone()[0])
+
+        return self._write_retrying(f"record the first write of feed {feed_id}", work)
 
     def feed_entries(self) -> dict[str, int]:
         """Feed id -> entries its stored version holds (the status page of a shared store)."""

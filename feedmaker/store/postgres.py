@@ -94,6 +94,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # As sqlite's step 10: rendered feeds, served alike by every instance.
         *schema.feeds_tables("BYTEA"),
     ),
+    (
+        # As sqlite's step 11: dates in the page's offset, modified dates, feeds' first writes.
+        *schema.DATES,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,6 +5,7 @@ whose steps differ in types and order): one spelling per table, so the two diale
 from __future__ import annotations
 
 __all__ = [
+    "DATES",
     "FILTERED",
     "HOST_PAUSES",
     "HOST_TURNS",
@@ -83,6 +84,23 @@ SOURCES_FIELDS = (
     "(SELECT e.headline, e.published, e.author, e.summary, e.image, e.content, e.origins, sources.first_seen "
     "FROM entries e WHERE e.id = sources.entry_id) WHERE entry_id IN (SELECT id FROM entries)",
     "UPDATE sources SET sort = coalesce(published, first_seen)",
+)
+
+
+# Dates keep the offset the page printed them in (seconds east of UTC; NULL: UTC, as every row stored before),
+# and a page's modified date is kept beside its published one (store/rows.py MERGED). An empty feed carries
+# the time it was first written (store/feeds.py `feed_born`), so its <updated> never moves or says 1970.
+DATES = (
+    *(
+        f"ALTER TABLE {table} ADD COLUMN {column} {kind}"
+        for table in ("entries", "sources")
+        for column, kind in (
+            ("published_offset", "INTEGER"),
+            ("modified", "TEXT"),
+            ("modified_offset", "INTEGER"),
+        )
+    ),
+    "CREATE TABLE feed_births (id TEXT PRIMARY KEY, born TEXT NOT NULL)",
 )
 
 

@@ -105,6 +105,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # feedmaker serves its files and leaves this empty; kept in both engines so that the schema is one.
         *schema.feeds_tables("BLOB"),
     ),
+    (
+        # Dates in the page's offset, modified dates, and when each feed was first written.
+        *schema.DATES,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
