@@ -144,6 +144,41 @@ def test_date_uses_site_zone_and_format() -> None:
     assert article.published == datetime(2025, 4, 8, 16, 29, 11, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("head", "body", "origin"),
+    [
+        ('<script type="application/ld+json">{"@type": "NewsArticle", "headline": "A story about launchers",'
+         ' "datePublished": "2025-04-08T12:29:11-04:00", "dateModified": "2025-04-08T15:00:00-04:00"}</script>',
+         "", "json-ld"),
+        ('<meta property="article:published_time" content="2025-04-08T12:29:11-04:00">'
+         '<meta property="article:modified_time" content="2025-04-08T15:00:00-04:00">', "", "meta:article:modified_time"),
+        ('<meta property="article:published_time" content="2025-04-08T12:29:11-04:00">',
+         '<time itemprop="dateModified" datetime="2025-04-08T15:00:00-04:00">3 pm</time>', "[itemprop"),
+    ],
+)  # fmt: skip
+def test_modified_dates_are_read_beside_the_published_one(head: str, body: str, origin: str) -> None:
+    article = extract_fields(make_page(doc(head, f"<h1>A story about launchers</h1>{body}")), make_site())
+    assert article.published is not None
+    assert article.modified is not None
+    assert article.published.isoformat() == "2025-04-08T12:29:11-04:00"  # the publication date still wins
+    assert article.modified.isoformat() == "2025-04-08T15:00:00-04:00"
+    assert (article.origin("modified") or "").startswith(origin)
+
+
+def test_a_modified_selector_reads_the_listing() -> None:
+    page = make_page(
+        '<ul><li class="story"><a href="/a">Alpha story told</a><time class="pub">2025-05-01 10:00</time>'
+        '<span class="upd">2025-05-01 12:30</span></li></ul>'
+    )
+    site = make_site(date=".pub", modified=".upd", timezone="Europe/Berlin")
+    [item] = extract_listing(page, site).items
+    assert item.published is not None
+    assert item.modified is not None
+    assert item.modified.isoformat() == "2025-05-01T12:30:00+02:00"  # zone-less: in the site's zone
+    assert item.origin("modified") == "selector:.upd"
+    assert make_site().list.modified is None  # no selector, no listing fallback: the article page has them
+
+
 def test_future_dates_are_dropped_not_invented() -> None:
     site = make_site(article={"headline": "h1", "date": ".t"})
     article = extract_fields(make_page(doc(body='<h1>H</h1><div class="t">2030-01-01</div>')), site)
