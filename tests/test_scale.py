@@ -76,7 +76,7 @@ async def test_three_workers_run_each_site_once_per_slot_politely_without_duplic
     )
     sites = site_configs(fixture)
     stores = [open_store(postgres_url, state_dir=tmp_path, worker=f"w{n}") for n in range(WORKERS)]
-    fetchers = [Fetcher(settings.fetch, turns=store) for store in stores]
+    fetchers = [Fetcher(settings.fetch, shared=store) for store in stores]
     try:
         first = utcnow()
         for slot in range(SLOTS):

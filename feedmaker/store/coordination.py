@@ -46,13 +46,21 @@ class Coordination(Transactions):
 
     def save_host_pauses(self, pauses: Mapping[str, datetime]) -> None:
         """Keep these pauses, the later one where a host has two (other workers save theirs too), and
-        drop expired ones."""
+        drop expired ones. Each paused host's turn is held until its pause ends, so that a request
+        another worker has already queued for the host waits (`take_host_turn`) rather than goes."""
+        rows = [(clean(h), iso(u)) for h, u in sorted(pauses.items())]
         with self._write("save host pauses") as db:
             db.execute("DELETE FROM host_pauses WHERE until <= ?", (iso(self._now()),))
             db.executemany(
                 "INSERT INTO host_pauses (host, until) VALUES (?, ?) ON CONFLICT (host) DO UPDATE "
                 "SET until = excluded.until WHERE excluded.until > host_pauses.until",
-                [(clean(h), iso(u)) for h, u in sorted(pauses.items())],
+                rows,
+            )
+            db.executemany(
+                "INSERT INTO host_turns (host, holder, held_until, next_allowed) VALUES (?, NULL, ?, ?) "
+                "ON CONFLICT (host) DO UPDATE SET next_allowed = excluded.next_allowed "
+                "WHERE excluded.next_allowed > host_turns.next_allowed",
+                [(host, until, until) for host, until in rows],
             )
 
     def robots_files(self) -> list[tuple[str, datetime, RobotsFile]]:
@@ -149,9 +157,12 @@ class Coordination(Transactions):
         return max((free - now).total_seconds(), 0.001)
 
     def end_host_turn(self, host: str, *, delay: float) -> None:
-        """Give `host`'s turn back; the next request to it, from any worker, waits `delay` seconds."""
+        """Give `host`'s turn back; the next request to it, from any worker, waits `delay` seconds, or
+        until the end of a pause saved meanwhile (`save_host_pauses`), whichever is later."""
+        after = iso(self._now() + timedelta(seconds=delay))
         with self._write(f"end turn of host {host}") as db:
             db.execute(
-                "UPDATE host_turns SET holder = NULL, next_allowed = ? WHERE host = ? AND holder = ?",
-                (iso(self._now() + timedelta(seconds=delay)), clean(host), self.worker),
+                "UPDATE host_turns SET holder = NULL, next_allowed = CASE WHEN next_allowed > ? "
+                "THEN next_allowed ELSE ? END WHERE host = ? AND holder = ?",
+                (after, after, clean(host), self.worker),
             )

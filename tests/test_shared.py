@@ -1,0 +1,95 @@
+"""Politeness shared by the workers of one store (issue 13 item 2): Retry-After pauses and robots.txt files
+reach a worker that is already running, not only one that starts later. Each test runs on SQLite (two stores
+on one file, as two processes on one machine) and on PostgreSQL (the session's own server)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from feedmaker.errors import Blocked
+from feedmaker.fetch import Fetcher
+from feedmaker.models import Page, utcnow
+from feedmaker.store import Store, open_store
+from tests.fetch_support import Script, make_settings, raw
+
+HOST = "news.example"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Store]]:
+    """Two workers' stores on one database."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+    open_store(url, state_dir=tmp_path).close()  # migrated once, as the first daemon does
+    stores = [open_store(url, state_dir=tmp_path, worker=f"w{n}") for n in range(2)]
+    try:
+        yield stores
+    finally:
+        for store in stores:
+            store.close()
+
+
+def fetcher(store: Store, script: Script) -> Fetcher:
+    return Fetcher(make_settings(), transport=httpx.MockTransport(script), shared=store, backoff=0.001)
+
+
+# -- Retry-After pauses ------------------------------------------------------------------------------
+
+
+def test_a_pause_one_worker_saves_holds_the_hosts_turn_for_the_other(workers: list[Store]):
+    a, b = workers
+    assert b.take_host_turn(HOST, hold=10) == 0.0
+    b.end_host_turn(HOST, delay=0.0)
+    a.save_host_pauses({HOST: utcnow() + timedelta(seconds=120)})
+    assert 119 < b.take_host_turn(HOST, hold=10) <= 120
+    assert set(b.host_pauses()) == {HOST}
+    assert b.take_host_turn("other.example", hold=10) == 0.0  # other hosts are not held
+
+
+def test_a_pause_saved_while_a_turn_is_in_flight_outlasts_the_end_of_that_turn(workers: list[Store]):
+    """The request that met the Retry-After ends its turn after the pause is saved (or before): either
+    way the next request waits for the pause, not just the delay."""
+    a, b = workers
+    assert a.take_host_turn(HOST, hold=10) == 0.0
+    b.save_host_pauses({HOST: utcnow() + timedelta(seconds=120)})
+    a.end_host_turn(HOST, delay=1.0)
+    assert 119 < b.take_host_turn(HOST, hold=10) <= 120
+
+
+@pytest.mark.anyio
+async def test_a_running_fetcher_honours_a_pause_another_worker_met_without_asking_the_host(
+    workers: list[Store],
+):
+    """Worker b is already running (it fetched from the host before); a meets a Retry-After. b's next
+    fetch, whose pause check may still be up to a second stale, waits at the shared turn, learns of the
+    pause and is refused; so is its fetch after that. The host hears nothing more from b."""
+    met = Script(raw(429, headers={"Retry-After": "120"}))
+    other = Script(raw(200, b"ok"))
+    async with fetcher(workers[0], met) as a, fetcher(workers[1], other) as b:
+        assert isinstance(await b.fetch(f"https://{HOST}/first"), Page)
+        with pytest.raises(Blocked, match="Retry-After"):
+            await a.fetch(f"https://{HOST}/a")
+        started = time.monotonic()
+        with pytest.raises(Blocked) as queued:
+            await b.fetch(f"https://{HOST}/b")
+        assert time.monotonic() - started < 3.0  # refused once the pause is read, not after 120 s
+        with pytest.raises(Blocked) as later:
+            await b.fetch(f"https://{HOST}/c")
+        assert isinstance(await b.fetch("https://other.example/"), Page)
+    assert "host paused until" in queued.value.reason
+    assert (later.value.url, "host paused until" in later.value.reason) == (f"https://{HOST}/c", True)
+    assert other.urls == [f"https://{HOST}/first", "https://other.example/"]
+    assert b.paused_hosts().keys() == {HOST}  # kept by b too, for the store at its exit
