@@ -4,10 +4,15 @@ on one file, as two processes on one machine) and on PostgreSQL (the session's o
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -93,3 +98,97 @@ async def test_a_running_fetcher_honours_a_pause_another_worker_met_without_aski
     assert (later.value.url, "host paused until" in later.value.reason) == (f"https://{HOST}/c", True)
     assert other.urls == [f"https://{HOST}/first", "https://other.example/"]
     assert b.paused_hosts().keys() == {HOST}  # kept by b too, for the store at its exit
+
+
+# -- robots.txt ----------------------------------------------------------------------------------------
+
+
+class CountingSite(BaseHTTPRequestHandler):
+    """robots.txt (slow to answer, so both workers want it at once) and any page; counts every request."""
+
+    asked: ClassVar[Counter[str]] = Counter()
+
+    def do_GET(self) -> None:
+        self.asked[self.path] += 1
+        if self.path == "/robots.txt":
+            time.sleep(0.3)
+            body = b"User-agent: *\nDisallow: /private/\n"
+        else:
+            body = b"<p>page</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain" if self.path == "/robots.txt" else "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def site() -> Iterator[str]:
+    CountingSite.asked.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CountingSite)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def crawler(store: Store) -> Fetcher:
+    return Fetcher(make_settings(obey_robots=True), shared=store)
+
+
+@pytest.mark.anyio
+async def test_two_workers_crawling_one_host_fetch_its_robots_txt_once_and_both_obey_it(
+    workers: list[Store], site: str
+):
+    async with crawler(workers[0]) as a, crawler(workers[1]) as b:
+        pages = await asyncio.gather(*(f.fetch(f"{site}/news/{n}") for n in range(3) for f in (a, b)))
+        assert all(isinstance(p, Page) for p in pages)
+        for f in (a, b):
+            with pytest.raises(Blocked, match=r"robots\.txt disallows"):
+                await f.fetch(f"{site}/private/x")
+    assert CountingSite.asked["/robots.txt"] == 1
+    assert sum(CountingSite.asked.values()) == 7  # robots.txt and the six pages; nothing under /private/
+
+
+@pytest.mark.anyio
+async def test_a_worker_started_later_reads_robots_txt_from_the_store(workers: list[Store], site: str):
+    async with crawler(workers[0]) as a:
+        assert isinstance(await a.fetch(f"{site}/one"), Page)
+    async with crawler(workers[1]) as b:  # no preload: a running daemon meeting the host for the first time
+        assert isinstance(await b.fetch(f"{site}/two"), Page)
+    assert CountingSite.asked["/robots.txt"] == 1
+
+
+def test_a_robots_fetch_claim_is_one_workers_until_released_or_lapsed(workers: list[Store]):
+    a, b = workers
+    url = "https://news.example/robots.txt"
+    assert a.claim_robots_fetch(url, hold=0.3)
+    assert not b.claim_robots_fetch(url, hold=0.3)
+    a.release_robots_fetch(url)  # a's fetch failed: b need not wait
+    assert b.claim_robots_fetch(url, hold=0.3)
+    assert not a.claim_robots_fetch(url, hold=0.3)
+    time.sleep(0.35)  # b died holding it
+    assert a.claim_robots_fetch(url, hold=0.3)
+
+
+@pytest.mark.anyio
+async def test_a_failed_robots_fetch_is_not_kept_and_the_other_worker_tries_itself(workers: list[Store]):
+    """A 503 means "disallow all" for an hour, per worker: it is not saved, and the claim is released so
+    the other worker asks at once rather than waiting out the claim."""
+    failing = Script(raw(503))
+    async with (
+        Fetcher(
+            make_settings(obey_robots=True), transport=httpx.MockTransport(failing), shared=workers[0]
+        ) as a,
+        Fetcher(
+            make_settings(obey_robots=True), transport=httpx.MockTransport(failing), shared=workers[1]
+        ) as b,
+    ):
+        for f in (a, b):
+            with pytest.raises(Blocked, match="unreachable"):
+                await f.fetch(f"https://{HOST}/page")
+    assert failing.urls == [f"https://{HOST}/robots.txt"] * 2
+    assert workers[0].robots_file(f"https://{HOST}/robots.txt") is None

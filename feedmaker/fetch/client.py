@@ -30,7 +30,7 @@ from feedmaker.fetch.steps import HOP_STEPS, Hop, Step
 from feedmaker.fetch.transport import GuardedTransport
 from feedmaker.models import FetchResult, NotModified, Page, RobotsFile, Validators, utcnow
 from feedmaker.robots import MAX_BYTES as ROBOTS_MAX_BYTES
-from feedmaker.robots import RobotsCache
+from feedmaker.robots import RobotsCache, SharedRobots
 
 __all__ = ["ACCEPT", "REDIRECTS", "Fetcher", "SharedPoliteness"]
 
@@ -63,8 +63,9 @@ def _short(response: httpx.Response) -> bool:
     return length.isdigit() and 0 < int(length) <= DRAIN_BYTES and not response.is_stream_consumed
 
 
-class SharedPoliteness(HostTurns, SharedPauses, Protocol):
-    """The per-host rules kept in a store that several workers share: turns and delay, Retry-After pauses."""
+class SharedPoliteness(HostTurns, SharedPauses, SharedRobots, Protocol):
+    """The per-host rules kept in a store that several workers share: turns and delay, Retry-After pauses,
+    robots.txt files."""
 
 
 class Fetcher:
@@ -109,7 +110,7 @@ class Fetcher:
         self._gates = Gates(clock, settings.concurrency, turns=shared, hold=settings.timeout + 5.0)
         self._pauses = Pauses(clock, now, paused, shared=shared)
         self._steps = tuple(steps)
-        self.robots = RobotsCache(clock=clock, now=now)
+        self.robots = RobotsCache(clock=clock, now=now, shared=shared, hold=settings.timeout + 5.0)
 
     def paused_hosts(self) -> dict[str, datetime]:
         """Hosts still paused by Retry-After, with the UTC time they resume: for the store to keep."""

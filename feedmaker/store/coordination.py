@@ -70,11 +70,41 @@ class Coordination(Transactions):
             (url, from_iso(fetched), RobotsFile(status, bytes(body))) for url, fetched, status, body in rows
         ]
 
+    def robots_file(self, url: str) -> tuple[datetime, RobotsFile] | None:
+        """The robots.txt kept for `url` (a worker saves one right after fetching it), with when it was
+        fetched; the caller judges its freshness."""
+        with self._read("read robots.txt") as db:
+            row = db.execute(
+                "SELECT fetched, status, body FROM robots WHERE url = ?", (clean(url),)
+            ).fetchone()
+        return None if row is None else (from_iso(row[0]), RobotsFile(row[1], bytes(row[2])))
+
+    def claim_robots_fetch(self, url: str, *, hold: float) -> bool:
+        """Take the fetch of `url` (a robots.txt) for every worker, for at most `hold` seconds: False while
+        another worker holds it. The claim is kept after the file is saved, so a worker that read no file
+        just before the save cannot win it and fetch again; it lapses after `hold`, or at once when the
+        fetch failed (`release_robots_fetch`), and a fetch held by a dead worker lapses likewise."""
+        now = self._now()
+        with self._write(f"claim fetch of {url}") as db:
+            won = db.execute(
+                "INSERT INTO robots_claims (url, worker, until) VALUES (?, ?, ?) ON CONFLICT (url) DO UPDATE "
+                "SET worker = excluded.worker, until = excluded.until "
+                "WHERE robots_claims.until <= ? OR robots_claims.worker = excluded.worker RETURNING url",
+                (clean(url), self.worker, iso(now + timedelta(seconds=hold)), iso(now)),
+            ).fetchone()
+        return won is not None
+
+    def release_robots_fetch(self, url: str) -> None:
+        """Give up this worker's claim on fetching `url` (the fetch failed): the next worker asking takes it."""
+        with self._write(f"release fetch of {url}") as db:
+            db.execute("DELETE FROM robots_claims WHERE url = ? AND worker = ?", (clean(url), self.worker))
+
     def save_robots_files(self, files: Iterable[tuple[str, datetime, RobotsFile]]) -> None:
         """Keep these robots.txt files, the newer fetch where a URL has two (other workers save theirs
-        too), and drop files older than the cache lifetime."""
+        too), and drop files older than the cache lifetime and lapsed fetch claims."""
         with self._write("save robots.txt cache") as db:
             db.execute("DELETE FROM robots WHERE fetched < ?", (iso(self._now() - ROBOTS_KEPT),))
+            db.execute("DELETE FROM robots_claims WHERE until <= ?", (iso(self._now()),))
             db.executemany(
                 "INSERT INTO robots (url, fetched, status, body) VALUES (?, ?, ?, ?) ON CONFLICT (url) DO UPDATE "
                 "SET fetched = excluded.fetched, status = excluded.status, body = excluded.body "

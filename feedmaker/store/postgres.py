@@ -94,6 +94,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # As sqlite's step 10: rendered feeds, served alike by every instance.
         *schema.feeds_tables("BYTEA"),
     ),
+    (
+        # As sqlite's step 11: claims on robots.txt fetches.
+        schema.ROBOTS_CLAIMS,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

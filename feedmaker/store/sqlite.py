@@ -105,6 +105,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # feedmaker serves its files and leaves this empty; kept in both engines so that the schema is one.
         *schema.feeds_tables("BLOB"),
     ),
+    (
+        # Claims on robots.txt fetches: one worker fetches a host's robots.txt for all (Coordination).
+        schema.ROBOTS_CLAIMS,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
