@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
+import re
+import subprocess
+import sys
 import time
+import urllib.request
 from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +33,7 @@ from feedmaker.store import Store, open_store
 # 300 sites, as issue 13 asks; 30 hosts keep each slot's politeness floor (10 requests per host) near 2 s.
 SITES, HOSTS, SLOTS, WORKERS = 300, 30, 3, 3
 DELAY = 0.2
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -150,3 +157,81 @@ async def test_three_workers_run_300_sites_once_per_slot_politely_without_duplic
         for store in stores:
             store.close()
         await server.close()
+
+
+def site_file(fixture: Fixture, n: int) -> str:
+    css = CSS[family_of(n)]
+    q = json.dumps  # a JSON string of ASCII text is a TOML basic string
+    return (
+        f"name = {q(f'Site {n}')}\nstart_urls = [{q(fixture.listing_url(n))}]\n"
+        'schedule = "every 1h"\nmax_articles = 0\n'
+        f'[list]\nitem = {q(css["item"])}\nlink = {{ css = {q(css["link"])}, attr = "href" }}\n'
+        f'headline = {q(css["headline"])}\ndate = {{ css = {q(css["date"])}, attr = "datetime" }}\n'
+    )
+
+
+@pytest.mark.slow  # three processes, each paying its imports and worker-pool start
+def test_three_run_once_processes_on_one_postgres_run_each_site_once_and_fetch_each_robots_txt_once(
+    postgres_url: str, tmp_path: Path
+):
+    """`feedmaker run --once` from cron on three machines at the same minute: the leases give each site to
+    one of them, each listing is fetched once in all, and each host's robots.txt once (the first worker to need it fetches
+    it for all)."""
+    sites, hosts, delay = 60, 6, 0.2
+    server = subprocess.Popen(
+        [sys.executable, "benchmarks/fixture_site.py", "--sites", str(sites), "--articles", "30",
+         "--hosts", str(hosts), "--lifetime", "300", "--listings-only"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        ready = server.stdout.readline().split()
+        assert ready[0] == "READY", ready
+        port = int(ready[1])
+        fixture = Fixture(sites, 30, hosts=hosts, port=port)
+        open_store(postgres_url, state_dir=tmp_path).close()  # migrated once, as the first daemon does
+        configs = []
+        for w in range(WORKERS):
+            config = tmp_path / f"w{w}" / "config"
+            (config / "sites").mkdir(parents=True)
+            (config / "feedmaker.toml").write_text(
+                f"[fetch]\ndelay = {delay}\nretries = 0\ntimeout = 10.0\n"
+                'allow_private_networks = ["127.0.0.0/8"]\n',
+                encoding="utf-8",
+            )
+            for n in range(sites):
+                (config / "sites" / f"site-{n}.toml").write_text(site_file(fixture, n), encoding="utf-8")
+            configs.append(config)
+        env = {**os.environ, "FEEDMAKER_STORE": postgres_url}
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "feedmaker", "--config", str(c), "run", "--once"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for c in configs
+        ]
+        outcomes = [run.communicate(timeout=120) for run in runs]
+        for run, (_, err) in zip(runs, outcomes, strict=True):
+            assert run.returncode == 0, err[-2000:]
+        stats = json.loads(urllib.request.urlopen(f"http://127.0.0.2:{port}/__stats", timeout=5).read())
+    finally:
+        server.kill()
+        server.communicate()
+    with open_store(postgres_url, state_dir=tmp_path) as store:
+        with store._read("check") as db:
+            counted = dict(db.execute("SELECT site, count(*) FROM runs GROUP BY site").fetchall())
+            by_worker = dict(db.execute("SELECT worker, count(*) FROM runs GROUP BY worker").fetchall())
+        listed = {item.url for n in range(sites) for item in fixture.expected(n)}
+        assert store.entry_count() == len(listed)
+    assert counted == {f"site-{n}": 1 for n in range(sites)}
+    # Each process ran some sites and named the others as run by other workers (the first to start often
+    # claims them all: run --once starts every site at once).
+    for run, (_, err) in zip(runs, outcomes, strict=True):
+        ran = sum(n for worker, n in by_worker.items() if worker.endswith(f":{run.pid}"))
+        skipped = re.search(r"^run by other workers this slot: (.*)$", err, re.MULTILINE)
+        assert ran + (len(skipped.group(1).split(", ")) if skipped else 0) == sites, err[-2000:]
+    assert (stats["listing"], stats["robots"]) == (sites, hosts), stats
