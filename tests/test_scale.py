@@ -1,6 +1,7 @@
 """Issue 13's done-when: three workers on one PostgreSQL crawl a 300-site fixture on 127.0.0.x for several
 schedule slots. Every (site, slot) runs exactly once, the per-host gap measured at the server never falls below
-`delay`, no story is stored twice, and every instance serves identical feed bytes (and ETags) from the store."""
+`delay`, each host's robots.txt is fetched once in all, no story is stored twice, and every instance serves
+identical feed bytes (and ETags) from the store."""
 
 from __future__ import annotations
 
@@ -47,9 +48,11 @@ class Recording(dict[tuple[str, str], bytes]):
     def __init__(self, pages: dict[tuple[str, str], bytes]) -> None:
         super().__init__(pages)
         self.arrivals: dict[str, list[float]] = defaultdict(list)
+        self.robots = 0
 
     def get(self, key: tuple[str, str], default: Any = None) -> Any:
         self.arrivals[key[0]].append(time.monotonic())
+        self.robots += key[1] == "/robots.txt"
         return super().get(key, default)
 
 
@@ -98,7 +101,7 @@ async def test_three_workers_run_300_sites_once_per_slot_politely_without_duplic
     server.pages = pages
     settings = Settings.model_validate(
         {
-            "fetch": {"delay": DELAY, "obey_robots": False, "allow_private_networks": ["127.0.0.0/8"]},
+            "fetch": {"delay": DELAY, "allow_private_networks": ["127.0.0.0/8"]},
             "feed_size": 100,
             "server": {"base_url": "http://feeds.test"},
         }
@@ -137,7 +140,9 @@ async def test_three_workers_run_300_sites_once_per_slot_politely_without_duplic
         assert sorted(leases) == sorted((s.id, SLOTS, SLOTS) for s in sites)
         workers = {stores[0].last_run(s.id).worker for s in sites}  # type: ignore[union-attr]
         assert len(workers) > 1  # the work was shared, not taken by one worker
-        assert sum(len(times) for times in pages.arrivals.values()) == SITES * SLOTS
+        # One listing per (site, slot), and each host's robots.txt once for all three workers.
+        assert pages.robots == HOSTS
+        assert sum(len(times) for times in pages.arrivals.values()) == SITES * SLOTS + HOSTS
         for host, times in pages.arrivals.items():
             gaps = [b - a for a, b in itertools.pairwise(times)]
             assert min(gaps) >= DELAY - 0.02, f"{host}: {min(gaps):.3f} s"
