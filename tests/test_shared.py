@@ -8,8 +8,8 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -19,9 +19,10 @@ import pytest
 
 from feedmaker.errors import Blocked
 from feedmaker.fetch import Fetcher
+from feedmaker.fetch.gate import Pauses
 from feedmaker.models import Page, utcnow
 from feedmaker.store import Store, open_store
-from tests.fetch_support import Script, make_settings, raw
+from tests.fetch_support import NOW, FakeClock, Script, make_settings, raw
 
 HOST = "news.example"
 
@@ -192,3 +193,35 @@ async def test_a_failed_robots_fetch_is_not_kept_and_the_other_worker_tries_itse
                 await f.fetch(f"https://{HOST}/page")
     assert failing.urls == [f"https://{HOST}/robots.txt"] * 2
     assert workers[0].robots_file(f"https://{HOST}/robots.txt") is None
+
+
+class Board:
+    """A stand-in store for `Pauses`: the pauses every worker saved, and how often they were read."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[str, datetime] = {}
+        self.reads = 0
+
+    def host_pauses(self) -> dict[str, datetime]:
+        self.reads += 1
+        return dict(self.pauses)
+
+    def save_host_pauses(self, pauses: Mapping[str, datetime]) -> None:
+        self.pauses.update(pauses)
+
+
+@pytest.mark.anyio
+async def test_pauses_are_saved_at_once_and_others_are_read_at_most_once_per_interval():
+    clock, board = FakeClock(), Board()
+    pauses = Pauses(clock, lambda: NOW, shared=board, read_every=1.0)
+    await pauses.check("https://a.example/", "a.example")
+    await pauses.pause("mine.example", 60)
+    assert board.pauses == {"mine.example": NOW + timedelta(seconds=60)}
+    board.pauses["theirs.example"] = NOW + timedelta(seconds=30)  # another worker's, saved just now
+    await pauses.check("https://theirs.example/", "theirs.example")  # read 0.0 s ago: not known yet
+    clock.now += 1.0
+    with pytest.raises(Blocked, match="host paused until 2025-01-01T00:00:30Z"):
+        await pauses.check("https://theirs.example/", "theirs.example")
+    assert board.reads == 2
+    clock.now += 30.0
+    await pauses.check("https://theirs.example/", "theirs.example")  # over: resumed on our clock
