@@ -76,7 +76,7 @@ async def one_slot(url: str, state: Path, sites: list[SiteConfig], workers: int)
             ends.append(time.perf_counter() - fired)
 
     try:
-        fetchers = [Fetcher(SETTINGS.fetch, turns=s if s.SHARED else None) for s in stores]
+        fetchers = [Fetcher(SETTINGS.fetch, shared=s if s.SHARED else None) for s in stores]
         runners = [
             SiteRunner(SETTINGS, sites, fetcher=f, store=s, crawl=timed_crawl, publish=no_publish, now=lambda: fixed,
                        lease=timedelta(seconds=30))

@@ -182,12 +182,12 @@ async def open_session(settings: Settings) -> AsyncIterator[Session]:
         pool = PagePool(workers=settings.limits.workers, budget=settings.limits.parse_seconds)
         with open_store(store_url(settings.store, os.environ), state_dir=settings.state_dir) as store:
             clean_stale_temp(settings.output_dir)
-            # A shared store also shares each host's turn, so the delay holds across all workers.
-            turns = store if store.SHARED else None
+            # A shared store also shares each host's turn and pauses, so they hold across all workers.
+            shared = store if store.SHARED else None
             try:
                 # Starting the forkserver imports the extraction stage there: paid once per process lifetime.
                 await asyncio.to_thread(pool.start)
-                async with Fetcher(settings.fetch, paused=store.host_pauses(), turns=turns) as fetcher:
+                async with Fetcher(settings.fetch, paused=store.host_pauses(), shared=shared) as fetcher:
                     fetcher.robots.preload(store.robots_files())
                     try:
                         yield Session(store=store, fetcher=fetcher, pool=pool)

@@ -7,6 +7,10 @@ guarded client, host gates, deadline and (smaller) size cap as any page.
 RFC 9309 outcomes: 2xx -> the rules; 4xx (and redirects still unresolved after the loader's limit)
 -> allow all; 5xx or an unreachable server -> disallow all, and the refusal says which and why
 ("robots.txt unreachable (HTTP 503): not crawling"), never that the rules disallow.
+
+With `shared` (the store, when several workers share PostgreSQL), a robots.txt is fetched once for all of
+them: a worker missing one reads the store first, else claims the fetch (the others poll the store
+meanwhile) and saves the file the moment it has it. Failures stay per worker, as they stay out of the store.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from protego import Protego
 
@@ -24,7 +29,7 @@ from feedmaker.errors import Blocked, FetchError
 from feedmaker.models import RobotsFile, utcnow
 from feedmaker.urls import origin
 
-__all__ = ["ERROR_TTL", "MAX_BYTES", "TTL", "Load", "RobotsCache", "robots_url"]
+__all__ = ["ERROR_TTL", "MAX_BYTES", "TTL", "Load", "RobotsCache", "SharedRobots", "robots_url"]
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +38,25 @@ TTL = 24 * 3600.0
 # minute would silence a site until tomorrow, so failures are cached for an hour only.
 ERROR_TTL = 3600.0
 MAX_BYTES = 500 * 1024  # RFC 9309 2.5: parse at least 500 KiB; the loader truncates beyond it
+POLL = 0.1  # seconds between looks at the store while another worker fetches a robots.txt
 
 
 Load = Callable[[str], Awaitable[RobotsFile]]
 Verdict = Protego | bool  # parsed rules, or allow/disallow everything
+
+
+class SharedRobots(Protocol):
+    """robots.txt files shared with other processes, and who fetches each (the store; see the module docstring)."""
+
+    def robots_file(self, url: str) -> tuple[datetime, RobotsFile] | None: ...
+
+    def claim_robots_fetch(self, url: str, *, hold: float) -> bool:
+        """True when this process may fetch `url` for all, for at most `hold` seconds."""
+        ...
+
+    def release_robots_fetch(self, url: str) -> None: ...
+
+    def save_robots_files(self, files: Iterable[tuple[str, datetime, RobotsFile]]) -> None: ...
 
 
 def robots_url(url: str) -> str:
@@ -80,10 +100,14 @@ class RobotsCache:
         now: Callable[[], datetime] = utcnow,
         ttl: float = TTL,
         error_ttl: float = ERROR_TTL,
+        shared: SharedRobots | None = None,
+        hold: float = 60.0,
     ) -> None:
+        """`hold`: how long a claim on a shared fetch lasts, so at least one fetch's total deadline."""
         self._load = load
         self._clock, self._now = clock, now
         self._ttl, self._error_ttl = ttl, error_ttl
+        self._shared, self._hold = shared, hold
         self._entries: dict[str, _Entry] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -100,11 +124,26 @@ class RobotsCache:
 
     def preload(self, files: Iterable[tuple[str, datetime, RobotsFile]]) -> None:
         """Entries from `snapshot()` of an earlier process; each expires `ttl` after it was fetched."""
-        now = self._now()
         for target, fetched, robots in files:
-            left = self._ttl - (now - fetched).total_seconds()
-            if 0 < left <= self._ttl and target not in self._entries:
-                self._entries[target] = _entry(target, robots, self._clock() + left, fetched)
+            entry = self._kept(target, fetched, robots)
+            if entry is not None and target not in self._entries:
+                self._entries[target] = entry
+
+    def _kept(self, target: str, fetched: datetime, robots: RobotsFile) -> _Entry | None:
+        """The entry of a file fetched elsewhere (an earlier process, another worker), if still fresh."""
+        left = self._ttl - (self._now() - fetched).total_seconds()
+        return _entry(target, robots, self._clock() + left, fetched) if 0 < left <= self._ttl else None
+
+    async def _from_store(self, shared: SharedRobots, target: str) -> _Entry | None:
+        """A fresh file another worker fetched, waiting while one fetches it; None once this process holds
+        the fetch. Polled: the file is saved by another process, which no event here can see."""
+        while True:
+            found = await asyncio.to_thread(shared.robots_file, target)
+            if found is not None and (entry := self._kept(target, *found)) is not None:
+                return entry
+            if await asyncio.to_thread(shared.claim_robots_fetch, target, hold=self._hold):
+                return None
+            await asyncio.sleep(POLL)
 
     async def allowed(self, url: str, user_agent: str, *, load: Load | None = None) -> bool:
         """May `user_agent` fetch `url`? `load` overrides the constructor's loader for this call.
@@ -132,6 +171,12 @@ class RobotsCache:
                 return entry
             if load is None:
                 raise TypeError("RobotsCache needs a loader")
+            shared = self._shared
+            if shared is not None and (entry := await self._from_store(shared, target)) is not None:
+                self._entries[target] = entry
+                log.debug("robots.txt from store url=%s verdict=%s", target, _describe(entry.verdict))
+                return entry
+            saved = False
             try:
                 robots = await load(target)
             except Blocked:
@@ -143,6 +188,13 @@ class RobotsCache:
                 entry = _entry(target, robots, self._clock() + self._ttl, self._now())
                 if entry.verdict is False:  # a 5xx: asked again after the error lifetime, not kept
                     entry = _Entry(self._clock() + self._error_ttl, False, unreachable=entry.unreachable)
+                elif shared is not None and entry.fetched is not None:
+                    await asyncio.to_thread(shared.save_robots_files, [(target, entry.fetched, robots)])
+                    saved = True
+            finally:
+                if shared is not None and not saved:
+                    # A failure is not kept: the next worker asking fetches it itself, without waiting.
+                    await asyncio.to_thread(shared.release_robots_fetch, target)
             self._entries[target] = entry
             log.debug("robots.txt loaded url=%s verdict=%s", target, _describe(entry.verdict))
             return entry

@@ -5,6 +5,7 @@ server) through the one `store` fixture; engine-specific tests (migrations, file
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import re
@@ -22,10 +23,12 @@ import pytest
 
 from feedmaker.errors import StoreError
 from feedmaker.models import Added, Article, Duplicate, SiteReport, Updated, Validators
+from feedmaker.serve_feeds import StoredFeeds
 from feedmaker.store import RunRecord, SqliteStore, Store, open_store
 from feedmaker.store import base as store_base
 from feedmaker.store import history as store_history
 from feedmaker.store import sqlite as store_module
+from feedmaker.store.feeds import FeedRender, feed_etag
 from feedmaker.store.sqlite import SCHEMA_VERSION
 from feedmaker.views import View, view_id
 
@@ -1239,3 +1242,56 @@ def test_a_postgres_version_4_database_gives_its_sightings_their_own_fields(
         _check_sightings_upgrade(new)
     with psycopg.connect(postgres_url) as db:
         assert db.execute("SELECT max(version) FROM schema_version").fetchone() == (postgres.SCHEMA_VERSION,)
+
+
+# -- rendered feeds (store/feeds.py), served alike by every instance on a shared store -----------------------
+
+
+def render(feed_id: str, body: bytes, rendered_from: int, entries: int = 1) -> FeedRender:
+    return FeedRender(id=feed_id, body=body, rendered_from=rendered_from, entries=entries)
+
+
+def test_save_feeds_keeps_new_bytes_and_never_an_older_render(store: Store):
+    store.worker = "w1"
+    assert store.save_feeds([render("b", b"<b1/>", 5), render("a", b"<a1/>", 3)], now=T0) == ["a", "b"]
+    assert store.save_feeds([render("a", b"<a1/>", 4)]) == []  # same bytes: the row stays as it was
+    assert store.save_feeds([render("a", b"<a0/>", 2)]) == []  # rendered from older counters: refused
+    assert store.save_feeds([render("a", b"<a2/>", 4, entries=2)], now=T0 + timedelta(hours=1)) == ["a"]
+    assert store.save_feeds([]) == []
+    _, feeds = store.feeds_since(0)
+    a = next(f for f in feeds if f.id == "a")
+    assert (a.body, a.entries, a.worker) == (b"<a2/>", 2, "w1")
+    assert a.etag == feed_etag(b"<a2/>")
+    assert gzip.decompress(a.gzipped) == b"<a2/>"
+    assert a.modified == int((T0 + timedelta(hours=1)).timestamp())
+    assert store.feed_entries() == {"a": 2, "b": 1}
+
+
+def test_feeds_since_returns_only_the_feeds_written_after_the_number_seen(store: Store):
+    store.save_feeds([render("a", b"<a1/>", 1), render("b", b"<b1/>", 1)])
+    seen, feeds = store.feeds_since(0)
+    assert sorted(f.id for f in feeds) == ["a", "b"]
+    assert store.feeds_since(seen) == (seen, [])  # nothing new: one read of the counter
+    store.save_feeds([render("b", b"<b2/>", 2)])
+    later, changed = store.feeds_since(seen)
+    assert later > seen
+    assert [(f.id, f.body) for f in changed] == [("b", b"<b2/>")]
+    assert all(f.seq > seen for f in changed)
+
+
+def test_stored_feeds_load_what_changed_with_the_etags_the_files_would_have(store: Store):
+    served = StoredFeeds(store)
+    assert served.refresh() == []
+    assert served.get("a") is None
+    store.save_feeds([render("a", b"<a1/>", 1)], now=T0)
+    assert served.refresh() == ["a"]
+    assert served.refresh() == []
+    feed = served.get("a")
+    assert feed is not None
+    tag = feed_etag(b"<a1/>")
+    assert (feed.body, feed.etag, feed.gzip_etag) == (b"<a1/>", tag, f'{tag[:-1]}-gzip"')
+    assert gzip.decompress(feed.gzipped) == b"<a1/>"
+    assert feed.modified == int(T0.timestamp())
+    store.save_feeds([render("a", b"<a2/>", 2)])
+    assert served.refresh() == ["a"]
+    assert served.get("a").body == b"<a2/>"  # type: ignore[union-attr]

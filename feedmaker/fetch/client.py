@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from types import TracebackType
+from typing import Protocol
 
 import httpcore
 import httpx
@@ -22,16 +23,16 @@ import httpx
 from feedmaker.config import FetchSettings
 from feedmaker.errors import Blocked, FetchError
 from feedmaker.fetch.decode import read_body
-from feedmaker.fetch.gate import Budget, Gates, HostTurns, Pauses, retry_after_seconds
+from feedmaker.fetch.gate import Budget, Gates, HostTurns, Pauses, SharedPauses, retry_after_seconds
 from feedmaker.fetch.guard import AddressPolicy, AddressRefused, GuardedBackend, Resolve, host_key, resolve
 from feedmaker.fetch.reasons import describe
 from feedmaker.fetch.steps import HOP_STEPS, Hop, Step
 from feedmaker.fetch.transport import GuardedTransport
 from feedmaker.models import FetchResult, NotModified, Page, RobotsFile, Validators, utcnow
 from feedmaker.robots import MAX_BYTES as ROBOTS_MAX_BYTES
-from feedmaker.robots import RobotsCache
+from feedmaker.robots import RobotsCache, SharedRobots
 
-__all__ = ["ACCEPT", "REDIRECTS", "Fetcher"]
+__all__ = ["ACCEPT", "REDIRECTS", "Fetcher", "SharedPoliteness"]
 
 log = logging.getLogger("feedmaker.fetch")  # one logger for the stage, whichever module logs
 
@@ -62,14 +63,19 @@ def _short(response: httpx.Response) -> bool:
     return length.isdigit() and 0 < int(length) <= DRAIN_BYTES and not response.is_stream_consumed
 
 
+class SharedPoliteness(HostTurns, SharedPauses, SharedRobots, Protocol):
+    """The per-host rules kept in a store that several workers share: turns and delay, Retry-After pauses,
+    robots.txt files."""
+
+
 class Fetcher:
     """One per crawl run/daemon: owns the httpx clients, per-host gates, robots cache, paused hosts.
 
     `transport` replaces the guarded network transport (tests use `httpx.MockTransport`); `network`
     is the raw connector under the address guard (tests spy on it); `resolve` is the guard's DNS
     lookup; `ssl_context` replaces the system trust store; `backoff` is the first retry's base wait
-    in seconds; `steps` are the per-hop checks (see `steps.HOP_STEPS`); `turns` shares the per-host
-    turns with other processes (the store, when several workers share one database).
+    in seconds; `steps` are the per-hop checks (see `steps.HOP_STEPS`); `shared` holds the per-host
+    politeness rules all processes follow (the store, when several workers share one database).
     """
 
     def __init__(
@@ -85,7 +91,7 @@ class Fetcher:
         ssl_context: ssl.SSLContext | None = None,
         paused: Mapping[str, datetime] | None = None,
         steps: Sequence[Step] = HOP_STEPS,
-        turns: HostTurns | None = None,
+        shared: SharedPoliteness | None = None,
     ) -> None:
         self.settings = settings
         self._now, self._backoff = now, backoff
@@ -99,12 +105,12 @@ class Fetcher:
         # origin, so a connection opened for an allow_private site must never serve a guarded
         # request. Each client's backend has one fixed policy and its own pool.
         self._clients: dict[bool, tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]] = {}
-        # `turns`: per-host turns shared with other workers (a shared store); a turn outlives a dead
-        # worker by one total deadline at most.
-        self._gates = Gates(clock, settings.concurrency, turns=turns, hold=settings.timeout + 5.0)
-        self._pauses = Pauses(clock, now, paused)
+        # `shared`: per-host turns and pauses shared with other workers (a shared store); a turn outlives
+        # a dead worker by one total deadline at most.
+        self._gates = Gates(clock, settings.concurrency, turns=shared, hold=settings.timeout + 5.0)
+        self._pauses = Pauses(clock, now, paused, shared=shared)
         self._steps = tuple(steps)
-        self.robots = RobotsCache(clock=clock, now=now)
+        self.robots = RobotsCache(clock=clock, now=now, shared=shared, hold=settings.timeout + 5.0)
 
     def paused_hosts(self) -> dict[str, datetime]:
         """Hosts still paused by Retry-After, with the UTC time they resume: for the store to keep."""
@@ -317,7 +323,7 @@ class _Call:
                     seconds = retry_after_seconds(value, self.now())
                     if seconds is not None:
                         host = host_key(hop.target.host)
-                        pause = self.pauses.pause(host, seconds)
+                        pause = await self.pauses.pause(host, seconds)
                         log.warning(
                             "site=%s host paused host=%s until=%s",
                             self.site,
@@ -352,7 +358,8 @@ class _Call:
         body = b""
         outcome = ""
         url = hop.url
-        async with self.gates.turn(host_key(hop.target.host), self.delay):
+        host = host_key(hop.target.host)
+        async with self.gates.turn(host, self.delay, check=lambda: self.pauses.check(self.url, host)):
             started = time.perf_counter()
             try:
                 async with self.budget.running():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,9 +16,15 @@ from typing import Protocol
 
 from feedmaker.errors import Blocked, FetchError
 
-__all__ = ["MAX_PAUSE", "Budget", "Gates", "HostGate", "HostTurns", "Pause", "Pauses", "retry_after_seconds"]
+__all__ = [
+    "MAX_PAUSE", "PAUSES_READ", "Budget", "Gates", "HostGate", "HostTurns", "Pause", "Pauses", "SharedPauses",
+    "retry_after_seconds",
+]  # fmt: skip
 
 MAX_PAUSE = 24 * 3600.0  # Retry-After is capped at a day
+# How stale another worker's pause may be here: one small read a second per process, and a request that
+# slips through meanwhile still waits at the shared host turn, which the pause holds (`Gates`).
+PAUSES_READ = 1.0
 
 
 class HostGate:
@@ -54,6 +60,18 @@ class HostTurns(Protocol):
     def end_host_turn(self, host: str, *, delay: float) -> None: ...
 
 
+class SharedPauses(Protocol):
+    """Retry-After pauses shared with other processes (the store, when several workers share PostgreSQL)."""
+
+    def host_pauses(self) -> dict[str, datetime]:
+        """Hosts paused now, with the UTC time each resumes."""
+        ...
+
+    def save_host_pauses(self, pauses: Mapping[str, datetime]) -> None:
+        """Keep these pauses (the later where a host has two) and hold each host's turn until then."""
+        ...
+
+
 class Gates:
     """A `HostGate` per host plus a cap on requests in flight over all hosts; with `turns`, each
     request also takes the host's turn there, so the gap holds across processes too."""
@@ -72,15 +90,24 @@ class Gates:
         self._turns, self._hold = turns, hold
 
     @asynccontextmanager
-    async def turn(self, host: str, delay: float) -> AsyncIterator[None]:
+    async def turn(
+        self, host: str, delay: float, *, check: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[None]:
+        """Wait for `host`'s turn and a slot. `check` runs after each wait and may refuse the request by
+        raising: a host paused while this request queued (here or by another worker) gets no request."""
         gate = self._hosts.get(host)
         if gate is None:
             gate = self._hosts[host] = HostGate(self._clock)
-        async with gate.turn(delay), self._shared(host, delay), self._slots:
-            yield
+        async with gate.turn(delay):
+            if check is not None:
+                await check()
+            async with self._shared(host, delay, check), self._slots:
+                yield
 
     @asynccontextmanager
-    async def _shared(self, host: str, delay: float) -> AsyncIterator[None]:
+    async def _shared(
+        self, host: str, delay: float, check: Callable[[], Awaitable[None]] | None
+    ) -> AsyncIterator[None]:
         turns = self._turns
         if turns is None:
             yield
@@ -91,6 +118,8 @@ class Gates:
             wait = await asyncio.to_thread(turns.take_host_turn, host, hold=self._hold)
             if wait <= 0:
                 break
+            if check is not None:  # a long wait may be another worker's pause: learn of it and give up
+                await check()
             # A turn in flight elsewhere may end long before its hold: ask again a few times per delay.
             await asyncio.sleep(min(wait, max(delay / 4, 0.05)))
         try:
@@ -110,32 +139,48 @@ class Pause:
 
 class Pauses:
     """Hosts paused by Retry-After. Pauses from an earlier process (Retry-After outlives a `run --once`)
-    are given as UTC times and resume on our monotonic clock."""
+    are given as UTC times and resume on our monotonic clock. With `shared`, a pause is saved there the
+    moment it is set and the other workers' pauses are read at most every `read_every` seconds, so a
+    running daemon honours a pause another worker met."""
 
     def __init__(
         self,
         clock: Callable[[], float],
         now: Callable[[], datetime],
         earlier: Mapping[str, datetime] | None = None,
+        *,
+        shared: SharedPauses | None = None,
+        read_every: float = PAUSES_READ,
     ) -> None:
         self._clock, self._now = clock, now
         self._paused: dict[str, Pause] = {}
-        for host, until in (earlier or {}).items():
-            left = min((until - now()).total_seconds(), MAX_PAUSE)
-            if left > 0:
-                self._paused[host] = Pause(clock() + left, until)
+        self._shared, self._read_every = shared, read_every
+        self._read_at = -math.inf
+        self._learn(earlier or {})
 
-    def check(self, url: str, host: str) -> None:
-        """Raise `Blocked` naming `url` while `host` is paused."""
+    def _learn(self, pauses: Mapping[str, datetime]) -> None:
+        for host, until in pauses.items():
+            left = min((until - self._now()).total_seconds(), MAX_PAUSE)
+            known = self._paused.get(host)
+            if left > 0 and (known is None or known.until < until):
+                self._paused[host] = Pause(self._clock() + left, until)
+
+    async def check(self, url: str, host: str) -> None:
+        """Raise `Blocked` naming `url` while `host` is paused, here or (with `shared`) by another worker."""
+        if self._shared is not None and self._clock() - self._read_at >= self._read_every:
+            self._read_at = self._clock()  # before the read: concurrent checks meanwhile use what is known
+            self._learn(await asyncio.to_thread(self._shared.host_pauses))
         pause = self._paused.get(host)
         if pause is not None:
             if self._clock() < pause.resume:
                 raise Blocked(url, pause.reason())
             del self._paused[host]
 
-    def pause(self, host: str, seconds: float) -> Pause:
+    async def pause(self, host: str, seconds: float) -> Pause:
         pause = Pause(self._clock() + seconds, self._now() + timedelta(seconds=seconds))
         self._paused[host] = pause
+        if self._shared is not None:
+            await asyncio.to_thread(self._shared.save_host_pauses, {host: pause.until})
         return pause
 
     def snapshot(self) -> dict[str, datetime]:

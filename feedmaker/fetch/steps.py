@@ -83,7 +83,7 @@ async def check_address(context: HopContext, hop: Hop) -> None:
 
 
 async def check_pause(context: HopContext, hop: Hop) -> None:
-    context.pauses.check(context.url, host_key(hop.target.host))
+    await context.pauses.check(context.url, host_key(hop.target.host))
 
 
 async def check_robots(context: HopContext, hop: Hop) -> None:

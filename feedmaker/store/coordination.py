@@ -46,13 +46,21 @@ class Coordination(Transactions):
 
     def save_host_pauses(self, pauses: Mapping[str, datetime]) -> None:
         """Keep these pauses, the later one where a host has two (other workers save theirs too), and
-        drop expired ones."""
+        drop expired ones. Each paused host's turn is held until its pause ends, so that a request
+        another worker has already queued for the host waits (`take_host_turn`) rather than goes."""
+        rows = [(clean(h), iso(u)) for h, u in sorted(pauses.items())]
         with self._write("save host pauses") as db:
             db.execute("DELETE FROM host_pauses WHERE until <= ?", (iso(self._now()),))
             db.executemany(
                 "INSERT INTO host_pauses (host, until) VALUES (?, ?) ON CONFLICT (host) DO UPDATE "
                 "SET until = excluded.until WHERE excluded.until > host_pauses.until",
-                [(clean(h), iso(u)) for h, u in sorted(pauses.items())],
+                rows,
+            )
+            db.executemany(
+                "INSERT INTO host_turns (host, holder, held_until, next_allowed) VALUES (?, NULL, ?, ?) "
+                "ON CONFLICT (host) DO UPDATE SET next_allowed = excluded.next_allowed "
+                "WHERE excluded.next_allowed > host_turns.next_allowed",
+                [(host, until, until) for host, until in rows],
             )
 
     def robots_files(self) -> list[tuple[str, datetime, RobotsFile]]:
@@ -62,11 +70,41 @@ class Coordination(Transactions):
             (url, from_iso(fetched), RobotsFile(status, bytes(body))) for url, fetched, status, body in rows
         ]
 
+    def robots_file(self, url: str) -> tuple[datetime, RobotsFile] | None:
+        """The robots.txt kept for `url` (a worker saves one right after fetching it), with when it was
+        fetched; the caller judges its freshness."""
+        with self._read("read robots.txt") as db:
+            row = db.execute(
+                "SELECT fetched, status, body FROM robots WHERE url = ?", (clean(url),)
+            ).fetchone()
+        return None if row is None else (from_iso(row[0]), RobotsFile(row[1], bytes(row[2])))
+
+    def claim_robots_fetch(self, url: str, *, hold: float) -> bool:
+        """Take the fetch of `url` (a robots.txt) for every worker, for at most `hold` seconds: False while
+        another worker holds it. The claim is kept after the file is saved, so a worker that read no file
+        just before the save cannot win it and fetch again; it lapses after `hold`, or at once when the
+        fetch failed (`release_robots_fetch`), and a fetch held by a dead worker lapses likewise."""
+        now = self._now()
+        with self._write(f"claim fetch of {url}") as db:
+            won = db.execute(
+                "INSERT INTO robots_claims (url, worker, until) VALUES (?, ?, ?) ON CONFLICT (url) DO UPDATE "
+                "SET worker = excluded.worker, until = excluded.until "
+                "WHERE robots_claims.until <= ? OR robots_claims.worker = excluded.worker RETURNING url",
+                (clean(url), self.worker, iso(now + timedelta(seconds=hold)), iso(now)),
+            ).fetchone()
+        return won is not None
+
+    def release_robots_fetch(self, url: str) -> None:
+        """Give up this worker's claim on fetching `url` (the fetch failed): the next worker asking takes it."""
+        with self._write(f"release fetch of {url}") as db:
+            db.execute("DELETE FROM robots_claims WHERE url = ? AND worker = ?", (clean(url), self.worker))
+
     def save_robots_files(self, files: Iterable[tuple[str, datetime, RobotsFile]]) -> None:
         """Keep these robots.txt files, the newer fetch where a URL has two (other workers save theirs
-        too), and drop files older than the cache lifetime."""
+        too), and drop files older than the cache lifetime and lapsed fetch claims."""
         with self._write("save robots.txt cache") as db:
             db.execute("DELETE FROM robots WHERE fetched < ?", (iso(self._now() - ROBOTS_KEPT),))
+            db.execute("DELETE FROM robots_claims WHERE until <= ?", (iso(self._now()),))
             db.executemany(
                 "INSERT INTO robots (url, fetched, status, body) VALUES (?, ?, ?, ?) ON CONFLICT (url) DO UPDATE "
                 "SET fetched = excluded.fetched, status = excluded.status, body = excluded.body "
@@ -149,9 +187,12 @@ class Coordination(Transactions):
         return max((free - now).total_seconds(), 0.001)
 
     def end_host_turn(self, host: str, *, delay: float) -> None:
-        """Give `host`'s turn back; the next request to it, from any worker, waits `delay` seconds."""
+        """Give `host`'s turn back; the next request to it, from any worker, waits `delay` seconds, or
+        until the end of a pause saved meanwhile (`save_host_pauses`), whichever is later."""
+        after = iso(self._now() + timedelta(seconds=delay))
         with self._write(f"end turn of host {host}") as db:
             db.execute(
-                "UPDATE host_turns SET holder = NULL, next_allowed = ? WHERE host = ? AND holder = ?",
-                (iso(self._now() + timedelta(seconds=delay)), clean(host), self.worker),
+                "UPDATE host_turns SET holder = NULL, next_allowed = CASE WHEN next_allowed > ? "
+                "THEN next_allowed ELSE ? END WHERE host = ? AND holder = ?",
+                (after, after, clean(host), self.worker),
             )

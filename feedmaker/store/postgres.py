@@ -98,6 +98,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # As sqlite's step 11: dates in the page's offset, modified dates, feeds' first writes.
         *schema.DATES,
     ),
+    (
+        # As sqlite's step 12: claims on robots.txt fetches.
+        schema.ROBOTS_CLAIMS,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

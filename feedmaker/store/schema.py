@@ -10,6 +10,7 @@ __all__ = [
     "HOST_PAUSES",
     "HOST_TURNS",
     "LEASES",
+    "ROBOTS_CLAIMS",
     "SOURCES_FIELDS",
     "SOURCES_INDEXES",
     "SOURCES_SORT",
@@ -53,6 +54,13 @@ HOST_TURNS = """CREATE TABLE host_turns (
             holder TEXT,
             held_until TEXT NOT NULL,
             next_allowed TEXT NOT NULL
+        )"""
+
+# Who is fetching a robots.txt for every worker, until when (Coordination.claim_robots_fetch).
+ROBOTS_CLAIMS = """CREATE TABLE robots_claims (
+            url TEXT PRIMARY KEY,
+            worker TEXT NOT NULL,
+            until TEXT NOT NULL
         )"""
 
 SOURCES_INDEXES = (

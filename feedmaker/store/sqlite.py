@@ -109,6 +109,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Dates in the page's offset, modified dates, and when each feed was first written.
         *schema.DATES,
     ),
+    (
+        # Claims on robots.txt fetches: one worker fetches a host's robots.txt for all (Coordination).
+        schema.ROBOTS_CLAIMS,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
