@@ -188,6 +188,10 @@ async def crawl_site(
     except StoreError as exc:
         # The run happened but left no trace: report it failed, so that no feed is rewritten from it.
         report = replace(report, errors=(*report.errors, f"run not recorded: {exc}"))
+        if store.unreachable_since is not None:
+            # The store said once that it is away; a failure line per site run would bury that line.
+            log.debug("site=%s run not recorded reason=%s", site.id, exc)
+            return report
     log_report(report)
     return report
 
