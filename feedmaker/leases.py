@@ -27,6 +27,7 @@ from feedmaker.config import Schedule, SiteConfig
 from feedmaker.errors import ConfigError, FeedmakerError
 from feedmaker.models import utcnow
 from feedmaker.store import Store
+from feedmaker.store.history import HELD_RUN, HeldRun
 
 __all__ = ["LEASE", "LEASE_VAR", "Leases", "held_run", "lease_length", "slot_start"]
 
@@ -68,11 +69,14 @@ async def held_run(store: Store, site: SiteConfig, slot: datetime, lease: timede
         yield False
         return
     renewing = asyncio.create_task(_renew(store, site.id, slot, lease))
+    # record_run marks the lease done with the run, and refuses once another worker holds it.
+    held = HELD_RUN.set(HeldRun(site=site.id, slot=slot, worker=store.worker))
     done = False
     try:
         yield True
         done = True
     finally:
+        HELD_RUN.reset(held)
         renewing.cancel()
         await _finish(store, site.id, slot, done=done)
 
@@ -86,7 +90,8 @@ async def _claim(store: Store, site: SiteConfig, slot: datetime, lease: timedelt
             claim = await asyncio.to_thread(store.claim_run, site.id, slot, lease=lease)
         except FeedmakerError as exc:
             if utcnow() + timedelta(seconds=retry) >= end:
-                log.warning("site=%s run skipped: cannot claim it reason=%s", site.id, exc)
+                level = logging.DEBUG if store.unreachable_since is not None else logging.WARNING
+                log.log(level, "site=%s run skipped: cannot claim it reason=%s", site.id, exc)
                 return False
             # The store says once that it is away (transactions.py); each waiting site says nothing more.
             await asyncio.sleep(retry)
