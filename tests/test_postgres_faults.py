@@ -246,6 +246,11 @@ class Fleet:
             os.utime(page, (1_700_000_000 + n * 10, 1_700_000_000 + n * 10))
 
 
+def answers(worker: Worker, code: int) -> Callable[[], bool]:
+    """Whether the worker's /healthz answers `code` now."""
+    return lambda: worker.health() == code
+
+
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -316,7 +321,7 @@ headline = "h2"
         fleet.workers.append(Worker(f"w{n}", proc, f"http://127.0.0.1:{port}", log_path))
     try:
         for w in fleet.workers:
-            wait_for(lambda w=w: w.health() == 200, 20, f"{w.name}'s server")
+            wait_for(answers(w, 200), 20, f"{w.name}'s server")
         wait_for(lambda: len(fleet.rows("SELECT DISTINCT site FROM runs")) == SITES, 20, "a run of each site")
         yield fleet
     finally:
@@ -355,12 +360,12 @@ def outage(fleet: Fleet, seconds: float) -> tuple[list[int], list[int]]:
     began = time.monotonic()
     try:
         for w in fleet.workers:
-            wait_for(lambda w=w: w.health() == 503, max(seconds, 5), f"{w.name}'s /healthz to fail")
+            wait_for(answers(w, 503), max(seconds, 5), f"{w.name}'s /healthz to fail")
         time.sleep(max(0.0, seconds - (time.monotonic() - began)))
     finally:
         fleet.postgres.start()
     for w in fleet.workers:
-        wait_for(lambda w=w: w.health() == 200, PROBE_MAX + 5, f"{w.name}'s /healthz to recover")
+        wait_for(answers(w, 200), PROBE_MAX + 5, f"{w.name}'s /healthz to recover")
     return (
         [w.count(UNREACHABLE) - u for w, (u, _) in zip(fleet.workers, seen, strict=True)],
         [w.count(REACHABLE) - r for w, (_, r) in zip(fleet.workers, seen, strict=True)],
