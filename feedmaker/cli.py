@@ -100,6 +100,8 @@ def _setup_logging(level: str, verbose: int) -> None:
     logging.getLogger("feedmaker").setLevel("DEBUG" if verbose >= 1 else logging.NOTSET)
     for library in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(library).setLevel("DEBUG" if verbose >= 2 else "WARNING")
+    # psycopg_pool warns at each failed reconnection attempt; the store logs one line per outage instead.
+    logging.getLogger("psycopg.pool").setLevel("DEBUG" if verbose >= 2 else "ERROR")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -182,12 +182,22 @@ async def crawl_site(
     )
     try:
         # A run that measured nothing (304, no article pages followed) keeps the last measured rates as the baseline.
-        await asyncio.to_thread(
+        recorded = await asyncio.to_thread(
             store.record_run, report, fill={**(previous.fill if previous else {}), **fill}
         )
+        if not recorded:
+            # Another worker took the slot over (this one's lease lapsed): its run is the slot's record,
+            # and this one must not rewrite the feed as well. record_run logged it.
+            return replace(
+                report, errors=(*report.errors, "run not recorded: another worker holds its lease")
+            )
     except StoreError as exc:
         # The run happened but left no trace: report it failed, so that no feed is rewritten from it.
         report = replace(report, errors=(*report.errors, f"run not recorded: {exc}"))
+        if store.unreachable_since is not None:
+            # The store said once that it is away; a failure line per site run would bury that line.
+            log.debug("site=%s run not recorded reason=%s", site.id, exc)
+            return report
     log_report(report)
     return report
 

@@ -262,20 +262,26 @@ class Daemon:
 
     def status(self) -> Status:
         """One snapshot for the status page and /healthz; reads the store, so the server calls it in a thread."""
-        from feedmaker.serve import Status
+        from feedmaker.serve import SiteStatus, Status
 
         settings, sites = self.runner.settings, list(self.runner.sites.values())
-        failed_write = self.store.write_error or self.runner.publish_error
-        # On a shared store the feeds served are the store's (any worker may have written them).
-        entries = self.store.feed_entries() if self.store.SHARED else self.runner.feed_entries
+        unread: FeedmakerError | None = None
+        try:
+            # On a shared store the feeds served are the store's (any worker may have written them).
+            entries = self.store.feed_entries() if self.store.SHARED else self.runner.feed_entries
+            statuses = site_statuses(sites, self.store, self.scheduler, self.runner, entries)
+        except FeedmakerError as exc:
+            # The store is away: the page and /healthz say so, without the run history it holds.
+            log.debug("status without run history reason=%s", exc)
+            entries, statuses = {}, [SiteStatus(site=s.id, name=s.name) for s in sites]
+            unread = exc
+        # A store that cannot be read keeps nothing new either: /healthz says failing.
+        failed_write = self.store.write_error or self.runner.publish_error or unread
         return Status(
-            sites=tuple(
-                with_config_errors(
-                    site_statuses(sites, self.store, self.scheduler, self.runner, entries), self.broken
-                )
-            ),
+            sites=tuple(with_config_errors(statuses, self.broken)),
             feed_entries=tuple((f.id, entries.get(f.id, 0)) for f in settings.feed),
             write_error=str(failed_write) if failed_write else None,
+            unreachable_since=self.store.unreachable_since,
         )
 
     async def reload(self) -> None:

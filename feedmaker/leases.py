@@ -8,6 +8,9 @@ finds the lease held waits for it: when the holder finishes, nobody runs the slo
 dies (its lease lapses unrenewed), the waiter takes the run over, until the slot ends. While the store is
 unreachable the waiter keeps asking, so a run whose holder lost the database is still taken over once it
 is back. schedule.py's SiteRunner and cli.py's `run --once` both run sites through it.
+
+The lease is LEASE long, or FEEDMAKER_LEASE seconds (`lease_length`): a shorter lease hands a dead worker's
+sites over sooner, at the cost of more renewals.
 """
 
 from __future__ import annotations
@@ -16,24 +19,39 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from feedmaker.config import Schedule, SiteConfig
-from feedmaker.errors import FeedmakerError
+from feedmaker.errors import ConfigError, FeedmakerError
 from feedmaker.models import utcnow
 from feedmaker.store import Store
+from feedmaker.store.history import HELD_RUN, HeldRun
 
-__all__ = ["LEASE", "Leases", "held_run", "slot_start"]
+__all__ = ["LEASE", "LEASE_VAR", "Leases", "held_run", "lease_length", "slot_start"]
 
 log = logging.getLogger(__name__)
 
 # A site run's lease: renewed every third of it, so a worker that dies mid-run gives its site up to
 # another worker within this time.
 LEASE = timedelta(seconds=60)
+LEASE_VAR = "FEEDMAKER_LEASE"
+LEASE_RANGE = (1, 86400)  # seconds: a renewal a third of a second apart at least, a day at most
 # While the store cannot be reached, a waiter asks again after this long (then twice that, up to a quarter
 # lease): one failed claim must not cost the slot, nor a dead database a busy loop.
 RETRY_FIRST = 0.5
+
+
+def lease_length(environ: Mapping[str, str] = os.environ) -> timedelta:
+    """FEEDMAKER_LEASE (whole seconds) when set, else LEASE. Raises ConfigError naming the variable."""
+    value = environ.get(LEASE_VAR, "").strip()
+    if not value:
+        return LEASE
+    low, high = LEASE_RANGE
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ConfigError(LEASE_VAR, "", f"must be whole seconds from {low} to {high}, got {value!r}")
+    return timedelta(seconds=int(value))
 
 
 def slot_start(schedule: Schedule, now: datetime) -> datetime:
@@ -51,11 +69,14 @@ async def held_run(store: Store, site: SiteConfig, slot: datetime, lease: timede
         yield False
         return
     renewing = asyncio.create_task(_renew(store, site.id, slot, lease))
+    # record_run marks the lease done with the run, and refuses once another worker holds it.
+    held = HELD_RUN.set(HeldRun(site=site.id, slot=slot, worker=store.worker))
     done = False
     try:
         yield True
         done = True
     finally:
+        HELD_RUN.reset(held)
         renewing.cancel()
         await _finish(store, site.id, slot, done=done)
 
@@ -69,9 +90,10 @@ async def _claim(store: Store, site: SiteConfig, slot: datetime, lease: timedelt
             claim = await asyncio.to_thread(store.claim_run, site.id, slot, lease=lease)
         except FeedmakerError as exc:
             if utcnow() + timedelta(seconds=retry) >= end:
-                log.warning("site=%s run skipped: cannot claim it reason=%s", site.id, exc)
+                level = logging.DEBUG if store.unreachable_since is not None else logging.WARNING
+                log.log(level, "site=%s run skipped: cannot claim it reason=%s", site.id, exc)
                 return False
-            # The store says once that it is away (postgres.py); each waiting site says nothing more.
+            # The store says once that it is away (transactions.py); each waiting site says nothing more.
             await asyncio.sleep(retry)
             retry = min(retry * 2, quarter)
             continue
@@ -107,8 +129,9 @@ async def _finish(store: Store, site_id: str, slot: datetime, *, done: bool) -> 
         await asyncio.to_thread(store.finish_run, site_id, slot, done=done)
     except FeedmakerError as exc:
         # The lease lapses by itself; another worker may then run the slot again (at worst twice, and the
-        # store's unique constraints keep each story once).
-        log.warning("site=%s lease not released reason=%s", site_id, exc)
+        # store's unique constraints keep each story once). A store away has said so once already.
+        level = logging.DEBUG if store.unreachable_since is not None else logging.WARNING
+        log.log(level, "site=%s lease not released reason=%s", site_id, exc)
 
 
 class Leases:
@@ -119,11 +142,11 @@ class Leases:
         self,
         store: Store,
         *,
-        lease: timedelta = LEASE,
+        lease: timedelta | None = None,
         now: Callable[[], datetime] = utcnow,
         on_skip: Callable[[str], None] | None = None,
     ) -> None:
-        self.store, self.lease, self.now = store, lease, now
+        self.store, self.lease, self.now = store, lease or lease_length(), now
         self.on_skip = on_skip  # called with each site id another worker ran this slot
 
     @contextlib.asynccontextmanager

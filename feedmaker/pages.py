@@ -51,6 +51,7 @@ class Status:
     sites: tuple[SiteStatus, ...] = ()
     feed_entries: tuple[tuple[str, int], ...] = ()  # combined feed id -> entries its file holds
     write_error: str | None = None  # why the last store or feed write failed; None while writes succeed
+    unreachable_since: datetime | None = None  # when the store was found unreachable; None while it answers
 
 
 def render_opml(feeds: Sequence[tuple[str, str]], base_url: str) -> bytes:
@@ -115,6 +116,9 @@ def render_status(status: Status, feeds: Sequence[tuple[str, str]]) -> str:
         if feed_id not in site_ids
     ]
     alarm = f'<p class="failing">writes failing: {e(status.write_error)}</p>' if status.write_error else ""
+    if status.unreachable_since is not None:
+        # Above the write error: the outage is the cause, and the run history below may be missing.
+        alarm = f'<p class="failing">store unreachable since {_when(status.unreachable_since)}</p>{alarm}'
     combined_html = f"<h2>Combined feeds</h2><ul>{''.join(combined)}</ul>" if combined else ""
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="60">'

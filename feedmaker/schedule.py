@@ -34,7 +34,7 @@ from feedmaker.config import Schedule, Settings, SiteConfig
 from feedmaker.crawl import crawl_site
 from feedmaker.errors import FeedmakerError
 from feedmaker.fetch import Fetcher
-from feedmaker.leases import LEASE, held_run, slot_start
+from feedmaker.leases import held_run, lease_length, slot_start
 from feedmaker.models import SiteReport, utcnow
 from feedmaker.publish import Published, Publisher
 from feedmaker.store import Store
@@ -113,7 +113,8 @@ class SiteRunner:
     ) -> None:
         self.settings = settings
         # Runs are claimed only where other processes share the store; alone, the state lock suffices.
-        self.lease = lease or (LEASE if getattr(store, "SHARED", False) else None)  # tests pass stand-ins
+        shared = getattr(store, "SHARED", False)  # tests pass stand-ins
+        self.lease = lease or (lease_length() if shared else None)
         self.sites = {s.id: s for s in sites}
         self.publisher = Publisher(settings, sites)
         self.fetcher, self.store, self.now = fetcher, store, now

@@ -174,10 +174,11 @@ def test_a_store_outlives_a_postgres_restart_failing_meanwhile_and_losing_no_com
     postgres_server: Any, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """Server stopped under an open store: calls fail with StoreError (write_error set, so /healthz says
-    failing) within the pool wait; once it is back, the pool reconnects and the next write clears it."""
+    failing) within the pool wait; once it is back, a probe finds it within PROBE_MAX and a write clears it."""
     from feedmaker.errors import StoreError
     from feedmaker.models import Article
     from feedmaker.store import postgres
+    from feedmaker.store.transactions import PROBE_MAX
 
     monkeypatch.setattr(postgres, "POOL_WAIT", 2.0)
     store = open_store(postgres_url, state_dir=tmp_path)
@@ -203,12 +204,20 @@ def test_a_store_outlives_a_postgres_restart_failing_meanwhile_and_losing_no_com
             assert store.write_error is not None
         finally:
             postgres_server.start()
-        after = store.add(
-            Article(site="a", url="https://a.example/y", headline="After the restart it works"),
-            key="after the restart it works",
-            url_key="https://a.example/y",
-        )
+        deadline = time.monotonic() + PROBE_MAX + 5
+        while True:
+            try:
+                after = store.add(
+                    Article(site="a", url="https://a.example/y", headline="After the restart it works"),
+                    key="after the restart it works",
+                    url_key="https://a.example/y",
+                )
+                break
+            except StoreError:  # refused at once until the next probe
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
         assert store.write_error is None
+        assert store.unreachable_since is None
         assert {e.id for e in store.entries(["a"], 100)} == {*before, after.entry.id}
     finally:
         store.close()

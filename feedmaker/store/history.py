@@ -1,20 +1,28 @@
 """What past runs left behind: run records (the status page, drift and failure counts) and conditional-GET
 validators of fetched pages.
+
+On a shared store a run is recorded only by the worker that holds its lease (`HELD_RUN`, set by leases.py's
+held_run): a worker whose lease lapsed while the database was away, and was taken over, must not record the
+slot's run beside the new holder's, so the record and the lease's `done` are written in one transaction.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from feedmaker.models import SiteReport, Validators
 from feedmaker.store.rows import Db, clean, clean_or_none, from_iso, iso
 from feedmaker.store.transactions import Transactions
 
-__all__ = ["RUNS_KEPT", "VALIDATORS_KEPT", "History", "RunRecord"]
+__all__ = ["HELD_RUN", "RUNS_KEPT", "VALIDATORS_KEPT", "HeldRun", "History", "RunRecord"]
+
+log = logging.getLogger(__name__)
 
 RUNS_KEPT = 500  # run records kept per site; enough for drift and failure history
 VALIDATORS_KEPT = timedelta(days=30)
@@ -27,6 +35,20 @@ class RunRecord(SiteReport):
     fill: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     # Which feedmaker process ran it (None: recorded before workers were named); not part of what ran.
     worker: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeldRun:
+    """leases -> record_run: the lease the run in this context holds."""
+
+    site: str
+    slot: datetime
+    worker: str
+
+
+# Set by held_run around a leased run (an asyncio task's context, copied into asyncio.to_thread); unset
+# for runs that need no lease (one daemon alone on its store).
+HELD_RUN: ContextVar[HeldRun | None] = ContextVar("HELD_RUN", default=None)
 
 
 class History(Transactions):
@@ -55,13 +77,32 @@ class History(Transactions):
 
     # -- run history ---------------------------------------------------------------------------------
 
-    def record_run(self, report: SiteReport, *, fill: Mapping[str, float] = MappingProxyType({})) -> None:
-        """Append one run of one site; keeps the newest RUNS_KEPT runs per site."""
-        self._write_retrying(
-            f"record run of site {report.site}", lambda db: self._record_run(db, report, fill)
+    def record_run(self, report: SiteReport, *, fill: Mapping[str, float] = MappingProxyType({})) -> bool:
+        """Append one run of one site; keeps the newest RUNS_KEPT runs per site. Under a lease (HELD_RUN)
+        the lease is marked done in the same transaction, and False (nothing written) says that this worker
+        no longer holds it: another worker took the slot's run over."""
+        held = HELD_RUN.get()
+        recorded = self._write_retrying(
+            f"record run of site {report.site}", lambda db: self._record_run(db, report, fill, held)
         )
+        if not recorded and held is not None:
+            log.warning(
+                "site=%s run not recorded: lease of slot=%s lost to another worker",
+                report.site,
+                held.slot.isoformat(),
+            )
+        return recorded
 
-    def _record_run(self, db: Db, report: SiteReport, fill: Mapping[str, float]) -> None:
+    def _record_run(
+        self, db: Db, report: SiteReport, fill: Mapping[str, float], held: HeldRun | None
+    ) -> bool:
+        if held is not None and held.site == report.site:
+            kept = db.execute(
+                "UPDATE leases SET done = 1, expires = ? WHERE site = ? AND slot = ? AND worker = ? AND done = 0",
+                (iso(self._now()), held.site, iso(held.slot), held.worker),
+            ).rowcount
+            if not kept:
+                return False
         db.execute(
             "INSERT INTO runs (site, ok, started, finished, pages, items, new, updated, duplicates, "
             "not_modified, errors, warnings, fill, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -89,6 +130,7 @@ class History(Transactions):
         )
         # Validators of pages not fetched for a month (old config versions, moved listings) are dead weight.
         db.execute("DELETE FROM validators WHERE saved < ?", (iso(report.finished - VALIDATORS_KEPT),))
+        return True
 
     def last_run(self, site: str) -> RunRecord | None:
         return self._run(site, "")

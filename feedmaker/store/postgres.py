@@ -2,8 +2,10 @@
 
 psycopg 3 with a psycopg_pool connection pool: the store is called from several threads at once (one per
 site run in flight), each call borrows a connection for one transaction. A connection that broke (the
-server restarted) is noticed when it is borrowed and replaced; while the server is away each call fails
-with StoreError after POOL_WAIT, which the daemon's /healthz reports as `failing`.
+server restarted) is noticed when it is borrowed and replaced. A call waits up to POOL_WAIT for a busy
+pool, but fails as soon as the pool's connection attempts fail: the server is away, and the store says so
+once and probes it with backoff (transactions.py), each probe waiting AWAY_WAIT; /healthz says `failing`
+meanwhile.
 
 Transactions run at READ COMMITTED; the add rules in base.py rely on unique constraints for the races
 between workers (`story_keys` for a canonical key, entries.url_key for a URL), and a transaction that the
@@ -18,14 +20,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 import psycopg.conninfo
 import psycopg.errors
 import psycopg_pool
+from psycopg.rows import TupleRow
 
 from feedmaker.errors import StoreError
 from feedmaker.models import utcnow
@@ -37,8 +41,16 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore", "display_url"]
 log = logging.getLogger(__name__)
 
 POOL_SIZE = 8  # connections per process: site runs in flight plus the server's reads
-POOL_WAIT = 10.0  # seconds a call waits for a connection before it fails (server down)
+POOL_WAIT = 10.0  # seconds a call waits for a busy pool's connection before it fails
+AWAY_WAIT = 1.0  # seconds a call waits for a connection once the store is known away (each probe)
 CONNECT_TIMEOUT = 5  # seconds per connection attempt
+# The pool's own reconnection attempts (1 s, then doubling) give up after this long; the next call's demand
+# starts a new one at once, so a probe (every PROBE_MAX s at most) finds a server back without the pool's
+# backoff growing to minutes over a long outage.
+RECONNECT_TIMEOUT = 10.0
+# Class 08 (connection exception) and 57P (operator intervention: admin shutdown, crash shutdown, cannot
+# connect now) mean the server is away; every other SQLSTATE is an answer.
+_AWAY_STATES = ("08", "57P")
 # Any fixed number: it names the advisory lock that serialises migrations across workers.
 MIGRATION_LOCK = 0x66656564  # "feed"
 
@@ -132,6 +144,19 @@ class _Db:
             cursor.executemany(sql.replace("?", "%s"), rows)
 
 
+class _Connection(psycopg.Connection[TupleRow]):
+    """The pool's connections: a failed attempt to open one is told to `on_failure` (the pool only logs it)."""
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        on_failure: Callable[[psycopg.Error], None] = kwargs.pop("on_failure")
+        try:
+            return super().connect(conninfo, **kwargs)
+        except psycopg.Error as exc:
+            on_failure(exc)
+            raise
+
+
 class PostgresStore(Store):
     """A Store in a PostgreSQL database shared by several workers."""
 
@@ -147,14 +172,19 @@ class PostgresStore(Store):
         pool_size: int = POOL_SIZE,
     ) -> None:
         super().__init__(display_url(conninfo), now=now, worker=worker)
-        self._connections = psycopg_pool.ConnectionPool(
+        # Failed connection attempts (the pool's, in its threads) and the last one's reason, for `_borrow`.
+        self._connect_failures = 0
+        self._connect_error = ""
+        self._connections: psycopg_pool.ConnectionPool[_Connection] = psycopg_pool.ConnectionPool(
             conninfo,
+            connection_class=_Connection,
             min_size=1,
             max_size=pool_size,
             open=False,
             timeout=POOL_WAIT,
+            reconnect_timeout=RECONNECT_TIMEOUT,
             check=psycopg_pool.ConnectionPool.check_connection,
-            kwargs={"connect_timeout": CONNECT_TIMEOUT},
+            kwargs={"connect_timeout": CONNECT_TIMEOUT, "on_failure": self._connect_failed},
             name="feedmaker",
         )
         try:
@@ -185,13 +215,47 @@ class PostgresStore(Store):
     @contextlib.contextmanager
     def _transaction(self, *, write: bool, action: str) -> Iterator[Db]:
         try:
-            with self._connections.connection() as conn, conn.transaction():
-                yield _Db(conn)
+            conn = self._borrow()
+            try:
+                with conn, conn.transaction():
+                    yield _Db(conn)
+            finally:
+                self._connections.putconn(conn)
         except psycopg.Error as exc:
             raise StoreError(f"{self.path}: {action}: {exc}") from exc
 
+    def _connect_failed(self, exc: psycopg.Error) -> None:
+        self._connect_error = " ".join(str(exc).split())
+        self._connect_failures += 1
+
+    def _borrow(self) -> _Connection:
+        """A connection within POOL_WAIT (AWAY_WAIT while the store is away), asked for a second at a time:
+        once a connection attempt failed meanwhile, the server is away and waiting longer tells nothing."""
+        limit = AWAY_WAIT if self.unreachable_since is not None else POOL_WAIT
+        started = time.monotonic()
+        failures = self._connect_failures
+        while True:
+            left = limit - (time.monotonic() - started)
+            try:
+                return self._connections.getconn(timeout=min(left, AWAY_WAIT))
+            except psycopg_pool.PoolTimeout:
+                if self._connect_failures > failures:
+                    # No SQLSTATE: a connection error (`_connection_error`), with the reason the attempt gave.
+                    raise psycopg.OperationalError(f"cannot connect: {self._connect_error}") from None
+                if left <= AWAY_WAIT:
+                    raise
+
     def _retryable(self, exc: BaseException | None) -> bool:
         return isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
+
+    def _connection_error(self, exc: BaseException | None) -> bool:
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            return True
+        if isinstance(exc, psycopg.errors.TransactionRollback):
+            return False  # a lost race (40001, 40P01) is run again (`_retryable`), not an outage
+        if not isinstance(exc, psycopg.OperationalError):
+            return False
+        return exc.sqlstate is None or exc.sqlstate.startswith(_AWAY_STATES)
 
     def _claim_key(self, db: Db, key: str, now: str) -> None:
         # The upsert takes the key's row lock until commit: a second worker deciding about the same story
