@@ -395,8 +395,15 @@ def test_a_partition_longer_than_the_lease_leaves_every_slot_done_once(fleet: Fl
         server.slow = 1.5  # type: ignore[attr-defined]
     fleet.add_story(3)
     wait_for(lambda: time.time() % INTERVAL < 0.5, INTERVAL + 1, "a slot to start")
-    time.sleep(0.5)  # the runs of this slot hold their leases and wait for their listing pages
     started = datetime.now(UTC)
+    slot = iso(datetime.fromtimestamp(started.timestamp() // INTERVAL * INTERVAL, UTC))
+    # The runs of this slot hold their leases and wait for their listing pages (waited for, not slept:
+    # on a loaded machine the daemons take longer than a fixed pause to claim them).
+    wait_for(
+        lambda: len(fleet.rows(f"SELECT 1 FROM leases WHERE slot = '{slot}'")) == SITES,
+        INTERVAL,
+        "every site's run of this slot to be claimed",
+    )
     unreachable, reachable = outage(fleet, 2.0 * LEASE_SECONDS)
     assert unreachable == [1, 1, 1], [w.log()[-3000:] for w in fleet.workers]
     assert reachable == [1, 1, 1]
