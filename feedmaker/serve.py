@@ -324,8 +324,10 @@ class _FeedPath:
             for feed_id in changed:
                 self._ready.pop(f"{feed_id}.atom", None)
         except FeedmakerError as exc:
-            # The store is away (restart, partition): keep serving the versions loaded; /healthz tells.
-            log.warning("feed poll failed reason=%s", exc)
+            # The store is away (restart, partition): keep serving the versions loaded; /healthz tells. The
+            # store logged the outage once; a poll per `recheck` repeating it would flood the log.
+            away = isinstance(self.files, StoredFeeds) and self.files.store_away
+            log.log(logging.DEBUG if away else logging.WARNING, "feed poll failed reason=%s", exc)
         finally:
             self._polling, self._polled = None, True
 

@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -68,6 +69,9 @@ class FeedFiles:
 class FeedStore(Protocol):
     def feeds_since(self, seq: int) -> tuple[int, list[StoredFeed]]: ...
 
+    @property
+    def unreachable_since(self) -> datetime | None: ...
+
 
 class StoredFeeds:
     """The feeds kept in a shared store, all in memory; `refresh()` (blocking: call it in a thread) loads the
@@ -93,6 +97,11 @@ class StoredFeeds:
 
     def get(self, feed_id: str) -> FeedFile | None:
         return self._feeds.get(feed_id)
+
+    @property
+    def store_away(self) -> bool:
+        """The store is in an outage it has logged once already (so a failed poll need not say it again)."""
+        return self.store.unreachable_since is not None
 
 
 def _version(stat: os.stat_result) -> tuple[int, int, int]:

@@ -215,6 +215,9 @@ class Worker:
         except httpx.TransportError:
             return None
 
+    def feed(self, site: str) -> int:
+        return httpx.get(f"{self.url}/feeds/{site}.atom", timeout=5, trust_env=False).status_code
+
     def count(self, line: str) -> int:
         return self.log().count(line)
 
@@ -356,12 +359,18 @@ def check_each_slot_recorded_once(fleet: Fleet) -> None:
 def outage(fleet: Fleet, seconds: float) -> tuple[list[int], list[int]]:
     """Stop the server for `seconds` under the workers; their log lines about it, before and after."""
     seen = [(w.count(UNREACHABLE), w.count(REACHABLE)) for w in fleet.workers]
+    assert [w.feed("s0") for w in fleet.workers] == [200, 200, 200]  # each instance has loaded the feeds
     fleet.postgres.stop("fast")
     began = time.monotonic()
     try:
         for w in fleet.workers:
             wait_for(answers(w, 503), max(seconds, 5), f"{w.name}'s /healthz to fail")
-        time.sleep(max(0.0, seconds - (time.monotonic() - began)))
+        # Meanwhile every instance serves the feeds it has loaded (its polls of the store fail quietly).
+        while True:
+            assert [w.feed("s0") for w in fleet.workers] == [200, 200, 200]
+            if time.monotonic() - began >= seconds:
+                break
+            time.sleep(0.3)
     finally:
         fleet.postgres.start()
     for w in fleet.workers:
@@ -384,6 +393,7 @@ def test_a_postgres_restart_under_three_daemons_is_one_line_each_and_loses_nothi
     check_each_slot_recorded_once(fleet)
     for w in fleet.workers:
         assert "error connecting in" not in w.log()  # psycopg_pool's line per attempt stays quiet
+        assert "feed poll failed" not in w.log()  # nor the feed path's poll of the store, once per second
         assert w.proc.poll() is None
 
 
