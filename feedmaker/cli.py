@@ -29,6 +29,7 @@ from feedmaker import __version__
 from feedmaker.config import Settings, SiteConfig, check_config, load_settings, load_site
 from feedmaker.config_problems import combined
 from feedmaker.errors import ConfigError, FeedmakerError
+from feedmaker.fetch.transport import raise_descriptor_limit
 from feedmaker.models import NotModified, Page, SiteReport
 
 __all__ = ["main"]
@@ -108,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
+            raise_descriptor_limit()  # a pool per host in play: a soft limit of 1024 would bound reuse
             if not args.once:
                 from feedmaker.daemon import run_daemon
 

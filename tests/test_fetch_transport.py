@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import resource
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -13,6 +16,7 @@ import pytest
 
 from feedmaker.errors import FetchError
 from feedmaker.fetch import AddressPolicy, Fetcher, GuardedBackend, GuardedTransport, IPAddress
+from feedmaker.fetch.transport import DESCRIPTORS_WANTED, origin_bound, raise_descriptor_limit
 from feedmaker.models import NotModified, Page
 from tests.fetch_support import FakeClock, SpyNetwork, make_settings
 from tests.hostile_server import HostileServer, serve_routes
@@ -117,3 +121,45 @@ async def test_redirects_and_errors_with_small_bodies_keep_the_connection(site: 
         "/articles/1",
     ]
     assert site.connections == 1
+
+
+@pytest.mark.anyio
+async def test_a_crawl_interleaving_more_hosts_than_the_old_bound_still_reuses_one_connection_each(
+    site: HostileServer,
+):
+    """150 hosts, each asked three times in turn (as a run of many sites interleaves them): with the default
+    bound every host keeps its connection. A bound of 128 closed one for nearly every request (LRU thrash)."""
+    raise_descriptor_limit()  # as `feedmaker run` does
+    if origin_bound() < 150:
+        pytest.skip(f"the open-file hard limit allows only {origin_bound()} pools here")
+    hosts = [f"h{n}.test" for n in range(150)]
+    settings = make_settings(allow_private_networks=tuple(hosts), concurrency=8)
+    async with Fetcher(settings, resolve=loopback) as fetcher:
+        for _ in range(3):
+            pages = await asyncio.gather(*(fetcher.fetch(site.url("/etag", host=h)) for h in hosts))
+            assert all(isinstance(p, Page) for p in pages)
+    assert len(site.hits) == 450
+    assert site.connections == 150
+
+
+def test_the_bound_follows_the_open_file_limit(monkeypatch: pytest.MonkeyPatch):
+    for soft, bound in [(256, 32), (1024, 128), (4096, 512), (20000, 1024), (64, 16)]:
+        monkeypatch.setattr(resource, "getrlimit", lambda _which, soft=soft: (soft, 1 << 20))
+        assert origin_bound() == bound
+
+
+def test_run_raises_a_low_open_file_limit_towards_the_hard_one():
+    """In a child started with a soft limit of 256: the limit it ends up with (`feedmaker run` calls this)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = DESCRIPTORS_WANTED if hard == resource.RLIM_INFINITY else min(hard, DESCRIPTORS_WANTED)
+    if wanted <= 256:
+        pytest.skip(f"the hard open-file limit is {hard}")
+    code = "from feedmaker.fetch.transport import raise_descriptor_limit as r; print(r())"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(done.stdout) == wanted

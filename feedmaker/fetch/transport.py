@@ -10,6 +10,7 @@ per origin, so that connections are reused across many hosts.
 from __future__ import annotations
 
 import contextlib
+import resource
 import ssl
 import time
 from collections import OrderedDict
@@ -19,7 +20,11 @@ from dataclasses import dataclass
 import httpcore
 import httpx
 
-__all__ = ["GuardedTransport", "map_httpcore_errors"]
+__all__ = ["GuardedTransport", "map_httpcore_errors", "origin_bound", "raise_descriptor_limit"]
+
+PER_ORIGIN = 2  # connections per origin: one request in flight per host, plus its robots.txt
+MAX_ORIGINS = 1024
+DESCRIPTORS_WANTED = 16384
 
 # httpcore's exception tree, each to its httpx namesake (as httpx's own transport maps them).
 _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
@@ -87,6 +92,29 @@ def _bodiless(reply: httpcore.Response) -> bool:
     )
 
 
+def raise_descriptor_limit() -> int:
+    """Raise this process's soft limit on open files towards its hard limit (up to DESCRIPTORS_WANTED), as
+    servers do: the common default of 1024 is a shell's, not a crawler's. Returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = DESCRIPTORS_WANTED if hard == resource.RLIM_INFINITY else min(hard, DESCRIPTORS_WANTED)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):  # a container may refuse: keep what we have
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def origin_bound() -> int:
+    """How many origins' pools to keep open. A crawl interleaves every site in flight, so a bound below the
+    hosts in play makes least-recently-used eviction close the very connection needed next (measured: 10,001
+    connects for 10,000 GETs over 200 hosts with a bound of 128). Up to MAX_ORIGINS, within a quarter of the
+    open-file limit (each pool holds up to PER_ORIGIN sockets; the rest is for the store, page workers and
+    feed readers)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return MAX_ORIGINS
+    return max(16, min(MAX_ORIGINS, soft // (4 * PER_ORIGIN)))
+
+
 Origin = tuple[bytes, bytes, int | None]  # scheme, host, port as the request spells them
 
 
@@ -103,8 +131,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     One shared pool of N slots over H > N hosts closes a connection for nearly every request (measured:
     2,000 connects for 2,000 GETs over 20 hosts with 16 slots); politeness already allows one request in
     flight per host, so a pool per origin keeps each host's connection alive, and one scan stays short.
-    At most `max_origins` pools are kept: past that, and after `keepalive_expiry` without use, the least
-    recently used pools with nothing in flight are closed.
+    At most `max_origins` pools are kept (default: `origin_bound()`): past that, and after
+    `keepalive_expiry` without use, the least recently used pools with nothing in flight are closed.
     """
 
     def __init__(
@@ -112,13 +140,14 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         network: httpcore.AsyncNetworkBackend,
         *,
         ssl_context: ssl.SSLContext,
-        max_origins: int = 128,
-        per_origin: int = 2,
+        max_origins: int | None = None,
+        per_origin: int = PER_ORIGIN,
         keepalive_expiry: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.network, self.ssl_context = network, ssl_context
-        self.max_origins, self.per_origin = max_origins, per_origin
+        self.max_origins = origin_bound() if max_origins is None else max_origins
+        self.per_origin = per_origin
         self.keepalive_expiry, self.clock = keepalive_expiry, clock
         self.pools: OrderedDict[Origin, _HostPool] = OrderedDict()  # least recently used first
 
@@ -144,6 +173,11 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     async def _close_unused(self) -> None:
         now = self.clock()
+        oldest = next(iter(self.pools.values()), None)
+        if oldest is None or (
+            len(self.pools) <= self.max_origins and now - oldest.used < self.keepalive_expiry
+        ):
+            return  # the usual case, without copying a thousand entries per request
         for origin, pool in list(self.pools.items()):
             over = len(self.pools) > self.max_origins
             if not over and now - pool.used < self.keepalive_expiry:
