@@ -43,7 +43,12 @@ def clean_text(value: str) -> str:
     if value.isascii():
         # Most text read off a page: ASCII is its own NFC, and printable ASCII has nothing to remove.
         # The check comes before the split: str.split() takes some forbidden controls for spaces.
-        if not value.isprintable() and XML_FORBIDDEN.search(value) is not None:
+        if value.isprintable():
+            # Printable ASCII has no whitespace but " ": without a doubled, leading or trailing one,
+            # the split and join below would give back the same text (and cost a list of its words).
+            if "  " not in value and value[:1] != " " and value[-1:] != " ":
+                return value
+        elif XML_FORBIDDEN.search(value) is not None:
             value = XML_FORBIDDEN.sub("", value)
         return " ".join(value.split())
     value = XML_FORBIDDEN.sub("", value)

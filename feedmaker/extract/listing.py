@@ -10,7 +10,7 @@ from feedmaker.errors import ExtractError
 from feedmaker.extract.article import article_from
 from feedmaker.extract.fallbacks import from_nodes
 from feedmaker.extract.fields import Kind, Value, finish, node_text, read_chain, read_spec
-from feedmaker.extract.metadata import Document, Firsts, Node
+from feedmaker.extract.metadata import Document, Firsts, Node, select, select_first
 from feedmaker.extract.plan import ChainPlan, ListingPlan, listing_plan
 from feedmaker.models import Article, Listing, Page
 from feedmaker.text import clean_text
@@ -57,7 +57,7 @@ class ItemScopes:
         """item mem_id -> its first match of `css`, for every item that has one."""
         found = self.firsts[css] = {}
         owner = self.owner
-        for match in self.tree.css(css):
+        for match in select(self.tree, css):
             key = match.mem_id
             where = owner.get(key, _UNKNOWN)
             if where == _UNKNOWN:
@@ -146,7 +146,7 @@ def _chain(
         elif css in firsts:
             match = firsts[css]
         else:
-            match = firsts[css] = node.css_first(css)
+            match = firsts[css] = select_first(node, css)
         if match is None:
             continue
         # As fields._raw_value reads it.
@@ -198,7 +198,7 @@ def listing_document(html: str, url: str) -> Document:
 def extract_listing(page: Page, site: SiteConfig) -> Listing:
     """Items of a listing page (at most site.max_items, each with a link) and its next-page URL."""
     doc = Document(page, site)
-    nodes = doc.tree.css(site.list.item)
+    nodes = select(doc.tree, site.list.item)
     if not nodes:
         raise ExtractError(page.url, site.list.item)
     items: list[Article] = []

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
+from selectolax.lexbor import LexborCSSSelector, LexborHTMLParser, LexborNode, SelectolaxError
 
 from feedmaker.config import SiteConfig
 from feedmaker.errors import ExtractError
@@ -20,6 +21,7 @@ from feedmaker.urls import IMAGE_SCHEMES, absolute, host_of, plain_origin, site_
 
 __all__ = [
     "ARTICLE_TYPES", "BadSelector", "Document", "Firsts", "Node", "Tree", "jsonld_image", "jsonld_names", "jsonld_text", "looks_like_url",
+    "select", "select_first",
 ]  # fmt: skip
 
 ARTICLE_TYPES = frozenset(
@@ -34,10 +36,17 @@ ARTICLE_TYPES = frozenset(
 # Dublin Core is spelt both dc.title and dc:title; the index keys use the dot.
 _DC_PREFIX = re.compile(r"^(dc|dcterms?):")
 _JSONLD_WRAPPER = re.compile(r"^(?:\s*(?://\s*)?(?:<!--|<!\[CDATA\[))+|(?:(?://\s*)?(?:-->|\]\]>)\s*)+$")
-# One walk of the whole tree gathers every node the metadata fallbacks read (a walk costs about a
-# tenth of the parse, so one per field would add up). Each selector here has its own element type,
-# so a node's tag says which one it matched.
-_INDEX_CSS = 'meta[content], meta[value], link[rel~="canonical" i][href], script[type*="ld+json" i]'
+# One walk of the whole tree gathers every node the metadata fallbacks read: a walk costs a fifth to a
+# quarter of the parse on an article page, and what it costs is the walk itself (lexbor tests a whole
+# selector list at each node, so more selectors cost next to nothing). Besides meta, rel=canonical
+# and JSON-LD it keeps the nodes the fallbacks query on every page (_INDEXED), which then cost no walk
+# of their own. A node can match several parts of the list (a plain list reports it once per part; :is
+# once), so what it is for is read off its tag and attributes (_is_canonical, _is_jsonld, _INDEXED), by
+# the rules the selectors state.
+_INDEX_CSS = (
+    ':is(meta[content], meta[value], link[rel~="canonical" i][href], script[type*="ld+json" i], '
+    "h1, time, [datetime], [itemprop])"
+)
 # tree.css_first per selector, memoised per scope: specs often repeat a selector (content=, then
 # value=; a listing's headline and link in the same <a>).
 Firsts: TypeAlias = dict[str, LexborNode | None]
@@ -47,11 +56,93 @@ Tree: TypeAlias = LexborHTMLParser
 BadSelector = SelectolaxError
 
 
+class _Engine(threading.local):
+    """lexbor's selector engine, one per thread (it keeps the state of the search it runs)."""
+
+    def __init__(self) -> None:
+        # selectolax's stub leaves __init__ unannotated, and find_first out (a public cpdef method: what
+        # css_first itself calls).
+        self.selector = LexborCSSSelector()  # type: ignore[no-untyped-call]
+        self.find_first: Callable[[str, LexborNode], list[LexborNode]] = self.selector.find_first  # type: ignore[attr-defined]
+
+
+_ENGINE = _Engine()
+
+
+def select(scope: LexborNode | LexborHTMLParser, css: str) -> list[LexborNode]:
+    """scope.css(css), run by one selector engine per thread: each parsed page otherwise builds its own
+    on its first query, which costs about a tenth of parsing a small page (a 50-item listing)."""
+    node = scope.root if isinstance(scope, LexborHTMLParser) else scope
+    return _ENGINE.selector.find(css, node) if node is not None else []
+
+
+def select_first(scope: LexborNode | LexborHTMLParser, css: str) -> LexborNode | None:
+    """scope.css_first(css), as `select` runs it."""
+    node = scope.root if isinstance(scope, LexborHTMLParser) else scope
+    if node is None:
+        return None
+    found = _ENGINE.find_first(css, node)
+    return found[0] if found else None
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_CSS_WHITESPACE = re.compile(r"[ \t\n\f\r]+")
+
+
+def _ascii_lower(value: str) -> str:
+    # Selectors' `i` flag folds ASCII letters only ("\u212a" is not "k").
+    return value.lower() if value.isascii() else value.translate(_ASCII_LOWER)
+
+
+def _has_word(value: str | None, word: str, *, fold: bool = False) -> bool:
+    """[attr~="word"] (with fold=True, [attr~="word" i]): `word` is one of the value's words."""
+    if not value:
+        return False
+    return word in _CSS_WHITESPACE.split(_ascii_lower(value) if fold else value)
+
+
+def _is_canonical(attrs: dict[str, str | None]) -> bool:
+    return "href" in attrs and _has_word(attrs.get("rel"), "canonical", fold=True)
+
+
+def _is_jsonld(attrs: dict[str, str | None]) -> bool:
+    return "ld+json" in _ascii_lower(attrs.get("type") or "")
+
+
+def _in_author(node: LexborNode) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if _has_word(parent.attributes.get("itemprop"), "author"):
+            return True
+        parent = parent.parent
+    return False
+
+
+# Selectors the fallbacks run on the whole page, answered from the index walk (Document.nodes): each
+# with the rule it states, applied to the nodes that walk kept (every h1, time, [datetime], [itemprop]).
+_INDEXED: dict[str, Callable[[LexborNode], bool]] = {
+    "h1": lambda node: node.tag == "h1",
+    "time": lambda node: node.tag == "time",
+    "[datetime]": lambda node: "datetime" in node.attributes,
+    "time[pubdate]": lambda node: node.tag == "time" and "pubdate" in node.attributes,
+    '[itemprop~="datePublished" i]': lambda node: _has_word(
+        node.attributes.get("itemprop"), "datepublished", fold=True
+    ),
+    '[itemprop~="dateModified" i]': lambda node: _has_word(
+        node.attributes.get("itemprop"), "datemodified", fold=True
+    ),
+    '[itemprop~="author"]': lambda node: _has_word(node.attributes.get("itemprop"), "author"),
+    '[itemprop~="author"] [itemprop~="name"]': lambda node: (
+        _has_word(node.attributes.get("itemprop"), "name") and _in_author(node)
+    ),
+}
+
+
 class Document:
     """One parsed page plus the metadata read from it on demand."""
 
     __slots__ = (
-        "_canonical", "_dayfirst", "_jsonld", "_meta", "_scripts", "_site_names",
+        "_canonical", "_dayfirst", "_indexed", "_jsonld", "_meta", "_scripts", "_site_names",
         "base", "dates", "firsts", "now", "origin", "page", "site", "tree", "url", "zone",
     )  # fmt: skip
 
@@ -62,7 +153,7 @@ class Document:
         except (SelectolaxError, ValueError) as exc:
             raise ExtractError(page.url, "html", f"could not be parsed: {exc}") from exc
         head = self.tree.head  # <base> only counts in <head>; searching there alone is ~20x cheaper
-        base_node = head.css_first("base[href]") if head is not None else None
+        base_node = select_first(head, "base[href]") if head is not None else None
         href = base_node.attributes.get("href") if base_node is not None else None
         self.base = (href and absolute(href, page.url, IMAGE_SCHEMES)) or page.url
         self.origin = plain_origin(self.base)
@@ -70,6 +161,7 @@ class Document:
         self._meta: dict[str, str] | None = None
         self._canonical: LexborNode | None = None
         self._scripts: list[LexborNode] = []
+        self._indexed: list[LexborNode] = []
         self._jsonld: dict[str, Any] | None = None
         self._site_names: list[str] | None = None
         self._dayfirst: tuple[bool | None] | None = None
@@ -77,16 +169,19 @@ class Document:
         self.firsts: Firsts = {}
 
     def _index(self) -> dict[str, str]:
-        """Walk the tree once for meta, <link rel=canonical> and JSON-LD scripts."""
+        """Walk the tree once for meta, <link rel=canonical>, JSON-LD scripts and the _INDEXED nodes."""
         found: dict[str, str] = {}
         canonical: LexborNode | None = None
         scripts: list[LexborNode] = []
+        indexed: list[LexborNode] = []
         # `value=` is not HTML, but pages saved by Mercury-based tools carry it instead of `content=`.
         # The whole tree is searched: a stray element in <head> makes parsers move later metas to <body>.
-        for node in self.tree.css(_INDEX_CSS):
+        for node in select(self.tree, _INDEX_CSS):
             tag = node.tag
+            attrs = node.attributes
+            if tag in ("h1", "time") or "itemprop" in attrs or "datetime" in attrs:
+                indexed.append(node)
             if tag == "meta":
-                attrs = node.attributes
                 content = attrs.get("content") or attrs.get("value")
                 if not content or content.isspace():
                     continue
@@ -102,12 +197,21 @@ class Document:
                                 name = f"{m.group(1)}.{name[m.end() :]}"
                         if name not in found:
                             found[name] = content
-            elif tag == "script":
+            elif tag == "script" and _is_jsonld(attrs):
                 scripts.append(node)
-            elif canonical is None:  # the first <link rel=canonical href>, as css_first would find
-                canonical = node
-        self._canonical, self._scripts, self._meta = canonical, scripts, found
+            elif tag == "link" and canonical is None and _is_canonical(attrs):
+                canonical = node  # the first <link rel=canonical href>, as css_first would find it
+        self._canonical, self._scripts, self._indexed, self._meta = canonical, scripts, indexed, found
         return found
+
+    def nodes(self, css: str) -> list[LexborNode]:
+        """tree.css(css); a selector in _INDEXED is answered from the index walk, without one of its own."""
+        rule = _INDEXED.get(css)
+        if rule is None:
+            return select(self.tree, css)
+        if self._meta is None:
+            self._index()
+        return [node for node in self._indexed if rule(node)]
 
     @property
     def meta(self) -> dict[str, str]:
@@ -134,7 +238,7 @@ class Document:
     def _page_zone(self) -> ZoneInfo | None:
         """For a site that names no time zone: the zone its page's <html lang> implies (ja -> Asia/Tokyo),
         so a zone-less time printed by a Japanese site is not read as UTC."""
-        html = self.tree.css_first("html")
+        html = select_first(self.tree, "html")
         zone = zone_for_locale(html.attributes.get("lang") if html is not None else None)
         return ZoneInfo(zone) if zone else None
 
@@ -143,7 +247,7 @@ class Document:
         """How this page writes an ambiguous numeric date (dates.reads_day_first): by the site's configured
         language, else the page's <html lang>, else its og:locale, else the site's time zone."""
         if self._dayfirst is None:
-            html = self.tree.css_first("html")
+            html = select_first(self.tree, "html")
             lang = html.attributes.get("lang") if html is not None else None
             locale = self.site.language or lang or self.meta.get("og:locale")
             self._dayfirst = (reads_day_first(locale, self.zone.key),)
