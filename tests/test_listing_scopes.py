@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from feedmaker import text
 from feedmaker.config import ListSelectors, SiteConfig
 from feedmaker.extract import extract_listing, listing
 from feedmaker.extract.listing import ItemScopes
@@ -156,12 +157,12 @@ def test_a_bug_in_one_item_of_a_batched_listing_costs_that_item_only(monkeypatch
             {"item": "li", "headline": "a", "link": {"css": "a", "attr": "href"}}
         ),
     )
-    real = listing.clean_text
+    real = text.clean_text
 
-    def flaky(text: str) -> str:
-        if text == "Story 4":
+    def flaky(value: str) -> str:
+        if value == "Story 4":
             raise RuntimeError("boom")
-        return real(text)
+        return real(value)
 
     monkeypatch.setattr(listing, "clean_text", flaky)
     items = extract_listing(_page(f"<ul>{rows}</ul>"), site).items
