@@ -133,7 +133,7 @@ def _similar(a: str, b: str) -> bool:
 
 def _from_h1(doc: Document) -> tuple[Value, str] | None:
     """The page's only <h1>, when it looks like a headline (a lone logo or a one-word h1 is not)."""
-    nodes = doc.nodes("h1")
+    nodes = select(doc.tree, "h1")
     if len(nodes) != 1:
         return None
     value = clean_text(node_text(nodes[0]))
@@ -272,7 +272,7 @@ def _printed_dates(
     the body) and then of the page. Rank 0: labelled published; 1: no label; 2: labelled updated, or in
     an <aside>, <nav> or <footer> (another story's date, or the page's)."""
     for group, css in enumerate(_PRINTED_NODES):
-        for node in doc.nodes(css)[:20]:
+        for node in select(doc.tree, css)[:20]:
             attrs = node.attributes
             attr = next((a for a in _DATE_ATTRS if attrs.get(a)), None)
             raw = attrs.get(attr) if attr is not None else None
@@ -313,7 +313,7 @@ def _near_headline(
     """The first full date printed in the text that follows the headline (<h1>): bylines are printed
     beside the headline, in markup that names no date. Then (standalone=True), as the last group, the
     dates that stand alone anywhere in the body."""
-    h1 = next((n for n in doc.nodes("h1") if node_text(n).strip()), None)
+    h1 = next((n for n in select(doc.tree, "h1") if node_text(n).strip()), None)
     if h1 is not None:
         hit = next(_text_dates(doc, _text_after(h1, _BESIDE_HEADLINE), group), None)
         if hit is not None:
@@ -352,7 +352,8 @@ def _standalone_dates(
     """Dates that stand alone in a short text of their own (a table cell, a <span>), in page order: a
     date inside running prose is one the story mentions (an event), not when it was published."""
     found = 0
-    for node in body.traverse(include_text=True):
+    # Whitespace-only text (most of a pretty-printed page's text nodes) holds no year: skipped unvisited.
+    for node in body.traverse(include_text=True, skip_empty=True):
         if node.tag != "-text":
             continue
         text = node.text_content or ""
@@ -395,8 +396,7 @@ def from_nodes(
     """The first usable value of the first few nodes per selector: the attribute, else content=, else
     the text. printed=True (dates read off the page): only short text with a four-digit year counts."""
     for css, attr in selectors:
-        nodes = doc.nodes(css) if scope is doc.tree else select(scope, css)
-        for node in nodes[: 20 if printed else 5]:
+        for node in select(scope, css)[: 20 if printed else 5]:
             attrs = node.attributes
             raw = attrs.get(attr) or attrs.get("content") or node_text(node)
             if printed and (len(raw) > 200 or not _YEAR.search(raw)):

@@ -36,17 +36,10 @@ ARTICLE_TYPES = frozenset(
 # Dublin Core is spelt both dc.title and dc:title; the index keys use the dot.
 _DC_PREFIX = re.compile(r"^(dc|dcterms?):")
 _JSONLD_WRAPPER = re.compile(r"^(?:\s*(?://\s*)?(?:<!--|<!\[CDATA\[))+|(?:(?://\s*)?(?:-->|\]\]>)\s*)+$")
-# One walk of the whole tree gathers every node the metadata fallbacks read: a walk costs a fifth to a
-# quarter of the parse on an article page, and what it costs is the walk itself (lexbor tests a whole
-# selector list at each node, so more selectors cost next to nothing). Besides meta, rel=canonical
-# and JSON-LD it keeps the nodes the fallbacks query on every page (_INDEXED), which then cost no walk
-# of their own. A node can match several parts of the list (a plain list reports it once per part; :is
-# once), so what it is for is read off its tag and attributes (_is_canonical, _is_jsonld, _INDEXED), by
-# the rules the selectors state.
-_INDEX_CSS = (
-    ':is(meta[content], meta[value], link[rel~="canonical" i][href], script[type*="ld+json" i], '
-    "h1, time, [datetime], [itemprop])"
-)
+# One walk of the whole tree gathers every node the metadata fallbacks read (a walk costs about a
+# tenth of the parse, so one per field would add up). Each selector here has its own element type,
+# so a node's tag says which one it matched.
+_INDEX_CSS = 'meta[content], meta[value], link[rel~="canonical" i][href], script[type*="ld+json" i]'
 # tree.css_first per selector, memoised per scope: specs often repeat a selector (content=, then
 # value=; a listing's headline and link in the same <a>).
 Firsts: TypeAlias = dict[str, LexborNode | None]
@@ -85,64 +78,11 @@ def select_first(scope: LexborNode | LexborHTMLParser, css: str) -> LexborNode |
     return found[0] if found else None
 
 
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_CSS_WHITESPACE = re.compile(r"[ \t\n\f\r]+")
-
-
-def _ascii_lower(value: str) -> str:
-    # Selectors' `i` flag folds ASCII letters only ("\u212a" is not "k").
-    return value.lower() if value.isascii() else value.translate(_ASCII_LOWER)
-
-
-def _has_word(value: str | None, word: str, *, fold: bool = False) -> bool:
-    """[attr~="word"] (with fold=True, [attr~="word" i]): `word` is one of the value's words."""
-    if not value:
-        return False
-    return word in _CSS_WHITESPACE.split(_ascii_lower(value) if fold else value)
-
-
-def _is_canonical(attrs: dict[str, str | None]) -> bool:
-    return "href" in attrs and _has_word(attrs.get("rel"), "canonical", fold=True)
-
-
-def _is_jsonld(attrs: dict[str, str | None]) -> bool:
-    return "ld+json" in _ascii_lower(attrs.get("type") or "")
-
-
-def _in_author(node: LexborNode) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if _has_word(parent.attributes.get("itemprop"), "author"):
-            return True
-        parent = parent.parent
-    return False
-
-
-# Selectors the fallbacks run on the whole page, answered from the index walk (Document.nodes): each
-# with the rule it states, applied to the nodes that walk kept (every h1, time, [datetime], [itemprop]).
-_INDEXED: dict[str, Callable[[LexborNode], bool]] = {
-    "h1": lambda node: node.tag == "h1",
-    "time": lambda node: node.tag == "time",
-    "[datetime]": lambda node: "datetime" in node.attributes,
-    "time[pubdate]": lambda node: node.tag == "time" and "pubdate" in node.attributes,
-    '[itemprop~="datePublished" i]': lambda node: _has_word(
-        node.attributes.get("itemprop"), "datepublished", fold=True
-    ),
-    '[itemprop~="dateModified" i]': lambda node: _has_word(
-        node.attributes.get("itemprop"), "datemodified", fold=True
-    ),
-    '[itemprop~="author"]': lambda node: _has_word(node.attributes.get("itemprop"), "author"),
-    '[itemprop~="author"] [itemprop~="name"]': lambda node: (
-        _has_word(node.attributes.get("itemprop"), "name") and _in_author(node)
-    ),
-}
-
-
 class Document:
     """One parsed page plus the metadata read from it on demand."""
 
     __slots__ = (
-        "_canonical", "_dayfirst", "_indexed", "_jsonld", "_meta", "_scripts", "_site_names",
+        "_canonical", "_dayfirst", "_jsonld", "_meta", "_scripts", "_site_names",
         "base", "dates", "firsts", "now", "origin", "page", "site", "tree", "url", "zone",
     )  # fmt: skip
 
@@ -161,7 +101,6 @@ class Document:
         self._meta: dict[str, str] | None = None
         self._canonical: LexborNode | None = None
         self._scripts: list[LexborNode] = []
-        self._indexed: list[LexborNode] = []
         self._jsonld: dict[str, Any] | None = None
         self._site_names: list[str] | None = None
         self._dayfirst: tuple[bool | None] | None = None
@@ -169,19 +108,16 @@ class Document:
         self.firsts: Firsts = {}
 
     def _index(self) -> dict[str, str]:
-        """Walk the tree once for meta, <link rel=canonical>, JSON-LD scripts and the _INDEXED nodes."""
+        """Walk the tree once for meta, <link rel=canonical> and JSON-LD scripts."""
         found: dict[str, str] = {}
         canonical: LexborNode | None = None
         scripts: list[LexborNode] = []
-        indexed: list[LexborNode] = []
         # `value=` is not HTML, but pages saved by Mercury-based tools carry it instead of `content=`.
         # The whole tree is searched: a stray element in <head> makes parsers move later metas to <body>.
         for node in select(self.tree, _INDEX_CSS):
             tag = node.tag
-            attrs = node.attributes
-            if tag in ("h1", "time") or "itemprop" in attrs or "datetime" in attrs:
-                indexed.append(node)
             if tag == "meta":
+                attrs = node.attributes
                 content = attrs.get("content") or attrs.get("value")
                 if not content or content.isspace():
                     continue
@@ -197,21 +133,12 @@ class Document:
                                 name = f"{m.group(1)}.{name[m.end() :]}"
                         if name not in found:
                             found[name] = content
-            elif tag == "script" and _is_jsonld(attrs):
+            elif tag == "script":
                 scripts.append(node)
-            elif tag == "link" and canonical is None and _is_canonical(attrs):
-                canonical = node  # the first <link rel=canonical href>, as css_first would find it
-        self._canonical, self._scripts, self._indexed, self._meta = canonical, scripts, indexed, found
+            elif canonical is None:  # the first <link rel=canonical href>, as css_first would find
+                canonical = node
+        self._canonical, self._scripts, self._meta = canonical, scripts, found
         return found
-
-    def nodes(self, css: str) -> list[LexborNode]:
-        """tree.css(css); a selector in _INDEXED is answered from the index walk, without one of its own."""
-        rule = _INDEXED.get(css)
-        if rule is None:
-            return select(self.tree, css)
-        if self._meta is None:
-            self._index()
-        return [node for node in self._indexed if rule(node)]
 
     @property
     def meta(self) -> dict[str, str]:
