@@ -82,7 +82,7 @@ class Document:
     """One parsed page plus the metadata read from it on demand."""
 
     __slots__ = (
-        "_canonical", "_dayfirst", "_jsonld", "_meta", "_scripts", "_site_names",
+        "_canonical", "_dayfirst", "_jsonld", "_meta", "_queried", "_scripts", "_site_names",
         "base", "dates", "firsts", "now", "origin", "page", "site", "tree", "url", "zone",
     )  # fmt: skip
 
@@ -106,6 +106,7 @@ class Document:
         self._dayfirst: tuple[bool | None] | None = None
         self.dates: dict[tuple[str, str | None], datetime | None] = {}
         self.firsts: Firsts = {}
+        self._queried: dict[str, list[LexborNode]] = {}
 
     def _index(self) -> dict[str, str]:
         """Walk the tree once for meta, <link rel=canonical> and JSON-LD scripts."""
@@ -138,6 +139,14 @@ class Document:
             elif canonical is None:  # the first <link rel=canonical href>, as css_first would find
                 canonical = node
         self._canonical, self._scripts, self._meta = canonical, scripts, found
+        return found
+
+    def nodes(self, css: str) -> list[LexborNode]:
+        """select(tree, css), kept for the page: fallbacks ask some twice (the h1 for the headline and
+        for the byline's date; the printed dates again for the time of a bare day). Not to be mutated."""
+        found = self._queried.get(css)
+        if found is None:
+            found = self._queried[css] = select(self.tree, css)
         return found
 
     @property
