@@ -6,6 +6,7 @@ headlines; feed writes XML. Each calls these, so "the same words" and "the site'
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -43,7 +44,12 @@ def clean_text(value: str) -> str:
     if value.isascii():
         # Most text read off a page: ASCII is its own NFC, and printable ASCII has nothing to remove.
         # The check comes before the split: str.split() takes some forbidden controls for spaces.
-        if not value.isprintable() and XML_FORBIDDEN.search(value) is not None:
+        if value.isprintable():
+            # Printable ASCII has no whitespace but " ": without a doubled, leading or trailing one,
+            # the split and join below would give back the same text (and cost a list of its words).
+            if "  " not in value and value[:1] != " " and value[-1:] != " ":
+                return value
+        elif XML_FORBIDDEN.search(value) is not None:
             value = XML_FORBIDDEN.sub("", value)
         return " ".join(value.split())
     value = XML_FORBIDDEN.sub("", value)
@@ -88,11 +94,11 @@ def strip_title_affixes(title: str, site_names: Sequence[str]) -> str:
     `site_names` in at most MAX_AFFIX_WORDS words, compared by compact(): "Spider-Man - Far From Home
     review" keeps every word unless a site is called "Far From Home review". What is left is never empty.
     """
-    names = {compact(n) for n in site_names} - {""}
-    if not names:
-        return title
     cuts = list(_TITLE_SEPARATOR.finditer(title))
     if not cuts:
+        return title
+    names = {_compact_name(n) for n in site_names} - {""}
+    if not names:
         return title
     # Segment i runs from the end of cut i-1 to the start of cut i.
     bounds = [0, *(m.end() for m in cuts)], [*(m.start() for m in cuts), len(title)]
@@ -103,6 +109,10 @@ def strip_title_affixes(title: str, site_names: Sequence[str]) -> str:
     while first < last and _names_site(segments[first], names):
         first += 1
     return title[bounds[0][first] : bounds[1][last]].strip()
+
+
+# A site's names come back with every title of it (its name, og:site_name, its host).
+_compact_name = functools.lru_cache(maxsize=4096)(compact)
 
 
 def _names_site(segment: str, names: set[str]) -> bool:

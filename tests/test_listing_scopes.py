@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from feedmaker import text
 from feedmaker.config import ListSelectors, SiteConfig
-from feedmaker.extract import extract_listing
+from feedmaker.extract import extract_listing, listing
 from feedmaker.extract.listing import ItemScopes
 from feedmaker.extract.metadata import Document, Node
 from feedmaker.models import Page
@@ -115,3 +116,55 @@ def test_a_listing_reads_the_same_batched_or_not():
         datetime(2026, 1, 4, 10, tzinfo=UTC),
         many[3][4],
     )
+
+
+def _page(html: str) -> Page:
+    return Page(
+        url="https://l.example/",
+        body=html.encode(),
+        encoding="utf-8",
+        fetched_at=datetime(2027, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_read_a_field_at_a_time_each_item_takes_the_first_spec_that_yields():
+    """Column-wise reading keeps each item's own chain: a spec that yields nothing for one item gives way
+    to the next spec for that item alone; duplicates and max_items are counted as items are kept."""
+    rows = [
+        f'<li><a href="/a/{n % 12}">Story {n % 12}</a>'
+        + (f'<span class="by">Ann {n}</span>' if n % 3 else f'<b class="alt">Bob {n}</b>')
+        + "</li>"
+        for n in range(30)
+    ]
+    selectors = ListSelectors.model_validate(
+        {"item": "li", "headline": "a", "author": [".by", ".alt"], "link": {"css": "a", "attr": "href"}}
+    )
+    site = SiteConfig(id="t", name="t", start_urls=("https://l.example/",), list=selectors, max_items=10)
+    items = extract_listing(_page(f"<ul>{''.join(rows)}</ul>"), site).items
+    assert [i.url for i in items] == [f"https://l.example/a/{n}" for n in range(10)]
+    assert [i.author for i in items[:4]] == ["Bob 0", "Ann 1", "Ann 2", "Bob 3"]
+    assert items[0].origin("author") == "selector:.alt"
+    assert items[1].origin("author") == "selector:.by"
+
+
+def test_a_bug_in_one_item_of_a_batched_listing_costs_that_item_only(monkeypatch, caplog):
+    rows = "".join(f'<li><a href="/a/{n}">Story {n}</a></li>' for n in range(12))
+    site = SiteConfig(
+        id="t",
+        name="t",
+        start_urls=("https://l.example/",),
+        list=ListSelectors.model_validate(
+            {"item": "li", "headline": "a", "link": {"css": "a", "attr": "href"}}
+        ),
+    )
+    real = text.clean_text
+
+    def flaky(value: str) -> str:
+        if value == "Story 4":
+            raise RuntimeError("boom")
+        return real(value)
+
+    monkeypatch.setattr(listing, "clean_text", flaky)
+    items = extract_listing(_page(f"<ul>{rows}</ul>"), site).items
+    assert [i.headline for i in items] == [f"Story {n}" for n in range(12) if n != 4]
+    assert "RuntimeError: boom" in caplog.text

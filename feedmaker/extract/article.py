@@ -70,8 +70,15 @@ def display_headline(site: SiteConfig, headline: str) -> str:
 def article_from(doc: Document, values: dict[str, tuple[Value, str]]) -> Article:
     """The Article of a listing item or an article page: the one place both are built, so the display
     headline is cleaned here."""
-    date, modified = values.get("date"), values.get("modified")
-    headline = _text_value(values, "headline") or ""
+    # A listing builds one per item: one pass sorts the values by type, rather than a lookup per field.
+    texts: dict[str, str] = {}
+    instants: dict[str, datetime] = {}
+    for name, (value, _) in values.items():
+        if isinstance(value, str):
+            texts[name] = value
+        else:
+            instants[name] = value
+    headline = texts.get("headline") or ""
     site = doc.site
     if headline and site.canonical.strip_display:
         headline = display_headline(site, headline)
@@ -79,12 +86,12 @@ def article_from(doc: Document, values: dict[str, tuple[Value, str]]) -> Article
         site=site.id,
         url=str(values["url"][0]),
         headline=headline,
-        published=date[0] if date is not None and isinstance(date[0], datetime) else None,
-        modified=modified[0] if modified is not None and isinstance(modified[0], datetime) else None,
-        author=_text_value(values, "author"),
-        summary=_text_value(values, "summary"),
-        image=_text_value(values, "image"),
-        content=_text_value(values, "content"),
+        published=instants.get("date"),
+        modified=instants.get("modified"),
+        author=texts.get("author"),
+        summary=texts.get("summary"),
+        image=texts.get("image"),
+        content=texts.get("content"),
         origins=tuple([(name, origin) for name, (_, origin) in values.items()]),
     )
 

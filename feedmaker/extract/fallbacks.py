@@ -12,7 +12,15 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from feedmaker.dates import dates_in_text, parse_date
 from feedmaker.extract.fields import Kind, Value, finish, node_text
-from feedmaker.extract.metadata import Document, jsonld_image, jsonld_names, jsonld_text, looks_like_url
+from feedmaker.extract.metadata import (
+    Document,
+    jsonld_image,
+    jsonld_names,
+    jsonld_text,
+    looks_like_url,
+    select,
+    select_first,
+)  # fmt: skip
 from feedmaker.text import clean_text, compact, fold, strip_title_affixes
 from feedmaker.urls import IMAGE_SCHEMES, absolute, same_site
 
@@ -125,7 +133,7 @@ def _similar(a: str, b: str) -> bool:
 
 def _from_h1(doc: Document) -> tuple[Value, str] | None:
     """The page's only <h1>, when it looks like a headline (a lone logo or a one-word h1 is not)."""
-    nodes = doc.tree.css("h1")
+    nodes = doc.nodes("h1")
     if len(nodes) != 1:
         return None
     value = clean_text(node_text(nodes[0]))
@@ -133,7 +141,7 @@ def _from_h1(doc: Document) -> tuple[Value, str] | None:
 
 
 def from_title(doc: Document) -> tuple[Value, str] | None:
-    node = doc.tree.css_first("title")
+    node = select_first(doc.tree, "title")
     if node is None:
         return None
     value = clean_text(node.text(deep=True))
@@ -264,7 +272,7 @@ def _printed_dates(
     the body) and then of the page. Rank 0: labelled published; 1: no label; 2: labelled updated, or in
     an <aside>, <nav> or <footer> (another story's date, or the page's)."""
     for group, css in enumerate(_PRINTED_NODES):
-        for node in doc.tree.css(css)[:20]:
+        for node in doc.nodes(css)[:20]:
             attrs = node.attributes
             attr = next((a for a in _DATE_ATTRS if attrs.get(a)), None)
             raw = attrs.get(attr) if attr is not None else None
@@ -305,7 +313,7 @@ def _near_headline(
     """The first full date printed in the text that follows the headline (<h1>): bylines are printed
     beside the headline, in markup that names no date. Then (standalone=True), as the last group, the
     dates that stand alone anywhere in the body."""
-    h1 = next((n for n in doc.tree.css("h1") if node_text(n).strip()), None)
+    h1 = next((n for n in doc.nodes("h1") if node_text(n).strip()), None)
     if h1 is not None:
         hit = next(_text_dates(doc, _text_after(h1, _BESIDE_HEADLINE), group), None)
         if hit is not None:
@@ -330,12 +338,23 @@ def _text_after(node: LexborNode, limit: int) -> str:
         node = following
         if node.tag in _HIDDEN:
             continue
-        text = node.text_content if node.tag == "-text" else node.text(deep=True, separator=" ")
-        text = " ".join((text or "").split())
-        if text:
+        for text in _texts(node):
             parts.append(text)
             size += len(text) + 1
+            if size > limit:  # the joined text is `limit` long: the rest of this sibling is cut anyway
+                break
     return " ".join(parts)[:limit]
+
+
+def _texts(node: LexborNode) -> Iterator[str]:
+    """The whitespace-collapsed text of each text node in `node` (itself, if it is one), in page order:
+    what node.text(deep=True, separator=" ") holds, word for word, read only as far as it is wanted (the
+    sibling after a headline is often the whole story)."""
+    for text_node in node.traverse(include_text=True, skip_empty=True):
+        if text_node.tag == "-text":
+            text = " ".join((text_node.text_content or "").split())
+            if text:
+                yield text
 
 
 def _standalone_dates(
@@ -344,7 +363,8 @@ def _standalone_dates(
     """Dates that stand alone in a short text of their own (a table cell, a <span>), in page order: a
     date inside running prose is one the story mentions (an event), not when it was published."""
     found = 0
-    for node in body.traverse(include_text=True):
+    # Whitespace-only text (most of a pretty-printed page's text nodes) holds no year: skipped unvisited.
+    for node in body.traverse(include_text=True, skip_empty=True):
         if node.tag != "-text":
             continue
         text = node.text_content or ""
@@ -387,7 +407,8 @@ def from_nodes(
     """The first usable value of the first few nodes per selector: the attribute, else content=, else
     the text. printed=True (dates read off the page): only short text with a four-digit year counts."""
     for css, attr in selectors:
-        for node in scope.css(css)[: 20 if printed else 5]:
+        nodes = doc.nodes(css) if scope is doc.tree else select(scope, css)
+        for node in nodes[: 20 if printed else 5]:
             attrs = node.attributes
             raw = attrs.get(attr) or attrs.get("content") or node_text(node)
             if printed and (len(raw) > 200 or not _YEAR.search(raw)):
@@ -420,7 +441,7 @@ def _from_byline(doc: Document, site_names: set[str]) -> tuple[Value, str] | Non
     """A name in an element whose class says author/byline: its text up to the first separator
     ("Pete Evans · CBC News"), "By " dropped, and only when it reads as a name (see _looks_like_name)."""
     for css in _BYLINE_NODES:
-        for node in doc.tree.css(css)[:20]:
+        for node in doc.nodes(css)[:20]:
             text = BYLINE_PREFIX.sub("", clean_text(_BYLINE_END.split(node_text(node).strip(), 1)[0]))
             if _looks_like_name(text) and compact(text) not in site_names:
                 return text, css

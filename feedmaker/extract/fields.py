@@ -12,7 +12,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from feedmaker import patterns
 from feedmaker.config import FieldSpec
 from feedmaker.dates import common_iso, is_ambiguous, parse_date
-from feedmaker.extract.metadata import Document, Firsts
+from feedmaker.extract.metadata import Document, Firsts, select, select_first
 from feedmaker.text import clean_html, clean_text
 from feedmaker.urls import IMAGE_SCHEMES, LINK_SCHEMES, absolute
 
@@ -74,11 +74,11 @@ def _first_node(scope: LexborNode | LexborHTMLParser, css: str, firsts: Firsts |
     """scope.css_first(css), memoised in `firsts` (one dict per scope) when given. A `firsts` with
     __missing__ (listing.ItemFirsts) answers for the scope itself, so it is asked by subscription."""
     if firsts is None:
-        return scope.css_first(css)
+        return select_first(scope, css)
     try:
         return firsts[css]
     except KeyError:
-        node = firsts[css] = scope.css_first(css)
+        node = firsts[css] = select_first(scope, css)
         return node
 
 
@@ -123,7 +123,7 @@ def read_spec(
             return None, None
         value = finish(doc, kind, raw, spec.format)
         return (value, node) if value is not None else (None, None)
-    nodes = scope.css(spec.css)
+    nodes = select(scope, spec.css)
     values = [raw for node in nodes if (raw := _raw_value(node, spec, kind)) is not None]
     if not values:
         return None, None
