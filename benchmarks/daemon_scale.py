@@ -417,6 +417,8 @@ def child(config: Path, stats_path: Path) -> int:
     store_module.SqliteStore.__init__ = store_init  # type: ignore[method-assign]
     schedule.SiteRunner.run = run  # type: ignore[method-assign]
     threading.Thread(target=sample, daemon=True).start()
+    if profile := os.environ.get("DAEMON_SCALE_PROFILE"):
+        profile_between_signals(Path(profile))
     code = main(["--config", str(config), "run"])
     stats_path.write_text(
         json.dumps(
@@ -431,6 +433,32 @@ def child(config: Path, stats_path: Path) -> int:
         )
     )
     return code
+
+
+def profile_between_signals(out: Path) -> None:
+    """yappi (CPU clock, every thread) from SIGUSR1 to SIGUSR2; the functions by own time written to `out`.
+    Only for finding where the time goes: the profiler slows the daemon down several times."""
+    import yappi  # type: ignore[import-untyped,import-not-found,unused-ignore]  # optional, untyped
+
+    def start(*_: object) -> None:
+        yappi.set_clock_type("cpu")
+        yappi.start(builtins=False, profile_threads=True)
+
+    def stop(*_: object) -> None:
+        yappi.stop()
+        stats = yappi.get_func_stats()
+        with out.open("w") as file:
+            for order in ("tsub", "ttot"):
+                stats.sort(order, "desc")
+                file.write(f"-- by {order}\n")
+                for f in list(stats)[:70]:
+                    file.write(f"{f.tsub:9.3f} {f.ttot:9.3f} {f.ncall:9d}  {f.module}:{f.lineno} {f.name}\n")
+            file.write("-- threads\n")
+            for t in yappi.get_thread_stats():
+                file.write(f"{t.ttot:9.3f} {t.name} {t.tid}\n")
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, stop)
 
 
 def coalesced(fires: Sequence[tuple[str, float]], t0: float, t1: float) -> int:
@@ -467,7 +495,12 @@ def warm_up(daemon: subprocess.Popen[bytes], progress: Path, sites: int, warmup:
 
 
 def daemon_size(
-    work: Path, sites: int, warmup: float, window: float, keep: Path | None = None
+    work: Path,
+    sites: int,
+    warmup: float,
+    window: float,
+    keep: Path | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     root = work / f"daemon-{sites}"
     root.mkdir()
@@ -486,17 +519,24 @@ def daemon_size(
         config = write_config(root, Fixture(sites, 25, hosts=len(hosts), port=port))
         stats_path = root / "stats.json"
         log = (root / "daemon.log").open("wb")
+        env = clean_env()
+        if profile is not None:
+            env["DAEMON_SCALE_PROFILE"] = str(profile / f"profile-{sites}.txt")
         daemon = subprocess.Popen([sys.executable, __file__, "--child", str(config), str(stats_path)],
-                                  stdout=log, stderr=log, env=clean_env(), cwd=root)  # fmt: skip
+                                  stdout=log, stderr=log, env=env, cwd=root)  # fmt: skip
         try:
             waited = warm_up(daemon, stats_path.with_suffix(".progress"), sites, warmup, cap)
             warm = int(stats_path.with_suffix(".progress").read_text() or 0)
             tree = proc_tree(daemon.pid)
             cpu0 = {pid: cpu_seconds(pid) for pid in tree}
             server0, threads0, busy0 = cpu_seconds(server.pid), thread_cpu(daemon.pid), machine_busy()
+            if profile is not None:
+                daemon.send_signal(signal.SIGUSR1)
             t0 = time.time()
             time.sleep(window)
             t1 = time.time()
+            if profile is not None:
+                daemon.send_signal(signal.SIGUSR2)
             tree1 = proc_tree(daemon.pid)
             cpu1 = {pid: cpu_seconds(pid) for pid in tree1}
             server1, threads1, busy1 = cpu_seconds(server.pid), thread_cpu(daemon.pid), machine_busy()
@@ -599,7 +639,12 @@ def limit(r: dict[str, Any]) -> str:
 
 
 def daemon_part(
-    work: Path, sizes: Sequence[int], warmup: float, window: float, keep: Path | None = None
+    work: Path,
+    sizes: Sequence[int],
+    warmup: float,
+    window: float,
+    keep: Path | None = None,
+    profile: Path | None = None,
 ) -> None:
     say(
         f"3. daemon, every site `every 1m`, listing-only; warm-up until every site ran once (at least {warmup:.0f} s,"
@@ -612,7 +657,7 @@ def daemon_part(
     )
     rows = []
     for sites in sizes:
-        r = daemon_size(work, sites, warmup, window, keep / f"stats-{sites}.json" if keep else None)
+        r = daemon_size(work, sites, warmup, window, keep / f"stats-{sites}.json" if keep else None, profile)
         rows.append(r)
         say(
             f"   {sites:>5} | {r['runs']:>5} | {r['rate']:>6.1f} ({r['needed']:>4.1f}) | {r['cpu_ms']:>10.2f} | "
@@ -687,6 +732,11 @@ def main() -> int:
     parser.add_argument("--skip-publish", action="store_true")
     parser.add_argument("--skip-daemon", action="store_true")
     parser.add_argument("--keep", type=Path, help="write each size's raw daemon stats to DIR/stats-N.json")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="profile the daemon over each window with yappi (pip install yappi; slows it down), to DIR/profile-N.txt",
+    )
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "STATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -701,7 +751,14 @@ def main() -> int:
         if not args.skip_publish:
             publish_part(work, 200)
         if not args.skip_daemon:
-            daemon_part(work, [int(s) for s in args.sizes.split(",")], args.warmup, args.window, args.keep)
+            daemon_part(
+                work,
+                [int(s) for s in args.sizes.split(",")],
+                args.warmup,
+                args.window,
+                args.keep,
+                args.profile,
+            )
     return 0
 
 
