@@ -269,8 +269,7 @@ def partition(site: SiteConfig, listings: Listings, store: Store) -> Partition:
     Known items go through the store too, with listing fields only: an edited headline updates its entry,
     and another site's story becomes this site's source. Their URL identifies them."""
     url_keys = [url_key for url_key, _ in listings.items]
-    rejected = store.filtered_urls(site.id, url_keys)
-    known = store.known_urls(site.id, url_keys)
+    known, rejected = store.sort_urls(site.id, url_keys)
     keys = (
         listings.keys
         if len(listings.keys) == len(listings.items)
@@ -394,12 +393,10 @@ def store_sightings(site: SiteConfig, store: Store, listings: Listings, kept: So
     """Write the run to the store; blocking (disk syncs), so crawl_site runs it in a worker thread."""
     if kept.rejected:
         store.mark_filtered(site.id, kept.rejected)
-    # One transaction per run: one disk sync instead of one per article, and no half-stored run.
-    outcomes = store.add_many(kept.sightings)
-    # Validators last, and only when every item is stored: a 304 next time must not hide one left out.
-    if not kept.left_out and not listings.out_of_time:
-        for url, page_validators in listings.validators:
-            store.save_validators(url, page_validators)
+    # One transaction per run: one disk sync instead of one per article, and no half-stored run. Validators
+    # with it, and only when every item is stored: a 304 next time must not hide one left out.
+    complete = not kept.left_out and not listings.out_of_time
+    outcomes = store.add_many(kept.sightings, validators=listings.validators if complete else ())
     return Stored(
         new=sum(isinstance(o, Added) for o in outcomes),
         updated=sum(isinstance(o, Updated) for o in outcomes),
