@@ -234,6 +234,16 @@ def machine_busy() -> float:
     return (sum(fields[:8]) - idle) / TICK
 
 
+def fixture_stats(host: str, port: int) -> dict[str, int]:
+    """The fixture server's counters (requests by kind, TCP connections accepted)."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://{host}:{port}/__stats", timeout=10) as reply:
+        found: dict[str, int] = json.loads(reply.read())
+    return found
+
+
 def thread_cpu(pid: int) -> dict[int, float]:
     """CPU seconds of each thread of a process, by thread id."""
     found: dict[int, float] = {}
@@ -530,6 +540,7 @@ def daemon_size(
             tree = proc_tree(daemon.pid)
             cpu0 = {pid: cpu_seconds(pid) for pid in tree}
             server0, threads0, busy0 = cpu_seconds(server.pid), thread_cpu(daemon.pid), machine_busy()
+            served0 = fixture_stats(hosts[0], port)
             if profile is not None:
                 daemon.send_signal(signal.SIGUSR1)
             t0 = time.time()
@@ -540,6 +551,7 @@ def daemon_size(
             tree1 = proc_tree(daemon.pid)
             cpu1 = {pid: cpu_seconds(pid) for pid in tree1}
             server1, threads1, busy1 = cpu_seconds(server.pid), thread_cpu(daemon.pid), machine_busy()
+            served1 = fixture_stats(hosts[0], port)
             rss_daemon = hwm_mib(daemon.pid)
             rss_workers = sum(hwm_mib(pid) for pid in tree1 if pid != daemon.pid)
         finally:
@@ -584,6 +596,9 @@ def daemon_size(
     return {
         "parts": per_run, "threads": by_thread, "server_share": (server1 - server0) / window,
         "machine_share": (busy1 - busy0) / window,
+        "requests": sum(served1.get(k, 0) - served0.get(k, 0) for k in ("listing", "robots", "404")),
+        # less the one connection of the second /__stats request itself
+        "connections": served1.get("connections", 0) - served0.get("connections", 0) - 1,
         "wall_p99": pct([r[2] for r in finished], 0.99), "late_max": max(late, default=float("nan")),
         "sites": sites, "runs": len(finished), "cpu_ms": tree_cpu / max(1, len(finished)) * 1000,
         "main_share": main_cpu / window, "tree_share": tree_cpu / window, "rss_daemon": rss_daemon,
@@ -610,32 +625,34 @@ def kept_slots(r: dict[str, Any]) -> bool:
 
 def limit(r: dict[str, Any]) -> str:
     """Which budget a size that does not keep its slots exhausted, with the measured figures."""
-    daemon = r["threads"]
-    main_thread = daemon.get("MainThread", 0.0)
-    budget_ms = CORES / r["needed"] * 1000
+    main_thread = r["threads"].get("MainThread", 0.0)
+    other = max(0.0, r["machine_share"] - r["tree_share"] - r["server_share"])
+    rate = max(r["rate"], 1e-9)
     spent = (
-        f"machine {r['machine_share']:.2f} of {CORES} cores busy (daemon {r['main_share']:.2f}, page workers "
-        f"{r['tree_share'] - r['main_share']:.2f}, fixture server {r['server_share']:.2f}, other processes "
-        f"{max(0.0, r['machine_share'] - r['tree_share'] - r['server_share']):.2f}); budget {budget_ms:.1f} ms "
-        f"CPU per run for everything, used {r['machine_share'] / max(r['rate'], 1e-9) * 1000:.1f}"
+        f"machine {r['machine_share']:.2f} of {CORES} cores busy: daemon {r['main_share']:.2f} (event loop "
+        f"{main_thread:.2f}), page workers {r['tree_share'] - r['main_share']:.2f}, fixture server "
+        f"{r['server_share']:.2f}, other processes {other:.2f}; per finished run {r['tree_share'] / rate * 1000:.1f} ms "
+        f"daemon + workers, of which {r['main_share'] / rate * 1000:.1f} ms in the daemon process (one GIL: at "
+        f"most {1000 / r['needed']:.1f} ms per run due), {r['machine_share'] / rate * 1000:.1f} ms for everything "
+        f"(budget {CORES / r['needed'] * 1000:.1f}); store lock held {r['store_share']:.0%} of the window"
+    )
+    waits = ", ".join(
+        f"{part} {seconds * 1000:.0f}"
+        for part, seconds in sorted(r["parts"].items(), key=lambda kv: -kv[1])[:3]
     )
     if r["machine_share"] >= 0.9 * CORES:
-        return f"CPU is exhausted: {spent}"
-    if main_thread >= 0.85:
-        return (
-            f"the event loop thread is saturated ({main_thread:.2f} CPU-s per s, one core at most); {spent}"
-        )
-    if r["store_share"] >= 0.8:
-        return (
-            f"the store is the bottleneck: its lock was held {r['store_share']:.0%} of the window (one "
-            f"connection, one call at a time); {spent}"
-        )
-    waits = sorted(r["parts"].items(), key=lambda kv: -kv[1])[:2]
-    return (
-        "runs queue without a saturated core or store ("
-        + ", ".join(f"{p} {s * 1000:.0f} ms/run" for p, s in waits)
-        + f"); {spent}"
-    )
+        why = "CPU is exhausted"
+        if other >= 0.25:
+            why += (
+                f" ({other:.2f} cores went to other processes: on an idle machine the daemon would have more)"
+            )
+    elif main_thread >= 0.85:
+        why = "the event loop thread is saturated (one core at most)"
+    elif r["store_share"] >= 0.8:
+        why = "the store is the bottleneck (one connection, one call at a time, under one lock)"
+    else:
+        why = "runs queue without a saturated core or store"
+    return f"{why}; {spent}; a finished run waited (ms): {waits}"
 
 
 def daemon_part(
@@ -683,7 +700,13 @@ def daemon_part(
         "   finished in it: with a backlog it also charges unfinished runs, so it is a per-run cost only where slots are kept"
     )
     say(
-        "   daemon CPU-s per s by thread (MainThread = the event loop; asyncio = its default executor, the store calls):"
+        "   fetches over the window: requests served and TCP connections the fixture accepted (reuse across runs):"
+    )
+    for r in rows:
+        say(f"   {r['sites']:>5}: {r['requests']} requests, {r['connections']} connections")
+    say(
+        "   daemon CPU-s per s by thread (MainThread = the event loop; asyncio or uvloop = its default executor, "
+        "the store calls):"
     )
     for r in rows:
         top = sorted(r["threads"].items(), key=lambda kv: -kv[1])[:6]
