@@ -421,6 +421,27 @@ def child(config: Path, stats_path: Path) -> int:
     from feedmaker.workers import PagePool
 
     asyncio.to_thread = to_thread
+    from feedmaker.store.transactions import Transactions
+
+    real_call = Transactions.call
+
+    async def store_call(self: Any, func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        submitted = time.perf_counter()
+        began = [0.0]
+
+        def call(*inner: Any, **named: Any) -> Any:
+            began[0] = time.perf_counter()
+            return func(*inner, **named)
+
+        try:
+            return await real_call(self, call, *args, **kwargs)
+        finally:
+            ended = time.perf_counter()
+            name = getattr(func, "__name__", "call")
+            parts.append((time.time(), "thread wait", (began[0] or ended) - submitted))
+            parts.append((time.time(), f"store {name}", ended - (began[0] or ended)))
+
+    Transactions.call = store_call  # type: ignore[method-assign]
     timed(Fetcher, "fetch", "fetch")
     timed(PagePool, "run", "page worker")
     schedule.make_scheduler = make_scheduler
