@@ -4,9 +4,10 @@ The only module that knows every stage. `crawl_site` reads top to bottom as its 
 read listings -> partition known/new -> follow articles -> filter -> store -> summarise, each a small
 function passing a frozen value to the next. One broken site never stops the others: crawl_site catches
 FeedmakerError and records it in the SiteReport. Store calls run in a worker thread (the store
-serialises them), so a disk sync never stalls other sites' fetches or the daemon's HTTP server, and page
-extraction runs in a worker process of a PagePool (workers.py) within `[limits] parse_seconds`, so a hostile
-page costs its own item or site an error and nothing else. A site run has `[limits] site_run_seconds`: article
+serialises them), so a disk sync never stalls other sites' fetches or the daemon's HTTP server, and
+page extraction runs in a worker process of a PagePool (workers.py) within `[limits] parse_seconds`, with the
+keys of a listing's items computed there too, so a hostile page costs its own item or site an error and
+nothing else. A site run has `[limits] site_run_seconds`: article
 pages not reached by then are left for the next run, as those past max_articles are.
 """
 
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from feedmaker.config import Settings, SiteConfig
 from feedmaker.errors import FeedmakerError, StoreError
@@ -49,7 +50,6 @@ __all__ = [
     "Deadline",
     "crawl_all",
     "crawl_site",
-    "in_store_thread",
     "run_seconds",
 ]
 
@@ -57,8 +57,6 @@ log = logging.getLogger(__name__)
 
 # A site run may use this share of its schedule interval at most (see run_seconds).
 RUN_SHARE = 0.8
-
-_T = TypeVar("_T")
 
 # (article, canonical headline key, canonical URL key): one sighting, as Store.add_many takes it.
 Sighting = tuple[Article, str, str]
@@ -143,16 +141,6 @@ def run_seconds(site: SiteConfig, settings: Settings) -> float:
     return min(settings.limits.site_run_seconds, RUN_SHARE * site.schedule.seconds_between_runs())
 
 
-async def in_store_thread(store: Store, func: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
-    """A blocking step of a run (store calls, disk syncs) off the loop, in the store's threads (Store.call);
-    a stand-in store without them (tests) gets asyncio.to_thread."""
-    call = getattr(store, "call", None)
-    if call is None:
-        return await asyncio.to_thread(func, *args, **kwargs)
-    result: _T = await call(func, *args, **kwargs)
-    return result
-
-
 async def crawl_site(
     site: SiteConfig,
     *,
@@ -167,7 +155,7 @@ async def crawl_site(
     `pool` extracts pages in worker processes; without one (tests, tools) extraction runs in this process."""
     deadline = Deadline.after(run_seconds(site, settings))
     started = now()
-    previous = await in_store_thread(store, store.last_good_run, site.id)
+    previous = await asyncio.to_thread(store.last_good_run, site.id)
     listings: Listings | None = None
     followed: Followed | None = None
     kept: Sorted | None = None
@@ -175,10 +163,10 @@ async def crawl_site(
     error: str | None = None
     try:
         listings = await read_listings(site, fetcher, store, pool=pool, deadline=deadline)
-        split = await in_store_thread(store, partition, site, listings, store)
+        split = await asyncio.to_thread(partition, site, listings, store)
         followed = await follow_articles(site, split.fresh, fetcher, pool=pool, deadline=deadline)
         kept = filter_articles(site, split, followed)
-        stored = await in_store_thread(store, store_sightings, site, store, listings, kept)
+        stored = await asyncio.to_thread(store_sightings, site, store, listings, kept)
     except Exception as exc:
         error = describe_failure(site, exc, previous)
     report, fill = summarise(
@@ -194,8 +182,8 @@ async def crawl_site(
     )
     try:
         # A run that measured nothing (304, no article pages followed) keeps the last measured rates as the baseline.
-        recorded = await in_store_thread(
-            store, store.record_run, report, fill={**(previous.fill if previous else {}), **fill}
+        recorded = await asyncio.to_thread(
+            store.record_run, report, fill={**(previous.fill if previous else {}), **fill}
         )
         if not recorded:
             # Another worker took the slot over (this one's lease lapsed): its run is the slot's record,
@@ -244,7 +232,7 @@ async def read_listings(
                 out_of_time = True
                 break
             try:
-                known = await in_store_thread(store, store.validators, f"{url} {tag}")
+                known = await asyncio.to_thread(store.validators, f"{url} {tag}")
                 result = await fetcher.fetch(
                     url, known=known, allow_private=site.allow_private_network, delay=site.delay, site=site.id
                 )

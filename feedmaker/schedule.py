@@ -32,7 +32,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from feedmaker.config import Schedule, Settings, SiteConfig
-from feedmaker.crawl import crawl_site, in_store_thread
+from feedmaker.crawl import crawl_site
 from feedmaker.errors import FeedmakerError
 from feedmaker.fetch import Fetcher
 from feedmaker.leases import held_run, lease_length, slot_start
@@ -210,14 +210,14 @@ class SiteRunner:
         try:
             # Store reads wait behind other sites' writes (the store has one lock): off the loop as well.
             try:
-                retry = await in_store_thread(self.store, self.retry_after, site.id)
+                retry = await asyncio.to_thread(self.retry_after, site.id)
             except (
                 FeedmakerError
             ) as exc:  # store away: the store logs that once; the claim below waits for it
                 log.debug("site=%s back-off unknown reason=%s", site.id, exc)
                 retry = None
             if retry is not None:
-                failures = await in_store_thread(self.store, self.store.consecutive_failures, site.id)
+                failures = await asyncio.to_thread(self.store.consecutive_failures, site.id)
                 log.info(
                     "site=%s run skipped: backing off after %d failure(s) until %s",
                     site.id,

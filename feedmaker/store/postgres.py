@@ -166,7 +166,6 @@ class PostgresStore(Store):
 
     ROW_ORDER = "seq"
     SHARED = True
-    THREADS = POOL_SIZE  # transactions run side by side, one per pooled connection
 
     def __init__(
         self,
@@ -204,7 +203,6 @@ class PostgresStore(Store):
             raise
 
     def close(self) -> None:
-        self._stop_threads()
         self._connections.close()
 
     def _schema_version(self, db: Db) -> int:

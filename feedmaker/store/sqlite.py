@@ -164,7 +164,6 @@ class SqliteStore(Store):
             raise
 
     def close(self) -> None:
-        self._stop_threads()
         with self._lock:
             self._db.close()
 

@@ -13,21 +13,17 @@ logs one INFO and clears the outage from `write_error` (which /healthz reports a
 from __future__ import annotations
 
 import abc
-import asyncio
 import contextlib
-import contextvars
-import functools
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
 from feedmaker.errors import StoreError
 from feedmaker.models import utcnow
@@ -69,10 +65,6 @@ class Transactions(abc.ABC):
 
     # Whether other machines' workers use this database too, so site runs are claimed by lease (schedule.py).
     SHARED = False
-    # Threads that run the store's calls for the event loop (`call`). sqlite has one connection under one
-    # lock: one thread, since more only queue on the lock, and one holding it waits for the GIL behind the
-    # others (at 5,000 sites every minute six threads held it twice as long per run as one).
-    THREADS = 1
 
     def __init__(self, path: str, *, now: Callable[[], datetime] = utcnow, worker: str | None = None) -> None:
         self.path = path  # where the database is, for messages (never with a password)
@@ -84,24 +76,11 @@ class Transactions(abc.ABC):
         self._outage: _Outage | None = None  # set while the database cannot be reached
         self._outage_lock = threading.Lock()
         self._clock: Callable[[], float] = time.monotonic  # probe times; tests replace it
-        # Started on the first call, ended by close(): no thread outlives the store.
-        self._threads = ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="feedmaker-store")
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
     @abc.abstractmethod
     def close(self) -> None: ...
-
-    def _stop_threads(self) -> None:
-        # Not waiting: close() may run in one of them; an idle thread ends once told.
-        self._threads.shutdown(wait=False)
-
-    async def call(self, func: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
-        """`func(*args, **kwargs)` (a store call, or a step made of several) off the event loop, in the
-        store's own threads (THREADS), with the caller's context (a held lease) as asyncio.to_thread has it."""
-        context = contextvars.copy_context()
-        work = functools.partial(context.run, func, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._threads, work)
 
     def __enter__(self) -> Self:
         return self
