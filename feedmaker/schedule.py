@@ -64,9 +64,6 @@ MAX_BACKOFF = timedelta(hours=24)
 JITTER_SHARE = 0.1  # of the interval: sites sharing a host drift apart instead of firing together
 JITTER_CAP = 300.0  # seconds
 FIRST_RUN_SPREAD_CAP = 30.0  # seconds: the start-up runs are spread, but all happen soon after start
-# A first run falls on the site's phase when that comes within this long: sites every minute (or less)
-# start on their phase at once, instead of all within their jitter of start-up and a backlog after it.
-FIRST_RUN_PHASE_WITHIN = 60.0
 
 Crawl = Callable[..., Awaitable[SiteReport]]
 Publish = Callable[..., Published]
@@ -287,8 +284,7 @@ def add_site_jobs(
     *,
     first_run: datetime | None = None,
 ) -> list[Job]:
-    """One job per site. With `first_run`, every site also runs once soon after it: on its phase when that
-    comes within FIRST_RUN_PHASE_WITHIN, else spread by its jitter."""
+    """One job per site. With `first_run`, every site also runs once soon after it, spread by its jitter."""
     jobs = []
     for site in sites:
         interval = interval_seconds(site.schedule)
@@ -296,12 +292,8 @@ def add_site_jobs(
         extra: dict[str, datetime | None] = {}
         if first_run is not None:
             spread = min(jitter_seconds(site.schedule), FIRST_RUN_SPREAD_CAP)
-            soon = first_run + timedelta(seconds=random.uniform(0, spread))
-            if isinstance(trigger, PhasedInterval):
-                phased = trigger.get_next_fire_time(None, first_run)
-                if phased is not None and phased <= first_run + timedelta(seconds=FIRST_RUN_PHASE_WITHIN):
-                    soon = phased
-            extra["next_run_time"] = soon
+            # Soon (a demo's feeds fill within seconds); the run after falls on the site's phase.
+            extra["next_run_time"] = first_run + timedelta(seconds=random.uniform(0, spread))
         elif isinstance(trigger, PhasedInterval):
             # No sooner than an interval from now, as APScheduler's own trigger starts: then on the phase.
             extra["next_run_time"] = trigger.get_next_fire_time(None, utcnow() + timedelta(seconds=interval))
