@@ -4,9 +4,10 @@ The only module that knows every stage. `crawl_site` reads top to bottom as its 
 read listings -> partition known/new -> follow articles -> filter -> store -> summarise, each a small
 function passing a frozen value to the next. One broken site never stops the others: crawl_site catches
 FeedmakerError and records it in the SiteReport. Store calls run in a worker thread (the store
-serialises them), so a disk sync never stalls other sites' fetches or the daemon's HTTP server, and page
-extraction runs in a worker process of a PagePool (workers.py) within `[limits] parse_seconds`, so a hostile
-page costs its own item or site an error and nothing else. A site run has `[limits] site_run_seconds`: article
+serialises them), so a disk sync never stalls other sites' fetches or the daemon's HTTP server, and
+page extraction runs in a worker process of a PagePool (workers.py) within `[limits] parse_seconds`, with the
+keys of a listing's items computed there too, so a hostile page costs its own item or site an error and
+nothing else. A site run has `[limits] site_run_seconds`: article
 pages not reached by then are left for the next run, as those past max_articles are.
 """
 
@@ -17,7 +18,6 @@ import contextlib
 import hashlib
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from feedmaker.canon import canonical_key, canonical_url
 from feedmaker.config import Settings, SiteConfig
 from feedmaker.errors import FeedmakerError, StoreError
 from feedmaker.extract import extract_article, extract_listing
@@ -34,7 +33,6 @@ from feedmaker.models import (
     Added,
     Article,
     Duplicate,
-    Listing,
     NotModified,
     Page,
     SiteReport,
@@ -45,7 +43,7 @@ from feedmaker.models import (
 from feedmaker.publish import publish
 from feedmaker.run_report import describe_failure, drift_warnings, fill_rates, log_report
 from feedmaker.store import RunRecord, Store, is_generic_key
-from feedmaker.workers import PagePool
+from feedmaker.workers import KeyedListing, PagePool, headline_key, with_keys
 
 __all__ = [
     "RUN_SHARE",
@@ -87,6 +85,7 @@ class Listings:
     """read_listings -> partition: the items by canonical URL (first sighting wins) and what reading cost."""
 
     items: tuple[tuple[str, Article], ...]
+    keys: tuple[str, ...] = ()  # each item's headline key, in item order, as the page worker computed it
     validators: tuple[tuple[str, Validators], ...]  # per parsed page, saved once every item is stored
     pages: int
     not_modified: int
@@ -100,6 +99,7 @@ class Partition:
 
     known: tuple[Sighting, ...]
     fresh: tuple[tuple[str, Article], ...]
+    keys: tuple[tuple[str, str], ...] = ()  # (url key, headline key) of fresh items, from their listing
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,6 +214,7 @@ async def read_listings(
     run; a later page that fails, or that the site run budget leaves no time for, only ends that page
     chain, with a warning."""
     items: dict[str, Article] = {}
+    keys: dict[str, str] = {}
     validators: dict[str, Validators] = {}
     warnings: list[str] = []
     tag = _config_tag(site)
@@ -239,7 +240,7 @@ async def read_listings(
                     # Unchanged listing: its items are stored already, and later pages are unchanged too.
                     not_modified += 1
                     break
-                listing = await _listing(pool, result, site)
+                keyed = await _listing(pool, result, site)
             except FeedmakerError as exc:
                 if url == start:
                     raise
@@ -247,12 +248,14 @@ async def read_listings(
                 break
             pages += 1
             validators[f"{url} {tag}"] = result.validators
-            for item in listing.items:
-                key = canonical_url(item.url, keep_fragment=_names_an_item(item.url))
-                items.setdefault(key, item)
-            url = listing.next_url
+            for item, url_key, key in zip(keyed.listing.items, keyed.url_keys, keyed.keys, strict=True):
+                if url_key not in items:
+                    items[url_key], keys[url_key] = item, key
+            url = keyed.listing.next_url
+    kept = tuple(items.items())[: site.max_items]
     return Listings(
-        items=tuple(items.items())[: site.max_items],
+        items=kept,
+        keys=tuple(keys[url_key] for url_key, _ in kept),
         validators=tuple(validators.items()),
         pages=pages,
         not_modified=not_modified,
@@ -267,22 +270,25 @@ def partition(site: SiteConfig, listings: Listings, store: Store) -> Partition:
     Known items go through the store too, with listing fields only: an edited headline updates its entry,
     and another site's story becomes this site's source. Their URL identifies them."""
     url_keys = [url_key for url_key, _ in listings.items]
-    rejected = store.filtered_urls(site.id, url_keys)
-    known = store.known_urls(site.id, url_keys)
-    # A generic listing headline is no news about a known item: it must not replace the article page's.
-    seen = [
-        (replace(item, headline="") if _is_generic(site, item.headline) else item, url_key)
-        for url_key, item in listings.items
-        if url_key in known
-    ]
-    return Partition(
-        known=tuple((item, _key_of(site, item.headline), url_key) for item, url_key in seen),
-        fresh=tuple(
-            (url_key, item)
-            for url_key, item in listings.items
-            if url_key not in known and url_key not in rejected
-        ),
+    known, rejected = store.sort_urls(site.id, url_keys)
+    keys = (
+        listings.keys
+        if len(listings.keys) == len(listings.items)
+        else tuple(headline_key(site, item.headline) for _, item in listings.items)
     )
+    seen: list[Sighting] = []
+    fresh: list[tuple[str, Article]] = []
+    fresh_keys: list[tuple[str, str]] = []
+    for (url_key, item), key in zip(listings.items, keys, strict=True):
+        if url_key in known:
+            # A generic listing headline is no news about a known item: it must not replace the article page's.
+            if _is_generic(site, item.headline, key):
+                item, key = replace(item, headline=""), headline_key(site, "")
+            seen.append((item, key, url_key))
+        elif url_key not in rejected:
+            fresh.append((url_key, item))
+            fresh_keys.append((url_key, key))
+    return Partition(known=tuple(seen), fresh=tuple(fresh), keys=tuple(fresh_keys))
 
 
 async def follow_articles(
@@ -328,8 +334,8 @@ async def follow_articles(
     )
 
 
-async def _listing(pool: PagePool | None, page: Page, site: SiteConfig) -> Listing:
-    return await pool.listing(page, site) if pool else extract_listing(page, site)
+async def _listing(pool: PagePool | None, page: Page, site: SiteConfig) -> KeyedListing:
+    return await pool.keyed_listing(page, site) if pool else with_keys(extract_listing(page, site), site)
 
 
 async def _complete(
@@ -338,7 +344,7 @@ async def _complete(
     """Follow a new item's link for its article-page fields; keep the listing item if that fails.
 
     A generic listing headline ("Read more") gives way to the article page's; it stays if the page has none."""
-    generic = _is_generic(site, item.headline)
+    generic = _is_generic(site, item.headline, headline_key(site, item.headline))
     try:
         result = await fetcher.fetch(
             item.url, allow_private=site.allow_private_network, delay=site.delay, site=site.id
@@ -366,7 +372,8 @@ def filter_articles(site: SiteConfig, split: Partition, followed: Followed) -> S
     rejected: list[str] = []
     warnings: list[str] = []
     left_out = followed.deferred + followed.late
-    for (url_key, _), article in zip(followed.todo, followed.done, strict=True):
+    listed = dict(split.keys)
+    for (url_key, item), article in zip(followed.todo, followed.done, strict=True):
         if article is None or not article.headline:
             if article is not None:
                 warnings.append(f"{article.url}: no headline found; item skipped")
@@ -374,7 +381,10 @@ def filter_articles(site: SiteConfig, split: Partition, followed: Followed) -> S
         elif not site.filters.keeps(article.headline, article.summary):
             rejected.append(url_key)
         else:
-            sightings.append((article, _key_of(site, article.headline), url_key))
+            # The listing's key holds while the article page left the headline as listed.
+            same = article.headline == item.headline and url_key in listed
+            key = listed[url_key] if same else headline_key(site, article.headline)
+            sightings.append((article, key, url_key))
     return Sorted(
         sightings=tuple(sightings), rejected=tuple(rejected), left_out=left_out, warnings=tuple(warnings)
     )
@@ -384,12 +394,10 @@ def store_sightings(site: SiteConfig, store: Store, listings: Listings, kept: So
     """Write the run to the store; blocking (disk syncs), so crawl_site runs it in a worker thread."""
     if kept.rejected:
         store.mark_filtered(site.id, kept.rejected)
-    # One transaction per run: one disk sync instead of one per article, and no half-stored run.
-    outcomes = store.add_many(kept.sightings)
-    # Validators last, and only when every item is stored: a 304 next time must not hide one left out.
-    if not kept.left_out and not listings.out_of_time:
-        for url, page_validators in listings.validators:
-            store.save_validators(url, page_validators)
+    # One transaction per run: one disk sync instead of one per article, and no half-stored run. Validators
+    # with it, and only when every item is stored: a 304 next time must not hide one left out.
+    complete = not kept.left_out and not listings.out_of_time
+    outcomes = store.add_many(kept.sightings, validators=listings.validators if complete else ())
     return Stored(
         new=sum(isinstance(o, Added) for o in outcomes),
         updated=sum(isinstance(o, Updated) for o in outcomes),
@@ -445,14 +453,11 @@ def summarise(
     return report, fill
 
 
-def _key_of(site: SiteConfig, headline: str) -> str:
-    return canonical_key(headline, strip=site.canonical.strip, site_names=(site.name,))
-
-
-def _is_generic(site: SiteConfig, headline: str) -> bool:
-    """A listing headline the article page should replace: generic by the store's one rule, on a site
-    whose article pages are read. Without `[article]` it stays; the store keeps such items apart by URL."""
-    return site.article is not None and bool(headline) and is_generic_key(_key_of(site, headline))
+def _is_generic(site: SiteConfig, headline: str, key: str) -> bool:
+    """A listing headline (with its headline_key) the article page should replace: generic by the store's
+    one rule, on a site whose article pages are read. Without `[article]` it stays; the store keeps such
+    items apart by URL."""
+    return site.article is not None and bool(headline) and is_generic_key(key)
 
 
 def _config_tag(site: SiteConfig) -> str:
@@ -460,21 +465,6 @@ def _config_tag(site: SiteConfig) -> str:
     re-read the page instead of getting a 304 for it."""
     config = site.model_dump_json(exclude={"schedule", "path"})
     return f"config={hashlib.sha256(config.encode()).hexdigest()[:16]}"
-
-
-# Fragments that only point into a page (comments, navigation); any other id-like fragment names an item,
-# as a changelog's #v2-1-0 does. Fragments holding "=" or "&" are tracking ("#xtor=RSS-1") and dropped.
-_NOISE_FRAGMENTS = re.compile(
-    r"(?i)^(?:top|main|content|main-content|comments?|respond|reply|disqus_thread|comment-\d+|more)$"
-)
-_ID_FRAGMENT = re.compile(r"^[A-Za-z][\w.:-]*$")
-
-
-def _names_an_item(url: str) -> bool:
-    """Whether the #fragment of a listing link tells items apart: the same for every page and run, so
-    an item's key never changes when other items come and go."""
-    fragment = url.partition("#")[2]
-    return bool(_ID_FRAGMENT.match(fragment)) and not _NOISE_FRAGMENTS.match(fragment)
 
 
 async def crawl_all(

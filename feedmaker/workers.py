@@ -11,6 +11,10 @@ scheduler's, asyncio's), and a forked copy of a lock held by one of them would h
 forkserver imports the extraction stage once, so a replacement worker starts in milliseconds.
 Each worker is driven by one thread of the pool's own executor, which waits on its pipe: the loop only
 awaits that thread's future.
+
+A listing comes back with the canonical keys of its items (`keyed_listing`): the URL that identifies each
+item in the store and the key of its headline. They are pure Python per item, so computed here, in the
+worker beside the daemon, instead of under the daemon's one GIL every run of every site.
 """
 
 from __future__ import annotations
@@ -21,23 +25,35 @@ import math
 import multiprocessing
 import os
 import queue
+import re
 import resource
 import signal
 import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
+from feedmaker.canon import canonical_key, canonical_url
 from feedmaker.config import SiteConfig
 from feedmaker.errors import FeedmakerError, ParseAborted
 from feedmaker.extract import extract_article, extract_listing
 from feedmaker.models import Article, Listing, Page
 
-__all__ = ["MAX_WORKERS", "PagePool", "default_workers"]
+__all__ = [
+    "MAX_WORKERS",
+    "KeyedListing",
+    "PagePool",
+    "default_workers",
+    "headline_key",
+    "item_url_key",
+    "keyed_listing",
+    "with_keys",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +64,52 @@ T = TypeVar("T")
 # A job's log records: (logger name, level, message). A worker answers each job with ("ok", result, records)
 # or ("error", the exception's parts, records).
 _Records = list[tuple[str, int, str]]
+
+
+# Fragments that only point into a page (comments, navigation); any other id-like fragment names an item,
+# as a changelog's #v2-1-0 does. Fragments holding "=" or "&" are tracking ("#xtor=RSS-1") and dropped.
+_NOISE_FRAGMENTS = re.compile(
+    r"(?i)^(?:top|main|content|main-content|comments?|respond|reply|disqus_thread|comment-\d+|more)$"
+)
+_ID_FRAGMENT = re.compile(r"^[A-Za-z][\w.:-]*$")
+
+
+def _names_an_item(url: str) -> bool:
+    """Whether the #fragment of a listing link tells items apart: the same for every page and run, so
+    an item's key never changes when other items come and go."""
+    fragment = url.partition("#")[2]
+    return bool(_ID_FRAGMENT.match(fragment)) and not _NOISE_FRAGMENTS.match(fragment)
+
+
+def item_url_key(url: str) -> str:
+    """A listed item's identity in the store: its canonical URL, with the #fragment only where it names the item."""
+    return canonical_url(url, keep_fragment=_names_an_item(url))
+
+
+def headline_key(site: SiteConfig, headline: str) -> str:
+    """The canonical key of a headline on this site (canon.py), which tells copies of one story apart from news."""
+    return canonical_key(headline, strip=site.canonical.strip, site_names=(site.name,))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyedListing:
+    """A listing with its items' keys, in item order (see the module docstring)."""
+
+    listing: Listing
+    url_keys: tuple[str, ...]  # item_url_key of each item's URL
+    keys: tuple[str, ...]  # headline_key of each item's headline
+
+
+def keyed_listing(page: Page, site: SiteConfig) -> KeyedListing:
+    return with_keys(extract_listing(page, site), site)
+
+
+def with_keys(listing: Listing, site: SiteConfig) -> KeyedListing:
+    return KeyedListing(
+        listing=listing,
+        url_keys=tuple(item_url_key(item.url) for item in listing.items),
+        keys=tuple(headline_key(site, item.headline) for item in listing.items),
+    )
 
 
 def default_workers() -> int:
@@ -231,6 +293,10 @@ class PagePool:
     async def listing(self, page: Page, site: SiteConfig) -> Listing:
         listing: Listing = await self.run(extract_listing, page, site, url=page.url)
         return listing
+
+    async def keyed_listing(self, page: Page, site: SiteConfig) -> KeyedListing:
+        keyed: KeyedListing = await self.run(keyed_listing, page, site, url=page.url)
+        return keyed
 
     async def article(
         self, page: Page, site: SiteConfig, item: Article, *, generic_headline: bool = False

@@ -18,6 +18,7 @@ from feedmaker.fetch import Fetcher
 from feedmaker.models import Article, SiteReport
 from feedmaker.publish import Published
 from feedmaker.schedule import (
+    PHASE_ORIGIN,
     SiteRunner,
     add_site_jobs,
     apply_config,
@@ -27,6 +28,8 @@ from feedmaker.schedule import (
     jitter_seconds,
     make_scheduler,
     next_run,
+    phase_seconds,
+    trigger_for,
 )
 from feedmaker.store import SqliteStore, Store
 
@@ -399,3 +402,23 @@ async def test_a_run_publishes_only_its_own_feeds_and_a_reload_keeps_what_was_wr
         published = await runner.publish_feeds()
         assert [p.name for p in published.written] == ["s50.atom"]  # the new site's feed only
         assert (tmp_path / "output" / "s7.atom").stat().st_mtime_ns == mtime
+
+
+def test_interval_runs_keep_their_phase_and_sites_spread_over_the_interval():
+    """After a first run anywhere, a site's runs fall on its own phase in the interval, jitter not carried
+    over from run to run; many sites' phases spread over the whole interval."""
+    site = make_site("news", "every 1m")
+    trigger = trigger_for(site.schedule, site.id)
+    start = datetime(2026, 1, 1, 12, 0, 3, tzinfo=UTC)  # a first run at an arbitrary point
+    fire = start
+    for _ in range(30):
+        fire = trigger.get_next_fire_time(fire, fire)
+        assert fire is not None
+        offset = (fire - PHASE_ORIGIN).total_seconds() % 60 - phase_seconds(site.id, 60)
+        assert 0 <= offset % 60 <= jitter_seconds(site.schedule) + 1e-6
+    # 30 runs take 30 minutes, not 30 x (interval + mean jitter)
+    assert (fire - start).total_seconds() == pytest.approx(30 * 60, abs=70)
+    phases = sorted(phase_seconds(f"site-{n}", 60) for n in range(1000))
+    assert phases[0] < 1
+    assert phases[-1] > 59
+    assert sum(1 for p in phases if p < 30) in range(420, 581)

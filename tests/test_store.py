@@ -222,6 +222,45 @@ def test_known_urls_looks_up_many_keys_at_once(store: Store):
     assert store.known_urls("wire", []) == set()
 
 
+def test_sort_urls_answers_known_and_filtered_in_one_call(store: Store):
+    add(store, article(1))
+    store.mark_filtered("wire", [article(2).url.lower()])
+    wanted = [article(n).url.lower() for n in (1, 2, 3)]
+    assert store.sort_urls("wire", wanted) == ({article(1).url.lower()}, {article(2).url.lower()})
+    assert store.sort_urls("farm", wanted) == ({article(1).url.lower()}, set())
+
+
+def test_unchanged_resightings_in_a_batch_see_the_batch_before_them(store: Store):
+    """Re-sightings that change nothing are answered apart from the others (store/base.py `_unchanged`):
+    their Duplicate still shows what earlier sightings of the same batch added, and a URL given twice is
+    taken in order."""
+    first = add(store, article(1))
+    copy = article(7, site="farm", headline=article(1).headline)
+    moved = article(2, headline="Story number 2 retold")
+    add(store, article(2))
+    results = store.add_many([
+        (copy, article(1).headline.lower(), copy.url.lower()),  # farm's copy: a source of entry 1
+        (article(1), article(1).headline.lower(), article(1).url.lower()),  # unchanged
+        (moved, moved.headline.lower(), moved.url.lower()),  # an edited headline
+        (article(2), article(2).headline.lower(), article(2).url.lower()),  # ... and back, in order
+    ])  # fmt: skip
+    assert [type(r) for r in results] == [Duplicate, Duplicate, Updated, Updated]
+    assert results[1].entry.id == first.entry.id
+    assert results[1].entry.sources == (copy.url,)
+    assert results[3].entry.article.headline == article(2).headline
+
+
+def test_add_many_saves_the_listing_validators_with_the_sightings(store: Store):
+    listing = "https://wire.example/ config=x"
+    store.add_many(
+        [(article(1), article(1).headline.lower(), article(1).url.lower())],
+        validators=[(listing, Validators(etag='"v1"'))],
+    )
+    assert store.validators(listing) == Validators(etag='"v1"')
+    store.add_many([], validators=[(listing, Validators(etag='"v2"'))])
+    assert store.validators(listing) == Validators(etag='"v2"')
+
+
 def test_lone_surrogates_are_stored_as_replacement_characters(store: Store):
     entry = add(store, article(1, headline="bad \ud800 text")).entry
     assert entry.article.headline == "bad \ufffd text"

@@ -29,7 +29,7 @@ from feedmaker.extract import extract_listing
 from feedmaker.fetch import Fetcher
 from feedmaker.models import Page, SiteReport, Validators, utcnow
 from feedmaker.store import SqliteStore, Store
-from feedmaker.workers import PagePool
+from feedmaker.workers import PagePool, headline_key, item_url_key, with_keys
 from tests.hostile_server import HostileHandler, HostileServer, serve_routes
 from tests.sites import serve_dir, write_config
 from tests.test_daemon import descendants, process_alive, wait_for
@@ -79,6 +79,22 @@ def test_a_listing_comes_back_from_a_worker_equal_to_in_process_extraction(pool:
     result = asyncio.run(pool.listing(listed, site))
     assert result == extract_listing(listed, site)
     assert [item.headline for item in result.items] == ["Story a of the day", "Story b of the day"]
+
+
+def test_a_keyed_listing_carries_the_keys_the_run_would_compute(pool: PagePool, site: SiteConfig):
+    body = b"".join(
+        f'<li class="story"><a href="/{href}">Story {n} of the day</a></li>'.encode()
+        for n, href in enumerate(["a.html", "b.html#comments", "c.html#v2-1"])
+    )
+    listed = page("http://127.0.0.1/list.html", b"<html><body><ul>" + body + b"</ul></body></html>")
+    keyed = asyncio.run(pool.keyed_listing(listed, site))
+    assert keyed == with_keys(extract_listing(listed, site), site)
+    items = keyed.listing.items
+    assert keyed.url_keys == tuple(item_url_key(i.url) for i in items)
+    # A fragment that only points into the page is no part of the item's identity; one naming it is.
+    assert keyed.url_keys[1:] == ("http://127.0.0.1/b.html", "http://127.0.0.1/c.html#v2-1")
+    assert keyed.keys == tuple(headline_key(site, i.headline) for i in items)
+    assert keyed.keys[0] == headline_key(site, "Story 0 of the day") != ""
 
 
 def test_an_extract_error_crosses_the_process_boundary_with_its_type_and_fields(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from feedmaker.models import Added, AddResult, Article, Duplicate, Entry, Updated, as_utc
+from feedmaker.models import Added, AddResult, Article, Duplicate, Entry, Updated, Validators, as_utc
 from feedmaker.store.coordination import Claim, Coordination
 from feedmaker.store.feeds import Feeds
 from feedmaker.store.history import RUNS_KEPT, History, RunRecord
@@ -93,9 +93,16 @@ class Store(Walks, Coordination, History, Feeds):
         """Store one sighting of a story, committed before returning (see `add_many` for the rules)."""
         return self.add_many([(article, key, url_key)])[0]
 
-    def add_many(self, sightings: Sequence[tuple[Article, str, str]]) -> list[AddResult]:
+    def add_many(
+        self,
+        sightings: Sequence[tuple[Article, str, str]],
+        *,
+        validators: Sequence[tuple[str, Validators]] = (),
+    ) -> list[AddResult]:
         """Store (article, key, url_key) sightings in ONE transaction, committed before returning: one disk
-        sync per site run instead of one per article. Each sighting, in order:
+        sync per site run instead of one per article. The listing pages' `validators` (url, validators), if
+        given, are saved in the same transaction, after the sightings: they stand for every item stored. Each
+        sighting, in order:
 
         1. `url_key` is a stored entry's URL, seen by the same site: merge (see `_merge`). A changed field
            gives Updated (updated = now, key = the new key); otherwise Duplicate. Seen by another site:
@@ -107,6 +114,10 @@ class Store(Walks, Coordination, History, Feeds):
         4. Otherwise Added, with an id minted here once ("urn:uuid:<uuid4>").
         """
         if not sightings:
+            if validators:
+                with self._write(f"save validators of {validators[0][0]!r}") as db:
+                    for url, page_validators in validators:
+                        self._save_validators(db, url, page_validators)
             return []
         # Each sighting is seen a microsecond before the one after it: undated stories of one run get
         # distinct first-seen times (their <updated>; feed validators flag entries sharing one), the first
@@ -114,13 +125,67 @@ class Store(Walks, Coordination, History, Feeds):
         start = self._now()
         nows = [iso(start - timedelta(microseconds=n)) for n in range(len(sightings))]
         what = f"add {sightings[0][0].url!r}" if len(sightings) == 1 else f"add {len(sightings)} articles"
-        return self._write_retrying(
-            what,
-            lambda db: [
-                self._add(db, a, key=clean(key), url_key=clean(url_key), now=now)
-                for (a, key, url_key), now in zip(sightings, nows, strict=True)
-            ],
-        )
+
+        def work(db: Db) -> list[AddResult]:
+            results = self._add_all(db, sightings, nows)
+            for url, page_validators in validators:
+                self._save_validators(db, url, page_validators)
+            return results
+
+        return self._write_retrying(what, work)
+
+    def _add_all(
+        self, db: Db, sightings: Sequence[tuple[Article, str, str]], nows: Sequence[str]
+    ) -> list[AddResult]:
+        """`_add` for each sighting, in order; except that re-sightings which change nothing (rule 1 without
+        a change: most of every run) are found with one query and answered with one more, instead of three
+        queries each. They write nothing, so leaving them out of the order changes no other sighting."""
+        unchanged = self._unchanged(db, sightings)
+        results: list[AddResult | None] = [
+            None
+            if n in unchanged
+            else self._add(db, article, key=clean(key), url_key=clean(url_key), now=now)
+            for n, ((article, key, url_key), now) in enumerate(zip(sightings, nows, strict=True))
+        ]
+        entries = self._entries_by_id(db, sorted(set(unchanged.values())))
+        return [
+            Duplicate(entries[unchanged[n]], sightings[n][0].url) if result is None else result
+            for n, result in enumerate(results)
+        ]
+
+    def _unchanged(self, db: Db, sightings: Sequence[tuple[Article, str, str]]) -> dict[int, str]:
+        """Index -> entry id of the sightings that `_merge` would answer with Duplicate and no write: the
+        entry's own site sees its URL again with no field changed and the same key. A URL given twice is left
+        to `_add`, as the first of the two may change the entry the second is compared with."""
+        counts: dict[str, int] = {}
+        for _, _, url_key in sightings:
+            counts[clean(url_key)] = counts.get(clean(url_key), 0) + 1
+        keys = sorted(k for k, count in counts.items() if count == 1)
+        rows: dict[str, tuple[Any, ...]] = {}
+        for chunk in chunks(keys):
+            found = db.execute(
+                f"SELECT {ENTRY_COLUMNS} FROM entries WHERE url_key IN ({_marks(len(chunk))})", chunk
+            )
+            rows.update((row[3], tuple(row)) for row in found)
+        unchanged: dict[int, str] = {}
+        for n, (article, key, url_key) in enumerate(sightings):
+            row = rows.get(clean(url_key))
+            if row is None or row[1] != clean(article.site) or (clean(key) or row[2]) != row[2]:
+                continue
+            if not _changes(row[ENTRY_FIELDS], article_values(article)):
+                unchanged[n] = row[0]
+        return unchanged
+
+    def _entries_by_id(self, db: Db, entry_ids: Sequence[str]) -> dict[str, Entry]:
+        """`_entry_by_id` for many entries, in two queries per chunk of ids."""
+        sources = self._sources(db, entry_ids)
+        found: dict[str, Entry] = {}
+        for chunk in chunks(entry_ids):
+            for row in db.execute(
+                f"SELECT {ENTRY_COLUMNS} FROM entries WHERE id IN ({_marks(len(chunk))})", chunk
+            ):
+                found[row[0]] = entry_from_row(row, sources.get(row[0], ()))
+        return found
 
     def _add(self, db: Db, article: Article, *, key: str, url_key: str, now: str) -> AddResult:
         site = clean(article.site)
@@ -288,6 +353,32 @@ class Store(Walks, Coordination, History, Feeds):
             url_keys,
             lambda chunk: (*chunk, *chunk),
         )
+
+    def sort_urls(self, site: str, url_keys: Iterable[str]) -> tuple[set[str], set[str]]:
+        """`known_urls` and `filtered_urls` of these canonical URLs, in one read transaction: what a run
+        asks of every listing."""
+        keys = sorted({clean(k) for k in url_keys})
+        known: set[str] = set()
+        filtered: set[str] = set()
+        with self._read(f"look up known and filtered URLs for site {site}") as db:
+            for chunk in chunks(keys):
+                marks = _marks(len(chunk))
+                known.update(
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT url_key FROM entries WHERE url_key IN ({marks}) "
+                        f"UNION SELECT url_key FROM sources WHERE url_key IN ({marks})",
+                        (*chunk, *chunk),
+                    )
+                )
+                filtered.update(
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT url_key FROM filtered WHERE site = ? AND url_key IN ({marks})",
+                        (site, *chunk),
+                    )
+                )
+        return known, filtered
 
     def filtered_urls(self, site: str, url_keys: Iterable[str]) -> set[str]:
         """Which of these canonical URLs this site's filters rejected before (see `mark_filtered`)."""

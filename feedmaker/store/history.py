@@ -65,15 +65,18 @@ class History(Transactions):
 
     def save_validators(self, url: str, v: Validators) -> None:
         with self._write(f"save validators of {url!r}") as db:
-            if v.etag is None and v.last_modified is None:
-                db.execute("DELETE FROM validators WHERE url = ?", (clean(url),))
-            else:
-                db.execute(
-                    "INSERT INTO validators (url, etag, last_modified, saved) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, "
-                    "last_modified = excluded.last_modified, saved = excluded.saved",
-                    (clean(url), clean_or_none(v.etag), clean_or_none(v.last_modified), iso(self._now())),
-                )
+            self._save_validators(db, url, v)
+
+    def _save_validators(self, db: Db, url: str, v: Validators) -> None:
+        if v.etag is None and v.last_modified is None:
+            db.execute("DELETE FROM validators WHERE url = ?", (clean(url),))
+        else:
+            db.execute(
+                "INSERT INTO validators (url, etag, last_modified, saved) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, "
+                "last_modified = excluded.last_modified, saved = excluded.saved",
+                (clean(url), clean_or_none(v.etag), clean_or_none(v.last_modified), iso(self._now())),
+            )
 
     # -- run history ---------------------------------------------------------------------------------
 

@@ -114,6 +114,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # As sqlite's step 12: claims on robots.txt fetches.
         schema.ROBOTS_CLAIMS,
     ),
+    (
+        # As sqlite's step 13: validators by the time they were saved.
+        schema.VALIDATORS_SAVED,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -113,6 +113,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Claims on robots.txt fetches: one worker fetches a host's robots.txt for all (Coordination).
         schema.ROBOTS_CLAIMS,
     ),
+    (
+        # Validators by the time they were saved, for the prune every run does.
+        schema.VALIDATORS_SAVED,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
