@@ -100,10 +100,11 @@ class PhasedInterval(IntervalTrigger):  # type: ignore[misc]  # APScheduler 3 sh
         return after
 
 
-def phase_seconds(site_id: str, interval: float) -> float:
+def phase_seconds(site_id: str, interval: float, jitter: float = 0.0) -> float:
     """Where in its interval a site's runs fall: spread evenly over sites by a hash of the id, and the same at
-    every start, so a restart does not move a site's runs."""
-    return zlib.crc32(site_id.encode()) / 2**32 * interval
+    every start, so a restart does not move a site's runs. Within [0, interval - jitter): phase plus jitter
+    stays inside one slot (slot_start), so no run lands in the next slot and leaves its own slot empty."""
+    return zlib.crc32(site_id.encode()) / 2**32 * max(0.0, interval - jitter)
 
 
 def trigger_for(schedule: Schedule, site_id: str = "") -> BaseTrigger:
@@ -112,7 +113,8 @@ def trigger_for(schedule: Schedule, site_id: str = "") -> BaseTrigger:
             seconds=schedule.interval,
             jitter=jitter_seconds(schedule),
             timezone=UTC,
-            start_date=PHASE_ORIGIN + timedelta(seconds=phase_seconds(site_id, schedule.interval)),
+            start_date=PHASE_ORIGIN
+            + timedelta(seconds=phase_seconds(site_id, schedule.interval, jitter_seconds(schedule))),
         )
     assert schedule.cron is not None
     return CronTrigger.from_crontab(schedule.cron, timezone=UTC)

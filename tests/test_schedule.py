@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from feedmaker.schedule import (
     make_scheduler,
     next_run,
     phase_seconds,
+    slot_start,
     trigger_for,
 )
 from feedmaker.store import SqliteStore, Store
@@ -414,11 +416,27 @@ def test_interval_runs_keep_their_phase_and_sites_spread_over_the_interval():
     for _ in range(30):
         fire = trigger.get_next_fire_time(fire, fire)
         assert fire is not None
-        offset = (fire - PHASE_ORIGIN).total_seconds() % 60 - phase_seconds(site.id, 60)
-        assert 0 <= offset % 60 <= jitter_seconds(site.schedule) + 1e-6
+        jitter = jitter_seconds(site.schedule)
+        offset = (fire - PHASE_ORIGIN).total_seconds() % 60 - phase_seconds(site.id, 60, jitter)
+        assert 0 <= offset % 60 <= jitter + 1e-6
     # 30 runs take 30 minutes, not 30 x (interval + mean jitter)
     assert (fire - start).total_seconds() == pytest.approx(30 * 60, abs=70)
     phases = sorted(phase_seconds(f"site-{n}", 60) for n in range(1000))
     assert phases[0] < 1
     assert phases[-1] > 59
     assert sum(1 for p in phases if p < 30) in range(420, 581)
+
+
+def test_each_run_of_a_phased_site_lands_in_a_slot_of_its_own():
+    """Phase plus jitter stays inside one lease slot: consecutive runs fall in consecutive slots, so none
+    is pushed into the next slot (where it would take that slot's run and leave its own slot empty)."""
+    for n in range(200):
+        site = make_site(f"site-{n}", "every 1m")
+        trigger = trigger_for(site.schedule, site.id)
+        fire = trigger.get_next_fire_time(None, datetime(2026, 1, 1, 12, 0, 3, tzinfo=UTC))
+        slots = []
+        for _ in range(20):
+            assert fire is not None
+            slots.append(slot_start(site.schedule, fire))
+            fire = trigger.get_next_fire_time(fire, fire)
+        assert [(b - a).total_seconds() for a, b in itertools.pairwise(slots)] == [60.0] * 19, site.id
