@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from feedmaker import patterns
 from feedmaker.text import fold, strip_title_affixes
 from feedmaker.urls import canonical_url  # the URL half of "same story", kept importable from here
 
-__all__ = ["canonical_key", "canonical_url"]
+if TYPE_CHECKING:
+    from feedmaker.config import SiteConfig
+
+__all__ = ["canonical_key", "canonical_url", "headline_key"]
 
 
 def canonical_key(headline: str, *, strip: Sequence[str] = (), site_names: Sequence[str] = ()) -> str:
@@ -33,3 +37,8 @@ def canonical_key(headline: str, *, strip: Sequence[str] = (), site_names: Seque
     for pattern in strip:
         text = patterns.blank_out(pattern, text)
     return fold(strip_title_affixes(text, site_names))
+
+
+def headline_key(site: SiteConfig, headline: str) -> str:
+    """The canonical key of a headline on this site (canon.py), which tells copies of one story apart from news."""
+    return canonical_key(headline, strip=site.canonical.strip, site_names=(site.name,))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from feedmaker.canon import headline_key
 from feedmaker.config import Settings, SiteConfig
 from feedmaker.errors import FeedmakerError, StoreError
 from feedmaker.extract import extract_article, extract_listing
@@ -43,7 +44,7 @@ from feedmaker.models import (
 from feedmaker.publish import publish
 from feedmaker.run_report import describe_failure, drift_warnings, fill_rates, log_report
 from feedmaker.store import RunRecord, Store, is_generic_key
-from feedmaker.workers import KeyedListing, PagePool, headline_key, with_keys
+from feedmaker.workers import KeyedListing, PagePool, with_keys
 
 __all__ = [
     "RUN_SHARE",
@@ -85,7 +86,7 @@ class Listings:
     """read_listings -> partition: the items by canonical URL (first sighting wins) and what reading cost."""
 
     items: tuple[tuple[str, Article], ...]
-    keys: tuple[str, ...] = ()  # each item's headline key, in item order, as the page worker computed it
+    keys: tuple[str, ...]  # each item's headline key, in item order, as the page worker computed it
     validators: tuple[tuple[str, Validators], ...]  # per parsed page, saved once every item is stored
     pages: int
     not_modified: int
@@ -271,15 +272,10 @@ def partition(site: SiteConfig, listings: Listings, store: Store) -> Partition:
     and another site's story becomes this site's source. Their URL identifies them."""
     url_keys = [url_key for url_key, _ in listings.items]
     known, rejected = store.sort_urls(site.id, url_keys)
-    keys = (
-        listings.keys
-        if len(listings.keys) == len(listings.items)
-        else tuple(headline_key(site, item.headline) for _, item in listings.items)
-    )
     seen: list[Sighting] = []
     fresh: list[tuple[str, Article]] = []
     fresh_keys: list[tuple[str, str]] = []
-    for (url_key, item), key in zip(listings.items, keys, strict=True):
+    for (url_key, item), key in zip(listings.items, listings.keys, strict=True):
         if url_key in known:
             # A generic listing headline is no news about a known item: it must not replace the article page's.
             if _is_generic(site, item.headline, key):

@@ -17,7 +17,7 @@ import tldextract
 from feedmaker.text import XML_FORBIDDEN
 
 __all__ = [
-    "IMAGE_SCHEMES", "LINK_SCHEMES", "absolute", "canonical_url", "host_of", "href", "origin", "plain_origin", "same_site", "site_of", "without_fragment",
+    "IMAGE_SCHEMES", "LINK_SCHEMES", "absolute", "canonical_url", "host_of", "href", "item_url_key", "origin", "plain_origin", "same_site", "site_of", "without_fragment",
 ]  # fmt: skip
 
 _URL_INVISIBLE = re.compile("[\t\n\r]")
@@ -196,3 +196,23 @@ def href(value: str) -> str | None:
     if scheme == "mailto":
         return text if parts.path else None
     return text if parts.hostname else None
+
+
+# Fragments that only point into a page (comments, navigation); any other id-like fragment names an item,
+# as a changelog's #v2-1-0 does. Fragments holding "=" or "&" are tracking ("#xtor=RSS-1") and dropped.
+_NOISE_FRAGMENTS = re.compile(
+    r"(?i)^(?:top|main|content|main-content|comments?|respond|reply|disqus_thread|comment-\d+|more)$"
+)
+_ID_FRAGMENT = re.compile(r"^[A-Za-z][\w.:-]*$")
+
+
+def _names_an_item(url: str) -> bool:
+    """Whether the #fragment of a listing link tells items apart: the same for every page and run, so
+    an item's key never changes when other items come and go."""
+    fragment = url.partition("#")[2]
+    return bool(_ID_FRAGMENT.match(fragment)) and not _NOISE_FRAGMENTS.match(fragment)
+
+
+def item_url_key(url: str) -> str:
+    """A listed item's identity in the store: its canonical URL, with the #fragment only where it names the item."""
+    return canonical_url(url, keep_fragment=_names_an_item(url))

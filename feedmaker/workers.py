@@ -25,7 +25,6 @@ import math
 import multiprocessing
 import os
 import queue
-import re
 import resource
 import signal
 import threading
@@ -38,19 +37,18 @@ from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
-from feedmaker.canon import canonical_key, canonical_url
+from feedmaker.canon import headline_key
 from feedmaker.config import SiteConfig
 from feedmaker.errors import FeedmakerError, ParseAborted
 from feedmaker.extract import extract_article, extract_listing
 from feedmaker.models import Article, Listing, Page
+from feedmaker.urls import item_url_key
 
 __all__ = [
     "MAX_WORKERS",
     "KeyedListing",
     "PagePool",
     "default_workers",
-    "headline_key",
-    "item_url_key",
     "keyed_listing",
     "with_keys",
 ]
@@ -64,31 +62,6 @@ T = TypeVar("T")
 # A job's log records: (logger name, level, message). A worker answers each job with ("ok", result, records)
 # or ("error", the exception's parts, records).
 _Records = list[tuple[str, int, str]]
-
-
-# Fragments that only point into a page (comments, navigation); any other id-like fragment names an item,
-# as a changelog's #v2-1-0 does. Fragments holding "=" or "&" are tracking ("#xtor=RSS-1") and dropped.
-_NOISE_FRAGMENTS = re.compile(
-    r"(?i)^(?:top|main|content|main-content|comments?|respond|reply|disqus_thread|comment-\d+|more)$"
-)
-_ID_FRAGMENT = re.compile(r"^[A-Za-z][\w.:-]*$")
-
-
-def _names_an_item(url: str) -> bool:
-    """Whether the #fragment of a listing link tells items apart: the same for every page and run, so
-    an item's key never changes when other items come and go."""
-    fragment = url.partition("#")[2]
-    return bool(_ID_FRAGMENT.match(fragment)) and not _NOISE_FRAGMENTS.match(fragment)
-
-
-def item_url_key(url: str) -> str:
-    """A listed item's identity in the store: its canonical URL, with the #fragment only where it names the item."""
-    return canonical_url(url, keep_fragment=_names_an_item(url))
-
-
-def headline_key(site: SiteConfig, headline: str) -> str:
-    """The canonical key of a headline on this site (canon.py), which tells copies of one story apart from news."""
-    return canonical_key(headline, strip=site.canonical.strip, site_names=(site.name,))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from feedmaker.canon import headline_key
 from feedmaker.config import LimitSettings, Settings, SiteConfig, load_all, load_settings
 from feedmaker.crawl import crawl_all, crawl_site
 from feedmaker.errors import ExtractError, ParseAborted
@@ -29,7 +30,8 @@ from feedmaker.extract import extract_listing
 from feedmaker.fetch import Fetcher
 from feedmaker.models import Page, SiteReport, Validators, utcnow
 from feedmaker.store import SqliteStore, Store
-from feedmaker.workers import PagePool, headline_key, item_url_key, with_keys
+from feedmaker.urls import item_url_key
+from feedmaker.workers import PagePool, with_keys
 from tests.hostile_server import HostileHandler, HostileServer, serve_routes
 from tests.sites import serve_dir, write_config
 from tests.test_daemon import descendants, process_alive, wait_for
