@@ -347,63 +347,20 @@ class Store(Walks, Coordination, History, Feeds):
 
     def known_urls(self, site: str, url_keys: Iterable[str]) -> set[str]:
         """Which of these canonical URLs are stored already, as an entry or a source, from any site."""
-        return self._present(
-            f"look up known URLs for site {site}",
-            "SELECT url_key FROM entries WHERE url_key IN ({marks}) UNION SELECT url_key FROM sources WHERE url_key IN ({marks})",
-            url_keys,
-            lambda chunk: (*chunk, *chunk),
-        )
+        with self._read(f"look up known URLs for site {site}") as db:
+            return _known(db, url_keys)
 
     def sort_urls(self, site: str, url_keys: Iterable[str]) -> tuple[set[str], set[str]]:
         """`known_urls` and `filtered_urls` of these canonical URLs, in one read transaction: what a run
         asks of every listing."""
-        keys = sorted({clean(k) for k in url_keys})
-        known: set[str] = set()
-        filtered: set[str] = set()
+        keys = list(url_keys)  # read twice
         with self._read(f"look up known and filtered URLs for site {site}") as db:
-            for chunk in chunks(keys):
-                marks = _marks(len(chunk))
-                known.update(
-                    r[0]
-                    for r in db.execute(
-                        f"SELECT url_key FROM entries WHERE url_key IN ({marks}) "
-                        f"UNION SELECT url_key FROM sources WHERE url_key IN ({marks})",
-                        (*chunk, *chunk),
-                    )
-                )
-                filtered.update(
-                    r[0]
-                    for r in db.execute(
-                        f"SELECT url_key FROM filtered WHERE site = ? AND url_key IN ({marks})",
-                        (site, *chunk),
-                    )
-                )
-        return known, filtered
+            return _known(db, keys), _filtered(db, site, keys)
 
     def filtered_urls(self, site: str, url_keys: Iterable[str]) -> set[str]:
         """Which of these canonical URLs this site's filters rejected before (see `mark_filtered`)."""
-        return self._present(
-            f"look up filtered URLs for site {site}",
-            "SELECT url_key FROM filtered WHERE site = ? AND url_key IN ({marks})",
-            url_keys,
-            lambda chunk: (site, *chunk),
-        )
-
-    def _present(
-        self,
-        action: str,
-        query: str,
-        url_keys: Iterable[str],
-        params: Callable[[Sequence[str]], tuple[str, ...]],
-    ) -> set[str]:
-        """The url_keys a query finds, asked in chunks that stay under SQLite's parameter limit."""
-        keys = sorted({clean(k) for k in url_keys})
-        found: set[str] = set()
-        with self._read(action) as db:
-            for chunk in chunks(keys):
-                sql = query.format(marks=", ".join("?" * len(chunk)))
-                found.update(r[0] for r in db.execute(sql, params(chunk)))
-        return found
+        with self._read(f"look up filtered URLs for site {site}") as db:
+            return _filtered(db, site, url_keys)
 
     def mark_filtered(self, site: str, url_keys: Iterable[str]) -> None:
         now = iso(self._now())
@@ -461,3 +418,34 @@ def _changes(stored_values: Sequence[Any], fresh_values: Sequence[Any]) -> dict[
                 origins[origin_key] = new_origins[origin_key]
         changes["origins"] = json.dumps([list(pair) for pair in origins.items()])
     return changes
+
+
+def _known(db: Db, url_keys: Iterable[str]) -> set[str]:
+    """Which of these canonical URLs are stored, as an entry or a source, from any site."""
+    return _present(
+        db,
+        "SELECT url_key FROM entries WHERE url_key IN ({marks}) UNION SELECT url_key FROM sources WHERE url_key IN ({marks})",
+        url_keys,
+        lambda chunk: (*chunk, *chunk),
+    )
+
+
+def _filtered(db: Db, site: str, url_keys: Iterable[str]) -> set[str]:
+    """Which of these canonical URLs the site's filters rejected before."""
+    return _present(
+        db,
+        "SELECT url_key FROM filtered WHERE site = ? AND url_key IN ({marks})",
+        url_keys,
+        lambda chunk: (site, *chunk),
+    )
+
+
+def _present(
+    db: Db, query: str, url_keys: Iterable[str], params: Callable[[Sequence[str]], tuple[str, ...]]
+) -> set[str]:
+    """The url_keys a query finds, asked in chunks that stay under SQLite's parameter limit."""
+    keys = sorted({clean(k) for k in url_keys})
+    found: set[str] = set()
+    for chunk in chunks(keys):
+        found.update(r[0] for r in db.execute(query.format(marks=_marks(len(chunk))), params(chunk)))
+    return found
