@@ -35,6 +35,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/extract.py
+	$(BIN)/python benchmarks/extract_floor.py
 	$(BIN)/python benchmarks/accuracy.py
 	$(BIN)/python benchmarks/fetch_bomb.py
 	$(BIN)/python benchmarks/daemon.py
