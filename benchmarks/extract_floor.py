@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from benchmarks.extract import FIFTY_REPEATS, fifty_item_listing
+from benchmarks.extract import FIFTY_REPEATS, FIFTY_SELECTORS, fifty_item_listing
 from feedmaker.config import ListSelectors, SiteConfig
 from feedmaker.dates import common_iso
 from feedmaker.errors import ExtractError
@@ -60,11 +60,6 @@ Step = Callable[[], object]
 URL = "https://news.example/"
 ORIGIN = "https://news.example"
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
-SELECTORS = {
-    "item": "article.post", "headline": "h2 a", "link": {"css": "h2 a", "attr": "href"},
-    "date": {"css": "time", "attr": "datetime"}, "author": ".author", "summary": ".summary",
-    "image": {"css": "img", "attr": "src"}, "next": {"css": "a.next", "attr": "href"},
-}  # fmt: skip
 FIELD_CSS = ("h2 a", "time", ".author", ".summary", "img")  # the link and headline share "h2 a"
 
 
@@ -181,7 +176,7 @@ def listing_steps() -> list[tuple[str, Step]]:
         name="bench",
         start_urls=(URL,),
         max_items=50,
-        list=ListSelectors.model_validate(SELECTORS),
+        list=ListSelectors.model_validate(FIFTY_SELECTORS),
     )
     page = Page(url=URL, body=body, encoding=None, fetched_at=NOW)
     ours = extract_listing(page, site).items
