@@ -40,7 +40,7 @@ from feedmaker.config import ListSelectors, SiteConfig
 from feedmaker.errors import ExtractError
 from feedmaker.extract import extract_fields, extract_listing
 from feedmaker.models import Page
-from tests.corpus import LISTINGS, missing_corpora, postlight_pages, readability_pages
+from tests.corpus import CORPUS_NOW, LISTINGS, missing_corpora, postlight_pages, readability_pages
 
 Job = tuple[bytes, Callable[[], object]]
 
@@ -124,27 +124,28 @@ def fifty_item_listing() -> bytes:
     ).encode()
 
 
-# The selectors of the generated listing (benchmarks/extract_floor.py reads the same items by hand).
-FIFTY_SELECTORS = {
-    "item": "article.post", "headline": "h2 a", "link": {"css": "h2 a", "attr": "href"},
-    "date": {"css": "time", "attr": "datetime"}, "author": ".author", "summary": ".summary",
-    "image": {"css": "img", "attr": "src"}, "next": {"css": "a.next", "attr": "href"},
-}  # fmt: skip
+FIFTY_URL = "https://news.example/"
+
+
+def fifty_listing() -> tuple[Page, SiteConfig]:
+    """The generated listing as fetched, and its site's selectors (benchmarks/extract_floor.py reads
+    the same items by hand)."""
+    site = SiteConfig(
+        id="bench", name="bench", start_urls=(FIFTY_URL,), max_items=50,
+        list=ListSelectors.model_validate({
+            "item": "article.post", "headline": "h2 a", "link": {"css": "h2 a", "attr": "href"},
+            "date": {"css": "time", "attr": "datetime"}, "author": ".author", "summary": ".summary",
+            "image": {"css": "img", "attr": "src"}, "next": {"css": "a.next", "attr": "href"},
+        }),
+    )  # fmt: skip
+    page = Page(url=FIFTY_URL, body=fifty_item_listing(), encoding=None, fetched_at=CORPUS_NOW)
+    return page, site
 
 
 def _fifty_job() -> Job:
-    url = "https://news.example/"
-    site = SiteConfig(
-        id="bench",
-        name="bench",
-        start_urls=(url,),
-        max_items=50,
-        list=ListSelectors.model_validate(FIFTY_SELECTORS),
-    )
-    body = fifty_item_listing()
-    page = Page(url=url, body=body, encoding=None, fetched_at=datetime(2027, 1, 1, tzinfo=UTC))
+    page, site = fifty_listing()
     assert len(extract_listing(page, site).items) == 50
-    return body, lambda: extract_listing(page, site)
+    return page.body, lambda: extract_listing(page, site)
 
 
 def main() -> None:

@@ -35,15 +35,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from benchmarks.extract import FIFTY_REPEATS, FIFTY_SELECTORS, fifty_item_listing
-from feedmaker.config import ListSelectors, SiteConfig
+from benchmarks.extract import FIFTY_REPEATS, FIFTY_URL, fifty_listing
+from feedmaker.config import SiteConfig
 from feedmaker.dates import common_iso
 from feedmaker.errors import ExtractError
 from feedmaker.extract import extract_fields, extract_listing
@@ -52,14 +52,14 @@ from feedmaker.extract.fields import read_chain
 from feedmaker.extract.metadata import Document, select
 from feedmaker.models import Article, Page
 from feedmaker.text import clean_text
-from feedmaker.urls import IMAGE_SCHEMES, LINK_SCHEMES, absolute
-from tests.corpus import missing_corpora, postlight_pages, readability_pages
+from feedmaker.urls import IMAGE_SCHEMES, LINK_SCHEMES, absolute, plain_origin
+from tests.corpus import CORPUS_NOW, missing_corpora, postlight_pages, readability_pages
 
 Step = Callable[[], object]
 
-URL = "https://news.example/"
-ORIGIN = "https://news.example"
-NOW = datetime(2027, 1, 1, tzinfo=UTC)
+URL = FIFTY_URL
+ORIGIN = plain_origin(URL)
+NOW = CORPUS_NOW  # the listing's fetched_at
 FIELD_CSS = ("h2 a", "time", ".author", ".summary", "img")  # the link and headline share "h2 a"
 
 
@@ -170,15 +170,8 @@ def _articles(body: bytes, kind: type[Article] | type[PlainArticle]) -> list[Art
 
 
 def listing_steps() -> list[tuple[str, Step]]:
-    body = fifty_item_listing()
-    site = SiteConfig(
-        id="bench",
-        name="bench",
-        start_urls=(URL,),
-        max_items=50,
-        list=ListSelectors.model_validate(FIFTY_SELECTORS),
-    )
-    page = Page(url=URL, body=body, encoding=None, fetched_at=NOW)
+    page, site = fifty_listing()
+    body = page.body
     ours = extract_listing(page, site).items
     floor = _articles(body, Article)
     # The floor does all the work extract_listing does for this page (origins aside: its order differs).
